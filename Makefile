@@ -1,0 +1,46 @@
+# Every target sets up .venv first, so each works on a fresh clone with Python 3.11.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Arguments for `make run` / `make bench`, e.g. `make run ARGS="--source-url http://127.0.0.1:8000"`.
+ARGS ?=
+
+.PHONY: help setup run test lint typecheck unit bench clean
+
+help:
+	@echo "make run    run the local pipeline on the bundled sample API (data in ./data)"
+	@echo "make test   lint, type-check and run the whole test suite"
+	@echo "make bench  benchmark the pipeline (ORDERS=1000000 by default)"
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/lakehouse run $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy etl components __main__.py tests benchmarks
+
+unit: $(STAMP)
+	$(BIN)/pytest $(ARGS)
+
+test: lint typecheck unit
+
+ORDERS ?= 1000000
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --orders $(ORDERS) $(ARGS)
+
+clean:
+	rm -rf $(VENV) data build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Gold: business aggregates built from Silver with one SQL file per table."""

@@ -1,0 +1,132 @@
+"""The pipeline definition: which steps run, in which order, with which arguments.
+
+The Step Functions state machine (components/state_machine.py) is rendered from these objects and the
+local runner (etl/runner.py) walks them, so AWS and the local run execute the same steps with the same
+arguments. This module is plain Python: the Pulumi program imports it without Spark, the jobs without Pulumi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+
+class StepKind(Enum):
+    """Where a step runs in AWS; locally every kind runs in the runner's process."""
+
+    FUNCTION = "function"  # a Lambda function, invoked with a JSON event
+    SPARK_JOB = "spark_job"  # a Glue job, started with `--name value` arguments
+
+
+class ExecutionValue(Enum):
+    """A value that belongs to the whole pipeline run (`$$.Execution.*` in Step Functions)."""
+
+    RUN_ID = "run_id"
+    STARTED_AT = "started_at"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A field of the result of an earlier step, e.g. the ingestion run's id."""
+
+    step: str
+    field: str
+
+
+Input = ExecutionValue | StepResult
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the pipeline."""
+
+    name: str
+    kind: StepKind
+    # The module whose `handler(event, context)` (FUNCTION) or `main(argv)` (SPARK_JOB) runs the step.
+    entry_point: str
+    description: str
+    # Per-run inputs: event fields for a FUNCTION, `--name` job arguments for a SPARK_JOB.
+    inputs: Mapping[str, Input] = field(default_factory=lambda: MappingProxyType({}))
+    # Deployment settings the step reads (job arguments fixed per stack, or environment variables); the
+    # infrastructure sets them in AWS and the local runner from the data directory.
+    settings: tuple[str, ...] = ()
+    # Fields of the step's result that later steps and the run summary use.
+    result_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """An ordered list of steps; each step runs after the one before it succeeded."""
+
+    name: str
+    steps: tuple[Step, ...]
+
+    def __post_init__(self) -> None:
+        names = [step.name for step in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique, got {names}")
+        for position, step in enumerate(self.steps):
+            earlier = {s.name: s for s in self.steps[:position]}
+            for argument, value in step.inputs.items():
+                if isinstance(value, StepResult) and (
+                    value.step not in earlier or value.field not in earlier[value.step].result_fields
+                ):
+                    raise ValueError(
+                        f"step {step.name!r} input {argument!r} refers to {value.step}.{value.field}, "
+                        "which no earlier step returns"
+                    )
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+# Argument names shared by the Spark jobs (Glue passes them as `--name value`).
+BRONZE_ROOT = "--bronze-root"
+SILVER_DATABASE = "--silver-database"
+GOLD_DATABASE = "--gold-database"
+RUN_ID = "--run-id"
+
+# Fields of the ingestion summary (etl.extract.ingest.IngestionSummary).
+INGESTION_RESULT_FIELDS = (
+    "run_id",
+    "manifest",
+    "pages",
+    "records",
+    "objects",
+    "watermark",
+)
+
+INGEST = Step(
+    name="Ingest",
+    kind=StepKind.FUNCTION,
+    entry_point="etl.extract.handler",
+    description="Bronze: pull new and changed orders from the source API into raw JSON Lines",
+    inputs=MappingProxyType(
+        {"run_id": ExecutionValue.RUN_ID, "started_at": ExecutionValue.STARTED_AT}
+    ),
+    result_fields=INGESTION_RESULT_FIELDS,
+)
+
+SILVER = Step(
+    name="Silver",
+    kind=StepKind.SPARK_JOB,
+    entry_point="etl.transform.job",
+    description="Silver: validate, type and de-duplicate the new runs and MERGE them into silver.orders",
+    inputs=MappingProxyType({RUN_ID: StepResult("Ingest", "run_id")}),
+    settings=(BRONZE_ROOT, SILVER_DATABASE),
+)
+
+GOLD = Step(
+    name="Gold",
+    kind=StepKind.SPARK_JOB,
+    entry_point="etl.load.job",
+    description="Gold: rebuild the business aggregates from silver.orders",
+    settings=(SILVER_DATABASE, GOLD_DATABASE),
+)
+
+ORDERS_PIPELINE = Pipeline(name="orders", steps=(INGEST, SILVER, GOLD))

@@ -1,0 +1,1 @@
+"""A sample source API that follows the source contract, deterministic from a seed."""

@@ -1,0 +1,1 @@
+"""Silver: validate, type, de-duplicate and MERGE the raw records into Iceberg tables."""
