@@ -81,6 +81,7 @@ def build_session(
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "16",
+        "spark.sql.debug.maxToStringFields": "200",
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
         **iceberg_conf(),
         **local_catalog_conf(str(Path(warehouse).resolve())),
