@@ -26,7 +26,8 @@ def publish_next_batch(
             seed is not None and seed != source.seed
         ):
             raise SampleStateError(
-                f"{data_dir} holds a sample source of {source.initial_orders} orders with seed {source.seed}; "
+                f"{data_dir} holds a sample source of {source.initial_orders} orders "
+                f"with seed {source.seed}; "
                 "use a new --data-dir for other sample settings"
             )
         source = replace(source, batches=source.batches + 1)
