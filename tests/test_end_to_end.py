@@ -98,7 +98,8 @@ def test_a_run_against_another_api_and_a_query_as_json(tmp_path: Path) -> None:
         '{"order_id": 1, "customer_id": "alice", "status": "paid", "amount": 10, "currency": "eur", '
         '"created_at": "2026-05-01T23:30:00-02:00", "updated_at": "2026-05-02T00:00:00Z", "note": "x"}',
         '{"order_id": "1", "customer_id": "alice", "status": "REFUNDED", "amount": "10.005", '
-        '"currency": "EUR", "created_at": "2026-05-01T23:30:00-02:00", "updated_at": "2026-05-03T00:00:00.5Z"}',
+        '"currency": "EUR", "created_at": "2026-05-01T23:30:00-02:00", '
+        '"updated_at": "2026-05-03T00:00:00.5Z"}',
         '{"order_id": 2, "customer_id": "bob", "status": "shipped", "amount": 0.1, "currency": "usd", '
         '"created_at": "2026-05-02T00:00:00Z", "updated_at": "2026-05-02T00:00:00Z", '
         '"items": [{"sku": "A"}]}',
