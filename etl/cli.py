@@ -139,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--orders", type=int, default=5000, help="orders in the first batch")
     sample.add_argument("--batches", type=int, default=1, help="batches published")
     sample.add_argument("--seed", type=int, default=7)
-    sample.add_argument("--change-fraction", type=float, default=0.1, help="later batches, as a share of --orders")
+    sample.add_argument(
+        "--change-fraction", type=float, default=0.1, help="size of later batches, as a share of --orders"
+    )
     return parser
 
 

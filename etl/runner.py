@@ -24,6 +24,7 @@ from etl.timestamps import format_rfc3339, utc_now
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+
 @dataclass(frozen=True)
 class LocalLayout:
     """Where a local run keeps its data, under one directory."""

@@ -15,7 +15,9 @@ from pyspark.sql import SparkSession
 from etl.bronze import BronzeLayout, read_manifest
 from etl.extract.ingest import ingest
 from etl.extract.settings import IngestionSettings, SourceSettings
+from etl.jobs import ensure_tables
 from etl.storage import LocalStore
+from etl.tables import SILVER_TABLES
 from etl.transform import job as silver
 from tests.fixed_api import FixedPagesApi
 
@@ -39,10 +41,13 @@ def order(order_id: int, updated_at: str, status: str = "placed", amount: object
 class Lake:
     """A Bronze directory and a fresh Silver database in the shared test catalog."""
 
-    def __init__(self, spark: SparkSession, root: Path) -> None:
+    def __init__(self, spark: SparkSession, root: Path, write_mode: str | None = None) -> None:
         self.spark = spark
         self.bronze = str(root / "bronze")
         self.database = f"silver_{uuid.uuid4().hex[:8]}"
+        if write_mode is not None:
+            modes = {f"write.{op}.mode": write_mode for op in ("merge", "update", "delete")}
+            ensure_tables(spark, self.database, SILVER_TABLES, modes)
 
     def land(self, run_id: str, *pages: list[str], day: int = 1) -> None:
         settings = IngestionSettings(SourceSettings("http://127.0.0.1:9"), self.bronze)
@@ -98,7 +103,11 @@ def test_merges_valid_records_and_quarantines_invalid_ones(lake: Lake) -> None:
     assert [(r.run_id, r.records, r.accepted, r.quarantined) for r in ledger] == [("r1", 4, 2, 2)]
 
 
-def test_newer_versions_update_older_ones_never_do(lake: Lake) -> None:
+@pytest.mark.parametrize("write_mode", ["merge-on-read", "copy-on-write"])
+def test_newer_versions_update_older_ones_never_do(
+    spark: SparkSession, tmp_path: Path, write_mode: str
+) -> None:
+    lake = Lake(spark, tmp_path, write_mode)
     lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), order(2, "2026-01-01T05:00:00Z", amount=20)])
     lake.merge()
     lake.land(
