@@ -106,9 +106,7 @@ INGEST = Step(
     kind=StepKind.FUNCTION,
     entry_point="etl.extract.handler",
     description="Bronze: pull new and changed orders from the source API into raw JSON Lines",
-    inputs=MappingProxyType(
-        {"run_id": ExecutionValue.RUN_ID, "started_at": ExecutionValue.STARTED_AT}
-    ),
+    inputs=MappingProxyType({"run_id": ExecutionValue.RUN_ID, "started_at": ExecutionValue.STARTED_AT}),
     result_fields=INGESTION_RESULT_FIELDS,
 )
 

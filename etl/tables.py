@@ -55,10 +55,7 @@ class TableDefinition:
 
     def create_sql(self, identifier: str, property_overrides: Mapping[str, str] | None = None) -> str:
         """`CREATE TABLE IF NOT EXISTS` for this table under `identifier` (catalog.database.table)."""
-        columns = ",\n  ".join(
-            f"{c.name} {c.type} COMMENT '{_quote(c.comment)}'"
-            for c in self.columns
-        )
+        columns = ",\n  ".join(f"{c.name} {c.type} COMMENT '{_quote(c.comment)}'" for c in self.columns)
         properties = {**self.all_properties(), **(property_overrides or {})}
         props = ",\n  ".join(f"'{key}' = '{_quote(value)}'" for key, value in sorted(properties.items()))
         partitioning = f"\nPARTITIONED BY ({', '.join(self.partitioned_by)})" if self.partitioned_by else ""

@@ -1,0 +1,55 @@
+"""The Bronze Lambda function: parses the event and runs one ingestion.
+
+Event (from the state machine): {"run_id": "<execution name>", "started_at": "<RFC 3339>"}; both optional
+for a manual invocation. Returns the ingestion summary, which the Silver step reads.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from etl.bronze import new_run_id
+from etl.extract.ingest import ingest
+from etl.extract.secrets import TokenError, resolve_token
+from etl.extract.settings import IngestionSettings, SettingsError
+from etl.extract.source import SourceError
+from etl.timestamps import parse_rfc3339, utc_now
+
+logger = Logger(service="lakehouse")
+
+
+class InvalidEvent(ValueError):
+    """The event does not say which run to perform."""
+
+
+def parse_event(event: dict[str, Any]) -> tuple[str, datetime]:
+    """The run id and start time the event asks for; a missing one is made up."""
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"the event must be a JSON object, got {type(event).__name__}")
+    started_at = utc_now()
+    if event.get("started_at") is not None:
+        parsed = parse_rfc3339(str(event["started_at"]))
+        if parsed is None:
+            raise InvalidEvent(f"started_at must be an RFC 3339 date-time, got {event['started_at']!r}")
+        started_at = parsed
+    run_id = str(event.get("run_id") or new_run_id(started_at))
+    return run_id, started_at
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        run_id, started_at = parse_event(event)
+        logger.append_keys(run_id=run_id)
+        settings = IngestionSettings.from_environment(os.environ)
+        summary = ingest(settings, run_id, started_at, token=resolve_token(settings))
+    except (InvalidEvent, SettingsError, TokenError, SourceError) as e:
+        # The error's type reaches Step Functions as the task's error name; the message says what to fix.
+        logger.exception("Ingestion failed", extra={"error": type(e).__name__})
+        raise
+    return summary.as_dict()

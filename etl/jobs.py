@@ -1,0 +1,41 @@
+"""What the Spark job entry points share: argument parsing, the Glue-side session, table creation."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from etl.catalog import CATALOG, table_identifier
+from etl.tables import TableDefinition
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def parse_job_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the job's own `--name value` arguments; Glue adds arguments of its own (--JOB_ID, ...)."""
+    arguments, _ = parser.parse_known_args(list(argv))
+    return arguments
+
+
+def glue_session(app_name: str) -> SparkSession:
+    """The session Glue configured from the job's `--conf` (catalog, extensions, time zone)."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName(app_name).getOrCreate()
+    # Session settings that can change at run time are set here too, in case `--conf` misses them.
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark
+
+
+def ensure_tables(
+    spark: SparkSession,
+    database: str,
+    tables: Iterable[TableDefinition],
+    property_overrides: Mapping[str, str] | None = None,
+) -> None:
+    """Create the database's missing tables from their definitions; existing tables are left as they are."""
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{database}")
+    for table in tables:
+        spark.sql(table.create_sql(table_identifier(database, table.name), property_overrides))

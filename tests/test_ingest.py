@@ -1,0 +1,200 @@
+"""Bronze ingestion end to end against the sample API, on local storage and on S3 (moto)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from etl.bronze import BronzeLayout, list_run_ids, read_manifest, read_watermark
+from etl.extract.ingest import ingest
+from etl.extract.settings import IngestionSettings, SourceSettings
+from etl.extract.source import SourceError
+from etl.sample_api.generator import SampleSource
+from etl.sample_api.server import Fault, FaultPlan, SampleApiServer
+from etl.storage import LocalStore, open_store
+from etl.timestamps import parse_rfc3339
+from tests.fixed_api import FixedPagesApi
+
+STARTED = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+LAYOUT = BronzeLayout("orders")
+
+
+def settings_for(url: str, root: str, **source: object) -> IngestionSettings:
+    options: dict[str, object] = {"page_size": 100, "backoff_base_seconds": 0.0, "max_attempts": 2}
+    options.update(source)
+    return IngestionSettings(source=SourceSettings(base_url=url, **options), bronze_root=root)  # type: ignore[arg-type]
+
+
+def stored_lines(store: LocalStore, keys: list[str]) -> list[str]:
+    lines: list[str] = []
+    for key in keys:
+        data = store.get(key)
+        assert data is not None
+        lines.extend(gzip.decompress(data).decode().split("\n")[:-1])
+    return lines
+
+
+def expected_watermark(texts: list[str]) -> datetime:
+    instants = []
+    for text in texts:
+        value = json.loads(text)
+        if isinstance(value, dict) and isinstance(value.get("updated_at"), str):
+            instant = parse_rfc3339(value["updated_at"])
+            if instant is not None:
+                instants.append(instant)
+    return max(instants)
+
+
+def test_lands_every_record_as_received_with_a_manifest_and_a_watermark(tmp_path: Path) -> None:
+    source = SampleSource(seed=5, initial_orders=250, batches=1)
+    with SampleApiServer(source) as api:
+        summary = ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+
+    served = [text for _, _, text in source.records()]
+    store = LocalStore(tmp_path)
+    manifest = read_manifest(store, LAYOUT, "run-1")
+    assert manifest is not None
+    keys = [obj.key for obj in manifest.objects]
+    assert keys == [f"orders/ingestion_date=2026-11-26/run_id=run-1/page-{n:06d}.jsonl.gz" for n in (1, 2, 3)]
+    assert stored_lines(store, keys) == served
+    assert [obj.records for obj in manifest.objects] == [100, 100, 50]
+    assert (manifest.records, manifest.pages, manifest.updated_since) == (250, 3, "1970-01-01T00:00:00Z")
+    assert read_watermark(store, LAYOUT) == expected_watermark(served)
+    assert summary.as_dict() == {
+        "run_id": "run-1",
+        "dataset": "orders",
+        "manifest": str(tmp_path.resolve() / "_manifests/orders/run-1.json"),
+        "pages": 3,
+        "records": 250,
+        "objects": 3,
+        "updated_since": "1970-01-01T00:00:00Z",
+        "watermark": manifest.watermark,
+    }
+
+
+def test_the_next_run_asks_only_for_what_changed_since_the_watermark(tmp_path: Path) -> None:
+    first = SampleSource(seed=5, initial_orders=250, change_fraction=0.2, batches=1)
+    with SampleApiServer(first) as api:
+        ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    watermark = read_watermark(LocalStore(tmp_path), LAYOUT)
+
+    second = SampleSource(seed=5, initial_orders=250, change_fraction=0.2, batches=2)
+    with SampleApiServer(second) as api:
+        summary = ingest(settings_for(api.url, str(tmp_path)), "run-2", STARTED)
+
+    store = LocalStore(tmp_path)
+    manifest = read_manifest(store, LAYOUT, "run-2")
+    assert manifest is not None and watermark is not None
+    assert parse_rfc3339(manifest.updated_since) == watermark
+    new_texts = [text for _, _, text in second.records(first_batch=2)]
+    # updated_since is inclusive: the record at the watermark itself is served again (at least once).
+    assert stored_lines(store, [obj.key for obj in manifest.objects]) == [
+        first.record_text(1, first.batch_size(1) - 1),
+        *new_texts,
+    ]
+    assert summary.records == len(new_texts) + 1
+    assert list_run_ids(store, LAYOUT) == ["run-1", "run-2"]
+
+
+def test_a_failed_run_leaves_no_manifest_and_the_watermark_untouched(tmp_path: Path) -> None:
+    source = SampleSource(seed=5, initial_orders=250, batches=1)
+    with SampleApiServer(source) as api:
+        ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    before = read_watermark(LocalStore(tmp_path), LAYOUT)
+
+    bigger = SampleSource(seed=5, initial_orders=250, change_fraction=1.0, batches=2)
+    # Page 1 is served, then the API fails for longer than the client retries.
+    plan = FaultPlan.of([None, Fault.SERVER_ERROR, Fault.SERVER_ERROR])
+    with SampleApiServer(bigger, faults=plan) as api, pytest.raises(SourceError):
+        ingest(settings_for(api.url, str(tmp_path)), "run-2", STARTED)
+
+    store = LocalStore(tmp_path)
+    assert len(list(store.list("orders/ingestion_date=2026-11-26/run_id=run-2/"))) == 1  # page 1 only
+    assert read_manifest(store, LAYOUT, "run-2") is None
+    assert read_watermark(store, LAYOUT) == before
+    assert list_run_ids(store, LAYOUT) == ["run-1"]
+
+    # The next run starts from the same watermark, so nothing of the failed window is lost.
+    with SampleApiServer(bigger) as api:
+        summary = ingest(settings_for(api.url, str(tmp_path)), "run-3", STARTED)
+    assert parse_rfc3339(summary.updated_since) == before
+    assert summary.records == bigger.batch_size(2) + 1
+
+
+def test_a_retried_run_overwrites_its_objects_instead_of_duplicating_them(tmp_path: Path) -> None:
+    source = SampleSource(seed=5, initial_orders=250, batches=1)
+    with SampleApiServer(source) as api:
+        ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+        first = {key: LocalStore(tmp_path).get(key) for key in LocalStore(tmp_path).list("orders/")}
+        # Retrying the same run id from the same watermark (as Step Functions does after a failure).
+        (tmp_path / LAYOUT.watermark_key).unlink()
+        ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    second = {key: LocalStore(tmp_path).get(key) for key in LocalStore(tmp_path).list("orders/")}
+    assert second == first
+    assert len(first) == 3
+
+
+def test_a_future_timestamp_does_not_move_the_watermark(tmp_path: Path) -> None:
+    records = [
+        '{"order_id": 1, "updated_at": "2026-11-26T07:00:00Z"}',
+        '{"order_id": 2, "updated_at": "2999-01-01T00:00:00Z"}',
+        '{"order_id": 3, "updated_at": "not a time"}',
+        '"not an object"',
+    ]
+    with FixedPagesApi([records[:2], records[2:]]) as api:
+        summary = ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    assert summary.watermark == "2026-11-26T07:00:00Z"
+    assert summary.records == 4
+
+
+def test_pretty_printed_pages_are_stored_one_record_per_line(tmp_path: Path) -> None:
+    records = ['{"order_id": 1, "items": [{"sku": "A"}], "updated_at": "2026-01-01T00:00:00Z"}']
+    with FixedPagesApi([records], indent=2) as api:
+        ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    store = LocalStore(tmp_path)
+    manifest = read_manifest(store, LAYOUT, "run-1")
+    assert manifest is not None
+    [line] = stored_lines(store, [obj.key for obj in manifest.objects])
+    assert json.loads(line) == json.loads(records[0])
+
+
+def test_empty_source_writes_a_manifest_without_objects(tmp_path: Path) -> None:
+    with FixedPagesApi([[]]) as api:
+        summary = ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    assert (summary.records, summary.objects, summary.pages) == (0, 0, 1)
+    assert summary.watermark == "1970-01-01T00:00:00Z"
+    assert read_manifest(LocalStore(tmp_path), LAYOUT, "run-1") is not None
+
+
+def test_rejects_a_run_id_that_cannot_be_part_of_a_key(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="run id"):
+        ingest(settings_for("http://127.0.0.1:9", str(tmp_path)), "../escape", STARTED)
+
+
+@mock_aws
+def test_lands_the_same_objects_in_s3() -> None:
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket="bronze", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    source = SampleSource(seed=5, initial_orders=120, batches=1)
+    with SampleApiServer(source) as api:
+        summary = ingest(settings_for(api.url, "s3://bronze/raw"), "run-1", STARTED)
+
+    assert summary.manifest == "s3://bronze/raw/_manifests/orders/run-1.json"
+    store = open_store("s3://bronze/raw", s3)
+    manifest = read_manifest(store, LAYOUT, "run-1")
+    assert manifest is not None
+    lines = []
+    for obj in manifest.objects:
+        head = s3.head_object(Bucket="bronze", Key=f"raw/{obj.key}")
+        assert head["ContentType"] == "application/gzip"
+        data = store.get(obj.key)
+        assert data is not None
+        lines.extend(gzip.decompress(data).decode().split("\n")[:-1])
+    assert lines == [text for _, _, text in source.records()]
+    assert read_watermark(store, LAYOUT) == parse_rfc3339(summary.watermark)
