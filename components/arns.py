@@ -32,12 +32,8 @@ class Account:
             "arn:{0}:{1}:{2}:{3}:{4}", self.partition, service, self.region, self.account_id, resource
         )
 
-    def service_arn(self, resource: str) -> pulumi.Output[str]:
-        """A Step Functions service integration, e.g. service_arn("lambda:invoke")."""
-        return pulumi.Output.format("arn:{0}:states:::{1}", self.partition, resource)
-
     def service_endpoint(self, service: str) -> pulumi.Output[str]:
-        """The endpoint name `kms:ViaService` conditions compare with, e.g. secretsmanager.eu-west-1.amazonaws.com."""
+        """The endpoint `kms:ViaService` conditions name, e.g. secretsmanager.eu-west-1.amazonaws.com."""
         return pulumi.Output.format("{0}.{1}.amazonaws.com", service, self.region)
 
     def glue_catalog(self) -> pulumi.Output[str]:
@@ -52,6 +48,11 @@ class Account:
     def glue_job(self, job: pulumi.Input[str]) -> pulumi.Output[str]:
         return pulumi.Output.concat(self.arn("glue", "job/"), job)
 
-    def log_streams(self, log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-        """The streams of a log group: the resource of logs:CreateLogStream and logs:PutLogEvents."""
-        return pulumi.Output.concat(log_group_arn, ":*")
+    def state_machine(self, name: str) -> pulumi.Output[str]:
+        """The ARN a state machine named `name` gets, known before it exists."""
+        return self.arn("states", f"stateMachine:{name}")
+
+
+def log_streams(log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The streams of a log group: the resource of logs:CreateLogStream and logs:PutLogEvents."""
+    return pulumi.Output.concat(log_group_arn, ":*")

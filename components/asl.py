@@ -30,7 +30,7 @@ class JsonPath:
 
 
 def render_payload(value: Any) -> Any:
-    """Render parameters: JsonPath values become `key.$` entries, nested mappings and lists are rendered too."""
+    """Render parameters: JsonPath values become `key.$` entries, in nested mappings and lists too."""
     if isinstance(value, Mapping):
         rendered: dict[str, Any] = {}
         for key, item in value.items():

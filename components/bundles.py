@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -34,7 +33,6 @@ LAMBDA_RUNTIME_MODULES = frozenset({"boto3", "botocore", "s3transfer"})
 SPARK_MODULES = frozenset({"pyspark", "py4j"})
 # The platform of the function (python3.11 on arm64 Linux), for dependency markers.
 LAMBDA_MARKER_ENVIRONMENT = {
-    **default_environment(),
     "python_version": "3.11",
     "python_full_version": "3.11.0",
     "sys_platform": "linux",
@@ -42,6 +40,9 @@ LAMBDA_MARKER_ENVIRONMENT = {
     "platform_machine": "aarch64",
     "os_name": "posix",
     "implementation_name": "cpython",
+    "implementation_version": "3.11.0",
+    "platform_release": "",
+    "platform_version": "",
     "platform_python_implementation": "CPython",
     "extra": "",
 }
@@ -90,7 +91,7 @@ def module_closure(entry_module: str, bundled_modules: set[str]) -> list[Path]:
     """Source files of `entry_module` and every `etl` module it imports, directly or not, with their packages.
 
     Imports under `if TYPE_CHECKING:` are skipped: they never run. A module importing Spark, or a library
-    that is neither in `bundled_modules` nor in the Lambda runtime, stops the build with a message naming both.
+    neither in `bundled_modules` nor in the Lambda runtime, stops the build with a message naming both.
     """
     provided = bundled_modules | LAMBDA_RUNTIME_MODULES | set(sys.stdlib_module_names) | {ETL_PACKAGE}
     seen: dict[str, Path] = {}
@@ -110,7 +111,8 @@ def module_closure(entry_module: str, bundled_modules: set[str]) -> list[Path]:
             if top not in provided:
                 raise BundleError(
                     f"{module} imports {imported}, which is neither in the standard library, the Lambda "
-                    f"runtime nor {', '.join(LAMBDA_DEPENDENCIES)}: add its distribution to LAMBDA_DEPENDENCIES"
+                    f"runtime nor {', '.join(LAMBDA_DEPENDENCIES)}: add its distribution to "
+                    "LAMBDA_DEPENDENCIES"
                 )
             if top == ETL_PACKAGE:
                 pending.append(_project_module(imported))

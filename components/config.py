@@ -8,9 +8,9 @@ reported together, one line per key, so a user fixes their stack in one go.
 from __future__ import annotations
 
 import re
-from functools import partial
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -32,8 +32,10 @@ from etl.tables import Layer
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 # Values AWS accepts; a wrong one would otherwise surface only as an API error halfway through `pulumi up`.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-                      2922, 3288, 3653)
+LOG_RETENTION_DAYS = tuple(
+    int(days)
+    for days in "1 3 5 7 14 30 60 90 120 150 180 365 400 545 731 1096 1827 2192 2557 2922 3288 3653".split()
+)
 LAMBDA_LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 STATE_MACHINE_LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 # Glue Spark worker types (G.025X is for streaming jobs only).
@@ -208,7 +210,7 @@ class _Reader:
         full_name = f"{self.project}:{name}"
         if not (is_config_secret(full_name) or full_name in get_config_secret_keys_env()):
             # A warning, not an error: the value still reaches AWS only as a secret (see Pipeline).
-            pulumi.log.warn(f"{full_name} is stored in plain text: set it with `pulumi config set --secret {name}`")
+            pulumi.log.warn(f"{full_name} is stored in plain text: set it with `pulumi config set --secret`")
         return value
 
     def check(self, name: str, condition: bool, message: str) -> None:
@@ -290,7 +292,11 @@ def _source_with(field_name: str, value: Any) -> SourceSettings:
 
 
 def _ingestion_with_dataset(dataset: str) -> IngestionSettings:
-    environment = {ENV_BRONZE_ROOT: "s3://placeholder", ENV_DATASET: dataset, SOURCE_ENV["base_url"]: _PLACEHOLDER_URL}
+    environment = {
+        ENV_BRONZE_ROOT: "s3://placeholder",
+        ENV_DATASET: dataset,
+        SOURCE_ENV["base_url"]: _PLACEHOLDER_URL,
+    }
     return IngestionSettings.from_environment(environment)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -43,8 +43,8 @@ class HardenedBucketArgs:
     # Delete current objects after this many days (access logs); None keeps them.
     expiration_days: int | None = None
     access_logs: AccessLogTarget | None = None
-    # Statements the bucket policy adds to the TLS-only rules, e.g. log delivery into the log bucket.
-    extra_policy_statements: Sequence[Statement] = field(default_factory=tuple)
+    # The account whose buckets deliver S3 server access logs into this one (the access-log bucket only).
+    log_delivery_account: pulumi.Input[str] | None = None
 
 
 class HardenedBucket(pulumi.ComponentResource):
@@ -53,12 +53,16 @@ class HardenedBucket(pulumi.ComponentResource):
     bucket_arn: pulumi.Output[str]
     """ARN of the bucket."""
 
-    def __init__(self, name: str, args: HardenedBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: HardenedBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("lakehouse:hardened_bucket:HardenedBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         data = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
-        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=args.force_destroy, tags=dict(args.tags), opts=data)
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket", force_destroy=args.force_destroy, tags=dict(args.tags), opts=data
+        )
         aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=bucket.id,
@@ -97,7 +101,7 @@ class HardenedBucket(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=bucket.id,
-            policy=policy_document([*tls_only_statements(bucket.arn), *args.extra_policy_statements]),
+            policy=policy_document(_policy_statements(bucket.arn, args.log_delivery_account)),
             # S3 rejects a bucket policy while the public access block is still being applied.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )
@@ -113,6 +117,24 @@ class HardenedBucket(pulumi.ComponentResource):
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
+
+
+def _policy_statements(
+    bucket_arn: pulumi.Output[str], log_delivery_account: pulumi.Input[str] | None
+) -> list[Statement]:
+    statements = tls_only_statements(bucket_arn)
+    if log_delivery_account is not None:
+        statements.append(
+            Statement(
+                sid="AllowAccessLogDelivery",
+                principal={"Service": "logging.s3.amazonaws.com"},
+                actions=("s3:PutObject",),
+                resources=(pulumi.Output.concat(bucket_arn, "/*"),),
+                # Only buckets of this account may deliver here.
+                condition={"StringEquals": {"aws:SourceAccount": log_delivery_account}},
+            )
+        )
+    return statements
 
 
 def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
@@ -140,52 +162,54 @@ def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
 
 def _encryption_rule(
     kms_key_arn: pulumi.Input[str] | None,
-) -> aws.s3.BucketServerSideEncryptionConfigurationRuleArgs:
+) -> aws.s3.BucketServerSideEncryptionConfigurationRuleArgsDict:
     if kms_key_arn is None:
-        return aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-            apply_server_side_encryption_by_default={"sse_algorithm": "AES256"},
-        )
-    return aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-        apply_server_side_encryption_by_default={"sse_algorithm": "aws:kms", "kms_master_key_id": kms_key_arn},
+        return {"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}
+    return {
+        "apply_server_side_encryption_by_default": {
+            "sse_algorithm": "aws:kms",
+            "kms_master_key_id": kms_key_arn,
+        },
         # A bucket key cuts KMS requests (and their cost) by orders of magnitude for Spark's many objects.
-        bucket_key_enabled=True,
-    )
+        "bucket_key_enabled": True,
+    }
 
 
-def _lifecycle_rules(args: HardenedBucketArgs) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
-    everything: aws.s3.BucketLifecycleConfigurationRuleFilterArgsDict = {"prefix": ""}
-    rules = [
-        aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="expire-noncurrent-versions",
-            status="Enabled",
-            filter=everything,
-            noncurrent_version_expiration={"noncurrent_days": args.noncurrent_version_days},
+def _lifecycle_rules(args: HardenedBucketArgs) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
+        {
+            "id": "expire-noncurrent-versions",
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_days},
             # Delete markers with no versions left behind them only slow down listings.
-            expiration={"expired_object_delete_marker": True},
-        ),
-        aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="abort-incomplete-multipart-uploads",
-            status="Enabled",
-            filter=everything,
-            abort_incomplete_multipart_upload={"days_after_initiation": ABORT_INCOMPLETE_UPLOADS_DAYS},
-        ),
+            "expiration": {"expired_object_delete_marker": True},
+        },
+        {
+            "id": "abort-incomplete-multipart-uploads",
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_UPLOADS_DAYS},
+        },
     ]
     if args.transition is not None:
         rules.append(
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id=f"transition-to-{args.transition.storage_class.lower().replace('_', '-')}",
-                status="Enabled",
-                filter=everything,
-                transitions=[{"days": args.transition.days, "storage_class": args.transition.storage_class}],
-            )
+            {
+                "id": f"transition-to-{args.transition.storage_class.lower().replace('_', '-')}",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "transitions": [
+                    {"days": args.transition.days, "storage_class": args.transition.storage_class}
+                ],
+            }
         )
     if args.expiration_days is not None:
         rules.append(
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="expire-current-objects",
-                status="Enabled",
-                filter=everything,
-                expiration={"days": args.expiration_days},
-            )
+            {
+                "id": "expire-current-objects",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "expiration": {"days": args.expiration_days},
+            }
         )
     return rules

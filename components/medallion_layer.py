@@ -40,7 +40,9 @@ class MedallionLayer(pulumi.ComponentResource):
     warehouse_uri: pulumi.Output[str]
     """s3:// location of the layer's Iceberg tables (the database's location)."""
 
-    def __init__(self, name: str, args: MedallionLayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: MedallionLayerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("lakehouse:medallion_layer:MedallionLayer", name, None, opts)
         self.layer = args.layer
         tags = args.naming.tags(args.layer.value)
@@ -70,7 +72,7 @@ class MedallionLayer(pulumi.ComponentResource):
         database = aws.glue.CatalogDatabase(
             f"{name}-database",
             name=args.naming.database_name(args.layer),
-            description=f"The {args.layer.value} layer of {args.naming.prefix}; the Spark jobs create its tables",
+            description=f"The {args.layer.value} layer of {args.naming.prefix}; the jobs create its tables",
             # Iceberg puts a table under its database's location, so each layer's tables land in its bucket.
             location_uri=self.warehouse_uri,
             tags=tags,

@@ -20,7 +20,7 @@ class Naming:
 
     @property
     def prefix(self) -> str:
-        """Prefix of the physical names AWS requires to be unique per account and region, e.g. lakehouse-dev."""
+        """Prefix of names AWS wants unique per account and region, e.g. lakehouse-dev."""
         return f"{self.project}-{self.stack}"
 
     def database_name(self, layer: Layer) -> str:

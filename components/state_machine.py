@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from components.asl import ALL_ERRORS, Catch, Fail, JsonPath, Retry, StateMachine, Task
 from etl.pipeline import ExecutionValue, Input, Pipeline, Step, StepKind, StepResult
@@ -56,30 +57,25 @@ EXECUTION_TIMEOUT_MARGIN_SECONDS = 3600
 STEP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
-@dataclass(frozen=True)
-class FunctionTarget:
-    """The Lambda function that runs a FUNCTION step."""
+R = TypeVar("R")
 
-    function_arn: str
+
+@dataclass(frozen=True)
+class StepTarget(Generic[R]):
+    """What runs a step in AWS: a Lambda function ARN (FUNCTION step) or a Glue job name (SPARK_JOB step).
+
+    `R` is `str` when rendering, and a Pulumi output while the resources are still being declared.
+    """
+
+    resource: R
     timeout_seconds: int
-
-
-@dataclass(frozen=True)
-class SparkJobTarget:
-    """The Glue job that runs a SPARK_JOB step."""
-
-    job_name: str
-    timeout_minutes: int
-
-
-StepTarget = FunctionTarget | SparkJobTarget
 
 
 @dataclass(frozen=True)
 class Integrations:
     """Where the tasks point: the step targets, the alert topic, and the partition of the service ARNs."""
 
-    targets: Mapping[str, StepTarget]
+    targets: Mapping[str, StepTarget[str]]
     alert_topic_arn: str
     alert_subject: str
     partition: str = "aws"
@@ -109,7 +105,9 @@ def render_pipeline(pipeline: Pipeline, integrations: Integrations) -> StateMach
     timeouts = []
     for position, step in enumerate(pipeline.steps):
         if STEP_NAME.fullmatch(step.name) is None:
-            raise ValueError(f"step name {step.name!r} must be letters, digits and _ (it is part of JSONPaths)")
+            raise ValueError(
+                f"step name {step.name!r} must be letters, digits and _ (it is part of JSONPaths)"
+            )
         following = pipeline.steps[position + 1].name if position + 1 < len(pipeline.steps) else None
         task = _step_task(step, integrations, following, catch_all)
         states[step.name] = task
@@ -134,7 +132,7 @@ def render_pipeline(pipeline: Pipeline, integrations: Integrations) -> StateMach
         catches=(Catch((ALL_ERRORS,), next=FAILED, result_path="$.notification_error"),),
         next=FAILED,
     )
-    states[FAILED] = Fail(error="PipelineFailed", cause=f"A step of the {pipeline.name} pipeline failed; see the notification")
+    states[FAILED] = Fail(error="PipelineFailed", cause=f"A step of the {pipeline.name} pipeline failed")
     return StateMachine(
         comment=f"The {pipeline.name} pipeline: {' -> '.join(step.name for step in pipeline.steps)}",
         start_at=pipeline.steps[0].name,
@@ -147,12 +145,14 @@ def _step_task(
     step: Step, integrations: Integrations, following: str | None, catches: tuple[Catch, ...]
 ) -> Task:
     target = integrations.targets.get(step.name)
+    if target is None:
+        raise ValueError(f"step {step.name!r} has no target: deploy a function or job for it")
     inputs = {name: input_path(value) for name, value in step.inputs.items()}
-    if step.kind is StepKind.FUNCTION and isinstance(target, FunctionTarget):
+    if step.kind is StepKind.FUNCTION:
         return Task(
             comment=step.description,
             resource=integrations.service("lambda:invoke"),
-            parameters={"FunctionName": target.function_arn, "Payload": inputs},
+            parameters={"FunctionName": target.resource, "Payload": inputs},
             # Keep only the fields later steps and the run summary use, under the step's name.
             result_selector={name: JsonPath(f"$.Payload.{name}") for name in step.result_fields},
             result_path=result_path(step.name),
@@ -161,16 +161,16 @@ def _step_task(
             catches=catches,
             next=following,
         )
-    if step.kind is StepKind.SPARK_JOB and isinstance(target, SparkJobTarget):
+    if step.kind is StepKind.SPARK_JOB:
         return Task(
             comment=step.description,
             # .sync: the state waits until the job run ends and fails when the run fails.
             resource=integrations.service("glue:startJobRun.sync"),
-            parameters={"JobName": target.job_name, "Arguments": inputs},
+            parameters={"JobName": target.resource, "Arguments": inputs},
             result_path=result_path(step.name),
-            timeout_seconds=target.timeout_minutes * 60 + JOB_TIMEOUT_MARGIN_SECONDS,
+            timeout_seconds=target.timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS,
             retries=(GLUE_RETRY, GLUE_BUSY_RETRY),
             catches=catches,
             next=following,
         )
-    raise ValueError(f"step {step.name!r} ({step.kind.value}) has no matching target, got {target!r}")
+    raise ValueError(f"step {step.name!r} is of an unknown kind {step.kind!r}")
