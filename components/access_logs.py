@@ -30,6 +30,7 @@ class AccessLogs(pulumi.ComponentResource):
         storage = HardenedBucket(
             f"{name}-storage",
             HardenedBucketArgs(
+                name_prefix=args.naming.bucket_prefix("access-logs"),
                 tags=args.naming.tags(LOGS_LAYER),
                 # S3 delivers server access logs only into buckets encrypted with SSE-S3.
                 kms_key_arn=None,

@@ -39,7 +39,11 @@ class Alerts(pulumi.ComponentResource):
         # Not encrypted with a KMS key: EventBridge can publish to an encrypted topic only through a key
         # policy naming it, and the messages carry execution ARNs and error text, not data.
         topic = aws.sns.Topic(
-            f"{name}-topic", display_name=f"{args.naming.prefix} pipeline alerts", tags=tags, opts=child
+            f"{name}-topic",
+            name=f"{args.naming.prefix}-alerts",
+            display_name=f"{args.naming.prefix} pipeline alerts",
+            tags=tags,
+            opts=child,
         )
         rule = aws.cloudwatch.EventRule(
             f"{name}-rule",

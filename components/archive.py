@@ -54,6 +54,7 @@ def write_zip(destination: Path, entries: Mapping[str, bytes]) -> Artifact:
                 info.create_system = UNIX
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, entries[name], compresslevel=COMPRESS_LEVEL)
+        os.chmod(temporary, 0o644)
         built = file_artifact(Path(temporary))
         if destination.exists() and file_artifact(destination).sha256 == built.sha256:
             Path(temporary).unlink()

@@ -169,7 +169,7 @@ class _Reader:
         if value is None and key.has_default:
             value = _as_config_string(key.default)
         if value is None:
-            self.problem(name, f"missing: set it with `pulumi config set {name} <value>` ({key.description})")
+            self.problem(name, f"missing. {key.description} Set it with `pulumi config set {name} <value>`.")
         return value
 
     def string(self, name: str, choices: tuple[str, ...] = (), fallback: str = "") -> str:
@@ -212,6 +212,10 @@ class _Reader:
             # A warning, not an error: the value still reaches AWS only as a secret (see Pipeline).
             pulumi.log.warn(f"{full_name} is stored in plain text: set it with `pulumi config set --secret`")
         return value
+
+    def has_problem(self, *names: str) -> bool:
+        prefixes = tuple(f"{self.project}:{name}:" for name in names)
+        return any(problem.startswith(prefixes) for problem in self.problems)
 
     def check(self, name: str, condition: bool, message: str) -> None:
         if not condition:
@@ -276,10 +280,14 @@ def _read_source(reader: _Reader) -> SourceConfig:
             values[field_name] = reader.string(key)
     # Each value is checked by the ingestion's own rules, one at a time, so the message names the key.
     for field_name, value in values.items():
-        _check_with_ingestion(reader, source_key(field_name), partial(_source_with, field_name, value))
+        if not reader.has_problem(source_key(field_name)):
+            _check_with_ingestion(reader, source_key(field_name), partial(_source_with, field_name, value))
     dataset = reader.string("dataset")
     _check_with_ingestion(reader, "dataset", lambda: _ingestion_with_dataset(dataset))
-    settings = _check_with_ingestion(reader, "source", lambda: SourceSettings(**values))
+    settings = None
+    if not reader.has_problem(*map(source_key, values)):
+        # Rules that combine several values (none today) would report here.
+        settings = _check_with_ingestion(reader, "source", lambda: SourceSettings(**values))
     return SourceConfig(
         settings=settings or SourceSettings(base_url=_PLACEHOLDER_URL),
         token=reader.secret("sourceApiToken"),

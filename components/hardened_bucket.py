@@ -32,6 +32,8 @@ class AccessLogTarget:
 
 @dataclass
 class HardenedBucketArgs:
+    # Start of the bucket's name (see Naming.bucket_prefix).
+    name_prefix: str
     tags: Mapping[str, str]
     noncurrent_version_days: int
     # The customer managed key of SSE-KMS. None means SSE-S3, which only the access-log bucket uses:
@@ -61,7 +63,11 @@ class HardenedBucket(pulumi.ComponentResource):
         data = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
         bucket = aws.s3.Bucket(
-            f"{name}-bucket", force_destroy=args.force_destroy, tags=dict(args.tags), opts=data
+            f"{name}-bucket",
+            bucket_prefix=args.name_prefix,
+            force_destroy=args.force_destroy,
+            tags=dict(args.tags),
+            opts=data,
         )
         aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
@@ -138,7 +144,7 @@ def _policy_statements(
 
 
 def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
-    """Deny every request that does not use TLS 1.2 or newer."""
+    """Deny every request that does not use TLS (AWS endpoints refuse TLS older than 1.2 themselves)."""
     resources = (bucket_arn, pulumi.Output.concat(bucket_arn, "/*"))
     return [
         Statement(
@@ -148,14 +154,6 @@ def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
             actions=("s3:*",),
             resources=resources,
             condition={"Bool": {"aws:SecureTransport": "false"}},
-        ),
-        Statement(
-            sid="DenyOutdatedTls",
-            effect="Deny",
-            principal="*",
-            actions=("s3:*",),
-            resources=resources,
-            condition={"NumericLessThan": {"s3:TlsVersion": "1.2"}},
         ),
     ]
 

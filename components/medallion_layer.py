@@ -58,6 +58,7 @@ class MedallionLayer(pulumi.ComponentResource):
         storage = HardenedBucket(
             f"{name}-storage",
             HardenedBucketArgs(
+                name_prefix=args.naming.bucket_prefix(args.layer.value),
                 tags=tags,
                 kms_key_arn=key.arn,
                 noncurrent_version_days=args.noncurrent_version_days,

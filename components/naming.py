@@ -11,6 +11,8 @@ from etl.tables import Layer
 PIPELINE_LAYER = "pipeline"
 # The `layer` tag of the access-log bucket, which serves every layer.
 LOGS_LAYER = "logs"
+# The longest bucket name prefix AWS accepts.
+BUCKET_PREFIX_LENGTH = 37
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,11 @@ class Naming:
     def prefix(self) -> str:
         """Prefix of names AWS wants unique per account and region, e.g. lakehouse-dev."""
         return f"{self.project}-{self.stack}"
+
+    def bucket_prefix(self, role: str) -> str:
+        """Start of a bucket name, e.g. lakehouse-dev-silver-; AWS adds a unique suffix (names are global)."""
+        prefix = re.sub(r"[^a-z0-9-]", "-", f"{self.prefix}-{role}".lower())
+        return prefix[: BUCKET_PREFIX_LENGTH - 1] + "-"
 
     def database_name(self, layer: Layer) -> str:
         """Glue database of a layer, e.g. lakehouse_dev_silver (Glue and Athena want lower case and _)."""

@@ -93,6 +93,7 @@ class Pipeline(pulumi.ComponentResource):
         artifacts = HardenedBucket(
             f"{name}-artifacts",
             HardenedBucketArgs(
+                name_prefix=self._naming.bucket_prefix("artifacts"),
                 tags=self._tags,
                 kms_key_arn=artifacts_key.arn,
                 noncurrent_version_days=config.storage.noncurrent_version_days,
@@ -199,6 +200,7 @@ class Pipeline(pulumi.ComponentResource):
         key = self._key("secrets", "the source API token")
         secret = aws.secretsmanager.Secret(
             f"{name}-source-token",
+            name_prefix=f"{self._naming.prefix}-source-api-token-",
             description=f"Token of the source API that {self._naming.prefix} ingests from",
             kms_key_id=key.arn,
             recovery_window_in_days=storage.deletion_window_days,
