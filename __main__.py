@@ -67,6 +67,6 @@ pulumi.export(
 )
 pulumi.export("databaseNames", {layer.value: layers[layer].database_name for layer in Layer})
 pulumi.export("jobNames", pipeline.job_names)
-pulumi.export("functionNames", pipeline.function_names)
+pulumi.export("functionName", pipeline.function_name)
 pulumi.export("alertTopicArn", pipeline.alert_topic_arn)
 pulumi.export("sourceTokenSecretArn", pipeline.token_secret_arn)

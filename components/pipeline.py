@@ -70,8 +70,8 @@ class Pipeline(pulumi.ComponentResource):
     """The state machine's Amazon States Language definition (JSON)."""
     artifacts_bucket_name: pulumi.Output[str]
     """Name of the bucket holding the Glue job scripts and the etl package."""
-    function_names: pulumi.Output[dict[str, str]]
-    """Lambda function name by step name."""
+    function_name: pulumi.Output[str]
+    """Name of the Lambda function that runs the ingestion step."""
     job_names: pulumi.Output[dict[str, str]]
     """Glue job name by step name."""
     alert_topic_arn: pulumi.Output[str]
@@ -169,7 +169,9 @@ class Pipeline(pulumi.ComponentResource):
         self.state_machine_arn = orchestrator.state_machine_arn
         self.definition = orchestrator.definition
         self.artifacts_bucket_name = artifacts.bucket_name
-        self.function_names = pulumi.Output.all(**functions).apply(dict)
+        if len(functions) != 1:
+            raise ValueError(f"the pipeline needs one function step (the ingestion), found {list(functions)}")
+        (self.function_name,) = functions.values()
         self.job_names = pulumi.Output.all(**jobs).apply(dict)
         self.alert_topic_arn = alerts.topic_arn
         self.token_secret_arn = pulumi.Output.from_input(token.arn)
@@ -177,7 +179,7 @@ class Pipeline(pulumi.ComponentResource):
             {
                 "state_machine_arn": self.state_machine_arn,
                 "artifacts_bucket_name": self.artifacts_bucket_name,
-                "function_names": self.function_names,
+                "function_name": self.function_name,
                 "job_names": self.job_names,
                 "alert_topic_arn": self.alert_topic_arn,
                 "token_secret_arn": self.token_secret_arn,
