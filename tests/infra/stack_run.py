@@ -11,8 +11,9 @@ import hashlib
 import json
 import runpy
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import yaml
@@ -117,7 +118,6 @@ def run(stack: str) -> dict[str, Any]:
     pulumi.runtime.register_stack_transformation(record_options)
     result: dict[str, Any] = {}
 
-    @pulumi.runtime.test
     def program() -> pulumi.Output[None]:
         sys.path.insert(0, str(PROJECT_ROOT))
         runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
@@ -126,7 +126,9 @@ def run(stack: str) -> dict[str, Any]:
         exports: dict[str, Any] = dict(getattr(root, "outputs", {}))
         return pulumi.Output.all(**exports).apply(lambda resolved: result.update(outputs=resolved))
 
-    program()
+    # pulumi.runtime.test runs the program and waits until every resource is registered.
+    run_to_completion = cast(Callable[[], None], pulumi.runtime.test(program))  # type: ignore[no-untyped-call]
+    run_to_completion()
     monitor = settings.SETTINGS.monitor
     resources = []
     for urn, registration in monitor.resources.items():

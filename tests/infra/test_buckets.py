@@ -99,15 +99,15 @@ def test_every_bucket_expires_old_versions_and_abandoned_uploads(stack: StackRun
 
 
 def test_layers_move_to_cheaper_storage_as_the_stack_asks(stack: StackRun) -> None:
-    expected = {
+    expected: dict[str, dict[str, dict[str, Any] | None]] = {
         "dev": {"bronze": None, "silver": None, "gold": None},
         "prod": {
             "bronze": {"days": 90, "storageClass": "GLACIER_IR"},
             "silver": {"days": 30, "storageClass": "INTELLIGENT_TIERING"},
             "gold": {"days": 30, "storageClass": "INTELLIGENT_TIERING"},
         },
-    }[stack.stack]
-    for layer, transition in expected.items():
+    }
+    for layer, transition in expected[stack.stack].items():
         bucket = stack.one("aws:s3/bucket:Bucket", f"{layer}-storage-bucket")
         rules = _setting(stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket)[
             "rules"

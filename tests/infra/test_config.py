@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,20 +16,22 @@ from etl.extract.settings import SOURCE_ENV, SourceSettings
 from tests.infra.stack_run import PROJECT_ROOT, TOKEN_KEY, stack_config
 from tests.infra.stacks import STACKS
 
+Configure = Callable[[dict[str, str]], None]
+
 
 @pytest.fixture
-def configure() -> Iterator[object]:
+def configure() -> Iterator[Configure]:
     """Set Pulumi's process-wide configuration for one test, then clear it again."""
 
-    def apply(config: dict[str, str], secret_keys: list[str] | None = None) -> None:
-        pulumi.runtime.set_all_config(config, [TOKEN_KEY] if secret_keys is None else secret_keys)
+    def apply(config: dict[str, str]) -> None:
+        pulumi.runtime.set_all_config(config, [TOKEN_KEY])
 
     yield apply
     pulumi.runtime.set_all_config({}, [])
 
 
-def _problems(configure: object, config: dict[str, str]) -> list[str]:
-    configure(config)  # type: ignore[operator]
+def _problems(configure: Configure, config: dict[str, str]) -> list[str]:
+    configure(config)
     with pytest.raises(ConfigError) as raised:
         load_stack_config("lakehouse", "dev")
     return [line.strip() for line in str(raised.value).splitlines()[1:]]
@@ -72,8 +74,8 @@ def test_the_stack_files_set_only_declared_keys(stack: str) -> None:
     assert "sourceApiToken" not in keys, "the token is set with `pulumi config set --secret`, never committed"
 
 
-def test_a_valid_stack_loads(configure: object) -> None:
-    configure(stack_config("prod"))  # type: ignore[operator]
+def test_a_valid_stack_loads(configure: Configure) -> None:
+    configure(stack_config("prod"))
     config = load_stack_config("lakehouse", "prod")
     assert config.spark.silver_workers == 10
     assert config.orchestration.schedule == "cron(30 2 * * ? *)"
@@ -81,7 +83,7 @@ def test_a_valid_stack_loads(configure: object) -> None:
     assert config.source.settings.page_size == 1000
 
 
-def test_missing_and_wrong_values_are_reported_together_naming_each_key(configure: object) -> None:
+def test_missing_and_wrong_values_are_reported_together_naming_each_key(configure: Configure) -> None:
     config = stack_config("dev")
     del config["lakehouse:sourceBaseUrl"]
     config.update(
@@ -116,7 +118,7 @@ def test_missing_and_wrong_values_are_reported_together_naming_each_key(configur
     assert "not a key of this project" in by_key["silverWorker"]
 
 
-def test_a_missing_token_says_how_to_set_it_as_a_secret(configure: object) -> None:
+def test_a_missing_token_says_how_to_set_it_as_a_secret(configure: Configure) -> None:
     config = stack_config("dev")
     del config[TOKEN_KEY]
     (problem,) = _problems(configure, config)
@@ -124,7 +126,7 @@ def test_a_missing_token_says_how_to_set_it_as_a_secret(configure: object) -> No
     assert "pulumi config set --secret sourceApiToken" in problem
 
 
-def test_a_protected_stack_cannot_force_destroy(configure: object) -> None:
+def test_a_protected_stack_cannot_force_destroy(configure: Configure) -> None:
     config = {**stack_config("prod"), "lakehouse:forceDestroy": "true"}
     (problem,) = _problems(configure, config)
     assert problem.startswith("lakehouse:forceDestroy:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ def test_statelint_accepts_the_definition(stack: StackRun) -> None:
 
 def test_motos_parser_accepts_the_definition_as_deployed(stack: StackRun) -> None:
     (state_machine,) = stack.of_type("aws:sfn/stateMachine:StateMachine")
-    program, _ = AmazonStateLanguageParser.parse(state_machine.inputs["definition"])
+    program: Any = AmazonStateLanguageParser.parse(state_machine.inputs["definition"])[0]
     assert list(program.states.states) == [*(s.name for s in ORDERS_PIPELINE.steps), NOTIFY_FAILURE, FAILED]
     with pytest.raises(ASLParserException):
         AmazonStateLanguageParser.parse(state_machine.inputs["definition"].replace('"Retry"', '"Retries"'))
@@ -187,10 +188,10 @@ def _integrations() -> Integrations:
 
 
 def test_rendering_needs_a_target_for_every_step() -> None:
-    integrations = _integrations()
-    del integrations.targets["Gold"]  # type: ignore[attr-defined]
+    complete = _integrations()
+    without_gold = replace(complete, targets={k: v for k, v in complete.targets.items() if k != "Gold"})
     with pytest.raises(ValueError, match="Gold"):
-        render_pipeline(ORDERS_PIPELINE, integrations)
+        render_pipeline(ORDERS_PIPELINE, without_gold)
 
 
 def test_the_model_rejects_transitions_to_unknown_or_unreachable_states() -> None:
