@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,9 @@ def build_session(
 ) -> SparkSession:
     """A local SparkSession with the Iceberg catalog `lakehouse` over the warehouse directory."""
     os.environ["JAVA_HOME"] = java_home()
+    # Spark hands timestamps to Python as naive local times: make local time UTC, like the session.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     # Python workers must run the interpreter that has this project's packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -43,10 +43,20 @@ def parse_event(event: dict[str, Any]) -> tuple[str, datetime]:
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The Lambda entry point: settings from the environment the infrastructure set."""
+    try:
+        settings = IngestionSettings.from_environment(os.environ)
+    except SettingsError:
+        logger.exception("Ingestion misconfigured")
+        raise
+    return run(event, settings)
+
+
+def run(event: dict[str, Any], settings: IngestionSettings) -> dict[str, Any]:
+    """Run the ingestion the event asks for; the local runner calls this with its own settings."""
     try:
         run_id, started_at = parse_event(event)
         logger.append_keys(run_id=run_id)
-        settings = IngestionSettings.from_environment(os.environ)
         summary = ingest(settings, run_id, started_at, token=resolve_token(settings))
     except (InvalidEvent, SettingsError, TokenError, SourceError) as e:
         # The error's type reaches Step Functions as the task's error name; the message says what to fix.

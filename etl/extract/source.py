@@ -89,7 +89,8 @@ class SourceClient:
                     ) from problem
                 delay = self._backoff(attempt, problem.retry_after)
                 logger.warning(
-                    "Retrying source request",
+                    f"Source request for page {number} failed ({problem.reason}); "
+                    f"retry {attempt} in {delay:.1f} s",
                     extra={"page": number, "attempt": attempt, "reason": problem.reason, "delay_s": delay},
                 )
                 self._sleep(delay)

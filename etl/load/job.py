@@ -78,9 +78,8 @@ def save(aggregate: DataFrame, table: TableDefinition, database: str) -> int:
     identifier = table_identifier(database, table.name)
     aggregate.writeTo(identifier).overwrite(F.lit(True))
     spark = aggregate.sparkSession
-    summary = spark.sql(
-        f"SELECT summary['total-records'] AS total FROM {identifier}.snapshots ORDER BY committed_at DESC LIMIT 1"
-    ).first()
+    latest_snapshot = f"SELECT summary FROM {identifier}.snapshots ORDER BY committed_at DESC LIMIT 1"
+    summary = spark.sql(f"SELECT summary['total-records'] AS total FROM ({latest_snapshot})").first()
     return int(summary["total"]) if summary is not None else 0
 
 

@@ -35,7 +35,6 @@ from etl.transform.orders import (
     validate_orders,
 )
 
-
 # Bronze object keys, as BronzeLayout.page_key writes them.
 _OBJECT_KEY = r"([^/]+/ingestion_date=[^/]+/run_id=[^/]+/page-[0-9]+\.jsonl\.gz)$"
 _RUN_ID_IN_KEY = r"/run_id=([^/]+)/"

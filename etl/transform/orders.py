@@ -6,9 +6,10 @@ raw records --validate_orders--> validated --accepted_orders--> latest_versions 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from etl.transform.rules import Rejected, validate_order
@@ -58,7 +59,7 @@ def accepted_orders(validated: DataFrame) -> DataFrame:
     return validated.where(F.col("reason").isNull()).select(*ORDER_COLUMNS, *LINEAGE_COLUMNS, "line_number")
 
 
-def quarantined_records(validated: DataFrame, quarantined_at: F.Column | None = None) -> DataFrame:
+def quarantined_records(validated: DataFrame, quarantined_at: Column | None = None) -> DataFrame:
     """The invalid rows as the quarantine table stores them."""
     return validated.where(F.col("reason").isNotNull()).select(
         "raw_record",
@@ -89,7 +90,7 @@ def latest_versions(orders: DataFrame) -> DataFrame:
     return ranked.where(F.col("_rank") == 1).drop("_rank").drop("line_number")
 
 
-def _check_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _check_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         columns: dict[str, list[object]] = {name: [] for name, _, _ in _TYPED}
         for text in batch.column("raw_record").to_pylist():

@@ -1,0 +1,109 @@
+"""What the command line prints: aligned text tables, JSON Lines, and the summary of a pipeline run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from etl.load.job import GoldSummary
+from etl.runner import PipelineRun
+from etl.transform.job import SilverSummary
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], thousands: bool = False) -> str:
+    """An aligned table; numbers right-aligned (with separators if `thousands`), NULL for missing values."""
+    cells = [[_text(value, thousands) for value in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    numeric = [
+        bool(rows) and all(_is_number(row[i]) or row[i] is None for row in rows) for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in cells)])
+
+
+def json_line(headers: Sequence[str], row: Sequence[Any]) -> str:
+    """One row as a JSON object; decimals keep their exact digits, timestamps are UTC RFC 3339."""
+    fields = (f"{json.dumps(name)}:{_json_value(value)}" for name, value in zip(headers, row, strict=True))
+    return "{" + ",".join(fields) + "}"
+
+
+def run_summary(run: PipelineRun) -> str:
+    """The table printed at the end of `lakehouse run`."""
+    ingestion: dict[str, Any] = run.result("Ingest")
+    silver: SilverSummary = run.result("Silver")
+    gold: GoldSummary = run.result("Gold")
+    steps = text_table(
+        ["step", "seconds", "what it did"],
+        [
+            ["Spark start", round(run.spark_start_seconds, 1), "one session for every Spark step"],
+            *(
+                [step.step.name, round(step.seconds, 1), _describe(step.step.name, step.result)]
+                for step in run.steps
+            ),
+        ],
+    )
+    figures = [
+        ["records ingested", ingestion["records"]],
+        ["records read by Silver", silver.records],
+        ["accepted", silver.accepted],
+        ["quarantined", silver.quarantined],
+        ["merged into silver.orders", silver.merged],
+        ["  inserted", silver.inserted],
+        ["  updated", silver.updated],
+        ["  not newer than stored", silver.unchanged],
+        ["  duplicates in the batch", silver.duplicates],
+        *([f"rows in gold.{table}", rows] for table, rows in gold.rows.items()),
+    ]
+    return f"Run {run.run_id}\n\n{steps}\n\n{text_table(['', 'count'], figures, thousands=True)}"
+
+
+def _describe(step: str, result: Any) -> str:
+    if isinstance(result, dict) and "records" in result:
+        return f"{result['records']:,} records in {result['pages']} pages, watermark {result['watermark']}"
+    if isinstance(result, SilverSummary):
+        runs = ", ".join(result.runs) if result.runs else "no new runs"
+        return f"merged {runs}"
+    if isinstance(result, GoldSummary):
+        return "rebuilt " + ", ".join(f"gold.{table}" for table in result.rows)
+    return ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _text(value: Any, thousands: bool) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, datetime):
+        return _utc(value)
+    if thousands and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return json.dumps(_utc(value))
+    if isinstance(value, date):
+        return json.dumps(value.isoformat())
+    return json.dumps(value, default=str)
+
+
+def _utc(value: datetime) -> str:
+    # Spark hands timestamps to Python as naive local times; the CLI pins the process time zone to UTC.
+    instant = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    text = instant.isoformat(timespec="microseconds" if instant.microsecond else "seconds")
+    return text.replace("+00:00", "Z")

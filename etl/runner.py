@@ -1,0 +1,142 @@
+"""The local runner: walks the pipeline definition and runs each step's entry point in this process.
+
+It resolves each step's inputs exactly as the state machine does (run id and start time of the execution,
+fields of earlier results), gives the Spark jobs the same `--name value` arguments Glue gives them, and
+runs every Spark step in one SparkSession, started when the first Spark step needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from etl import pipeline
+from etl.bronze import new_run_id
+from etl.extract.settings import IngestionSettings
+from etl.pipeline import ExecutionValue, Pipeline, Step, StepKind, StepResult
+from etl.timestamps import format_rfc3339, utc_now
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SILVER_DATABASE = "silver"
+GOLD_DATABASE = "gold"
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    """Where a local run keeps its data, under one directory."""
+
+    data_dir: Path
+
+    @property
+    def bronze(self) -> Path:
+        return self.data_dir / "bronze"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    def settings(self) -> dict[str, str]:
+        """The deployment settings of the Spark steps, as the infrastructure sets them in AWS."""
+        return {
+            pipeline.BRONZE_ROOT: str(self.bronze),
+            pipeline.SILVER_DATABASE: SILVER_DATABASE,
+            pipeline.GOLD_DATABASE: GOLD_DATABASE,
+        }
+
+
+@dataclass(frozen=True)
+class StepRun:
+    step: Step
+    seconds: float
+    result: Any  # the entry point's return value
+
+
+@dataclass
+class PipelineRun:
+    run_id: str
+    started_at: datetime
+    steps: list[StepRun] = field(default_factory=list)
+    spark_start_seconds: float = 0.0
+
+    def result(self, step_name: str) -> Any:
+        return next(run.result for run in self.steps if run.step.name == step_name)
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        layout: LocalLayout,
+        ingestion: IngestionSettings,
+        spark_factory: Callable[[], SparkSession],
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.layout = layout
+        self.ingestion = ingestion
+        self._spark_factory = spark_factory
+        self._spark: SparkSession | None = None
+        self._progress = progress
+
+    def run(self, definition: Pipeline = pipeline.ORDERS_PIPELINE, run_id: str | None = None) -> PipelineRun:
+        started_at = utc_now()
+        execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
+        for position, step in enumerate(definition.steps, start=1):
+            self._progress(f"[{position}/{len(definition.steps)}] {step.description}")
+            inputs = resolve_inputs(step, execution)
+            if step.kind is StepKind.SPARK_JOB:
+                spark = self._session(execution)
+                began = time.perf_counter()
+                result = run_spark_job(step, spark, {**self.layout.settings(), **inputs})
+            else:
+                began = time.perf_counter()
+                result = run_function(step, inputs, self.ingestion)
+            execution.steps.append(StepRun(step, time.perf_counter() - began, result))
+        return execution
+
+    def _session(self, execution: PipelineRun) -> SparkSession:
+        if self._spark is None:
+            self._progress("      starting Spark")
+            began = time.perf_counter()
+            self._spark = self._spark_factory()
+            execution.spark_start_seconds = time.perf_counter() - began
+        return self._spark
+
+
+def resolve_inputs(step: Step, execution: PipelineRun) -> dict[str, str]:
+    """The step's inputs for this execution, as the state machine would pass them."""
+    values: dict[str, str] = {}
+    for name, source in step.inputs.items():
+        if source is ExecutionValue.RUN_ID:
+            values[name] = execution.run_id
+        elif source is ExecutionValue.STARTED_AT:
+            values[name] = format_rfc3339(execution.started_at)
+        elif isinstance(source, StepResult):
+            values[name] = str(_as_mapping(execution.result(source.step))[source.field])
+    return values
+
+
+def run_function(step: Step, event: dict[str, str], settings: IngestionSettings) -> Any:
+    """A FUNCTION step: its module's `run(event, settings)`, which the Lambda handler also calls."""
+    module = importlib.import_module(step.entry_point)
+    return module.run(event, settings)
+
+
+def run_spark_job(step: Step, spark: SparkSession, arguments: Mapping[str, str]) -> Any:
+    """A SPARK_JOB step: its module's `run(spark, parse_args(argv))`, which its Glue `main` also calls."""
+    module = importlib.import_module(step.entry_point)
+    argv = [part for name in (*step.settings, *step.inputs) for part in (name, arguments[name])]
+    return module.run(spark, module.parse_args(argv))
+
+
+def _as_mapping(result: Any) -> Mapping[str, Any]:
+    if isinstance(result, Mapping):
+        return result
+    if is_dataclass(result) and not isinstance(result, type):
+        return asdict(result)
+    raise TypeError(f"a step result must be a mapping or a dataclass, got {type(result).__name__}")

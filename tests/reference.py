@@ -1,0 +1,146 @@
+"""A reference computation of Silver, quarantine and Gold, written from the rules in the README and
+independently of etl/transform and etl/load, for end-to-end comparisons. Plain Python, no Spark."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+STATUSES = {"placed", "paid", "shipped", "delivered", "cancelled", "refunded"}
+REVENUE = {"paid", "shipped", "delivered"}
+
+
+@dataclass(frozen=True)
+class Expected:
+    silver: dict[
+        int, tuple[Any, ...]
+    ]  # order_id -> (customer_id, status, amount, currency, created, updated)
+    quarantine: Counter[tuple[str, str]]  # (raw record, reason) -> how many times
+    daily_sales: set[tuple[Any, ...]]
+    customer_summary: set[tuple[Any, ...]]
+
+
+def timestamp(value: Any) -> datetime | None:
+    """RFC 3339 date-time with a mandatory offset, by hand."""
+    if not isinstance(value, str) or len(value) < 20 or value[10] not in "Tt":
+        return None
+    body, offset = value[:-1], timedelta(0)
+    if value[-1] not in "Zz":
+        sign, hours, minutes = value[-6], value[-5:-3], value[-2:]
+        if sign not in "+-" or value[-3] != ":" or not (hours + minutes).isdigit() or int(hours) > 23:
+            return None
+        body = value[:-6]
+        offset = timedelta(hours=int(hours), minutes=int(minutes)) * (1 if sign == "+" else -1)
+    date_part, time_part = body[:10], body[11:]
+    whole, _, fraction = time_part.partition(".")
+    if len(whole) != 8 or (fraction and not fraction.isdigit()) or ("." in time_part and not fraction):
+        return None
+    try:
+        parsed = datetime.strptime(f"{date_part} {whole}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    micros = int((fraction + "000000")[:6]) if fraction else 0
+    return parsed.replace(microsecond=micros, tzinfo=timezone(offset)).astimezone(UTC)
+
+
+def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
+    """(typed order, None) or (None, reason)."""
+    try:
+        record = json.loads(text, parse_float=Decimal)
+    except ValueError:
+        return None, "not_json"
+    if not isinstance(record, dict):
+        return None, "not_an_object"
+    get = record.get
+    oid = get("order_id")
+    if oid is None:
+        return None, "missing_order_id"
+    if type(oid) is int:
+        order_id = oid
+    elif isinstance(oid, str) and oid and all("0" <= c <= "9" for c in oid):
+        order_id = int(oid)
+    else:
+        return None, "invalid_order_id"
+    if not -(2**63) <= order_id < 2**63:
+        return None, "invalid_order_id"
+    customer = get("customer_id")
+    if customer is None:
+        return None, "missing_customer_id"
+    if not isinstance(customer, str) or customer.strip() == "":
+        return None, "invalid_customer_id"
+    status = get("status")
+    if status is None:
+        return None, "missing_status"
+    if not isinstance(status, str) or status.lower() not in STATUSES:
+        return None, "invalid_status"
+    raw_amount = get("amount")
+    if raw_amount is None:
+        return None, "missing_amount"
+    try:
+        if type(raw_amount) in (int, Decimal):
+            amount = Decimal(raw_amount)
+        elif isinstance(raw_amount, str) and raw_amount.strip().lower() not in ("nan", "inf", "infinity"):
+            amount = Decimal(raw_amount.strip().replace("_", "!"))
+        else:
+            return None, "invalid_amount"
+    except InvalidOperation:
+        return None, "invalid_amount"
+    if not amount.is_finite():
+        return None, "invalid_amount"
+    if amount < 0:
+        return None, "negative_amount"
+    if amount >= Decimal("9999999999.995"):
+        return None, "amount_out_of_range"
+    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    currency = get("currency")
+    if currency is None:
+        return None, "missing_currency"
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        return None, "invalid_currency"
+    times = []
+    for field in ("created_at", "updated_at"):
+        if get(field) is None:
+            return None, f"missing_{field}"
+        parsed = timestamp(get(field))
+        if parsed is None:
+            return None, f"invalid_{field}"
+        times.append(parsed)
+    return (order_id, customer, status.lower(), amount, currency.upper(), times[0], times[1]), None
+
+
+def expected(runs: Iterable[Iterable[str]]) -> Expected:
+    """What the lakehouse must hold after ingesting `runs` (each the record texts of one run, in order)."""
+    silver: dict[int, tuple[Any, ...]] = {}
+    quarantine: Counter[tuple[str, str]] = Counter()
+    for records in runs:
+        for text in records:
+            order, reason = check(text)
+            if order is None:
+                quarantine[(text, reason or "")] += 1
+                continue
+            current = silver.get(order[0])
+            if current is None or order[6] > current[5]:  # strictly newer wins; ties keep the first
+                silver[order[0]] = order[1:]
+    daily: dict[tuple[date, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), 0, Decimal(0)])
+    customers: dict[str, list[Any]] = {}
+    for customer, status, amount, currency, created, _updated in silver.values():
+        day = daily[(created.date(), currency)]
+        day[0] += 1
+        day[1] += amount if status in REVENUE else 0
+        day[2] += status == "cancelled"
+        day[3] += amount if status == "refunded" else 0
+        entry = customers.setdefault(customer, [0, Decimal(0), created, created])
+        entry[0] += 1
+        entry[1] += amount if status in REVENUE else 0
+        entry[2], entry[3] = min(entry[2], created), max(entry[3], created)
+    return Expected(
+        silver=silver,
+        quarantine=quarantine,
+        daily_sales={(key[0], key[1], *values) for key, values in daily.items()},
+        customer_summary={(customer, *values) for customer, values in customers.items()},
+    )

@@ -1,0 +1,157 @@
+"""The `lakehouse` command end to end, as a user runs it: twice on the sample API, once on another API.
+
+The tables it produces are read with pyiceberg (an Iceberg implementation independent of Spark) and
+compared exactly with tests/reference.py, computed from the records the source served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyiceberg.table import StaticTable
+
+from etl.sample_api.generator import SampleSource
+from tests.fixed_api import FixedPagesApi
+from tests.reference import Expected, expected
+
+pytestmark = pytest.mark.spark
+
+
+def lakehouse(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **environment}
+    return subprocess.run(
+        [sys.executable, "-m", "etl", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def read_table(data_dir: Path, name: str) -> list[dict[str, Any]]:
+    """Every row of a table, read with pyiceberg from the newest metadata of the Hadoop catalog."""
+    metadata = data_dir / "warehouse" / name.replace(".", "/") / "metadata"
+    version = (metadata / "version-hint.text").read_text().strip()
+    table = StaticTable.from_metadata(str(metadata / f"v{version}.metadata.json"))
+    rows: list[dict[str, Any]] = table.scan().to_arrow().to_pylist()
+    return rows
+
+
+def assert_tables_match(data_dir: Path, want: Expected) -> None:
+    silver = {
+        row["order_id"]: (
+            row["customer_id"],
+            row["status"],
+            row["amount"],
+            row["currency"],
+            row["created_at"],
+            row["updated_at"],
+        )
+        for row in read_table(data_dir, "silver.orders")
+    }
+    assert silver == want.silver
+    quarantine = Counter(
+        (row["raw_record"], row["reason"]) for row in read_table(data_dir, "silver.orders_quarantine")
+    )
+    assert quarantine == want.quarantine
+    daily = {tuple(row.values()) for row in read_table(data_dir, "gold.daily_sales")}
+    assert daily == want.daily_sales
+    customers = {tuple(row.values()) for row in read_table(data_dir, "gold.customer_summary")}
+    assert customers == want.customer_summary
+
+
+def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = lakehouse("run", "--data-dir", str(data_dir), "--sample-orders", "600")
+    assert first.returncode == 0, first.stderr
+    assert "rows in gold.daily_sales" in first.stdout
+
+    second = lakehouse("run", "--data-dir", str(data_dir))
+    assert second.returncode == 0, second.stderr
+
+    source = SampleSource(initial_orders=600, batches=2)
+    batch_1 = [text for batch, _, text in source.records() if batch == 1]
+    batch_2 = [text for _, _, text in source.records(first_batch=2)]
+    # The second run asks from the watermark on, inclusive: the last record of batch 1 comes again.
+    want = expected([batch_1, [batch_1[-1], *batch_2]])
+    assert_tables_match(data_dir, want)
+
+    # The second run was incremental: it ingested only batch 2 (and the record at the watermark).
+    runs = read_table(data_dir, "silver.ingestion_runs")
+    assert sorted(run["records"] for run in runs) == sorted([len(batch_1), len(batch_2) + 1])
+    for run in runs:  # every record accounted for
+        assert run["records"] == run["accepted"] + run["quarantined"]
+    assert sum(run["quarantined"] for run in runs) == sum(want.quarantine.values())
+    assert f"records ingested              {len(batch_2) + 1:>6,}" in second.stdout
+
+
+def test_a_run_against_another_api_and_a_query_as_json(tmp_path: Path) -> None:
+    records = [
+        '{"order_id": 1, "customer_id": "alice", "status": "paid", "amount": 10, "currency": "eur", '
+        '"created_at": "2026-05-01T23:30:00-02:00", "updated_at": "2026-05-02T00:00:00Z", "note": "x"}',
+        '{"order_id": "1", "customer_id": "alice", "status": "REFUNDED", "amount": "10.005", '
+        '"currency": "EUR", "created_at": "2026-05-01T23:30:00-02:00", '
+        '"updated_at": "2026-05-03T00:00:00.5Z"}',
+        '{"order_id": 2, "customer_id": "bob", "status": "shipped", "amount": 0.1, "currency": "usd", '
+        '"created_at": "2026-05-02T00:00:00Z", "updated_at": "2026-05-02T00:00:00Z", '
+        '"items": [{"sku": "A"}]}',
+        '{"order_id": 2, "customer_id": "bob", "status": "cancelled", "amount": 0.1, "currency": "usd", '
+        '"created_at": "2026-05-02T00:00:00Z", "updated_at": "2026-05-01T00:00:00Z"}',
+        '{"order_id": 3, "customer_id": "", "status": "paid", "amount": 1, "currency": "EUR", '
+        '"created_at": "2026-05-02T00:00:00Z", "updated_at": "2026-05-02T00:00:00Z"}',
+        "[1, 2, 3]",
+        "null",
+    ]
+    data_dir = tmp_path / "data"
+    with FixedPagesApi([records[:3], records[3:], []]) as api:
+        result = lakehouse("run", "--source-url", api.url, "--data-dir", str(data_dir), "--page-size", "3")
+    assert result.returncode == 0, result.stderr
+    assert_tables_match(data_dir, expected([records]))
+    assert [query["limit"] for query in api.queries] == [["3"], ["3"], ["3"]]
+
+    query = lakehouse(
+        "query",
+        "SELECT order_date, currency, gross_revenue, refunded_amount FROM gold.daily_sales ORDER BY 1, 2",
+        "--data-dir",
+        str(data_dir),
+        "--format",
+        "json",
+    )
+    assert query.returncode == 0, query.stderr
+    assert [json.loads(line) for line in query.stdout.splitlines()] == [
+        {"order_date": "2026-05-02", "currency": "EUR", "gross_revenue": 0, "refunded_amount": 10.01},
+        {"order_date": "2026-05-02", "currency": "USD", "gross_revenue": 0.1, "refunded_amount": 0},
+    ]
+    assert '"refunded_amount":10.01' in query.stdout  # exact decimal digits, not a float repr
+
+
+def test_an_unreachable_source_fails_with_one_clear_message(tmp_path: Path) -> None:
+    result = lakehouse(
+        "run",
+        "--source-url",
+        "http://127.0.0.1:9",
+        "--data-dir",
+        str(tmp_path),
+        SOURCE_MAX_ATTEMPTS="2",
+        SOURCE_BACKOFF_BASE_SECONDS="0.1",
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    assert "the source API at http://127.0.0.1:9/v1/orders failed 2 times on page 1" in lines[0]
+    assert "WARNING: Source request for page 1 failed (ConnectionError" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_query_before_any_run_says_what_to_do(tmp_path: Path) -> None:
+    result = lakehouse("query", "SELECT 1", "--data-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "run `lakehouse run` first" in result.stderr

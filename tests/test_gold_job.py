@@ -1,0 +1,126 @@
+"""The Gold job: its SQL against a real Iceberg silver.orders, one commit per table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+
+from etl.jobs import ensure_tables
+from etl.load import job as gold
+from etl.tables import GOLD_CUSTOMER_SUMMARY, GOLD_DAILY_SALES, SILVER_ORDERS, SILVER_TABLES
+
+pytestmark = pytest.mark.spark
+
+RUN = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def silver_row(
+    order_id: int, customer: str, status: str, amount: str, currency: str, created: str
+) -> tuple[object, ...]:
+    created_at = datetime.fromisoformat(created)
+    return (
+        order_id,
+        customer,
+        status,
+        Decimal(amount),
+        currency,
+        created_at,
+        created_at,
+        None,
+        "r1",
+        RUN,
+        "o/1",
+    )
+
+
+@pytest.fixture
+def databases(spark: SparkSession) -> tuple[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    silver_db, gold_db = f"silver_{suffix}", f"gold_{suffix}"
+    ensure_tables(spark, silver_db, SILVER_TABLES)
+    rows = [
+        silver_row(1, "A", "paid", "10.00", "EUR", "2026-01-01T23:30:00+00:00"),
+        silver_row(2, "A", "shipped", "5.50", "EUR", "2026-01-01T08:00:00+00:00"),
+        silver_row(3, "B", "cancelled", "7.00", "EUR", "2026-01-01T09:00:00+00:00"),
+        silver_row(4, "B", "refunded", "3.25", "USD", "2026-01-01T10:00:00+00:00"),
+        silver_row(5, "C", "placed", "99.99", "EUR", "2026-01-02T00:00:00+00:00"),
+        silver_row(6, "A", "delivered", "1.00", "EUR", "2026-01-02T00:30:00+00:00"),
+    ]
+    schema = ", ".join(f"{c.name} {c.type}" for c in SILVER_ORDERS.columns)
+    spark.createDataFrame(rows, schema).writeTo(f"{silver_db}.orders").append()
+    return silver_db, gold_db
+
+
+def test_builds_daily_sales_and_customer_summary(spark: SparkSession, databases: tuple[str, str]) -> None:
+    silver_db, gold_db = databases
+    summary = gold.run(spark, gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db]))
+
+    daily_schema = ", ".join(f"{c.name} {c.type}" for c in GOLD_DAILY_SALES.columns)
+    expected_daily = spark.createDataFrame(
+        [
+            (date(2026, 1, 1), "EUR", 3, Decimal("15.50"), 1, Decimal("0.00")),
+            (date(2026, 1, 1), "USD", 1, Decimal("0.00"), 0, Decimal("3.25")),
+            (date(2026, 1, 2), "EUR", 2, Decimal("1.00"), 0, Decimal("0.00")),
+        ],
+        daily_schema,
+    )
+    assert_df_equality(
+        spark.table(f"{gold_db}.daily_sales"),
+        expected_daily,
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+
+    customer_schema = ", ".join(f"{c.name} {c.type}" for c in GOLD_CUSTOMER_SUMMARY.columns)
+    ts = datetime.fromisoformat
+    expected_customers = spark.createDataFrame(
+        [
+            ("A", 3, Decimal("16.50"), ts("2026-01-01T08:00:00+00:00"), ts("2026-01-02T00:30:00+00:00")),
+            ("B", 2, Decimal("0.00"), ts("2026-01-01T09:00:00+00:00"), ts("2026-01-01T10:00:00+00:00")),
+            ("C", 1, Decimal("0.00"), ts("2026-01-02T00:00:00+00:00"), ts("2026-01-02T00:00:00+00:00")),
+        ],
+        customer_schema,
+    )
+    assert_df_equality(
+        spark.table(f"{gold_db}.customer_summary"),
+        expected_customers,
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+    assert summary.rows == {"daily_sales": 3, "customer_summary": 3}
+
+
+def test_each_rebuild_is_one_commit_per_table_and_replaces_the_rows(
+    spark: SparkSession, databases: tuple[str, str]
+) -> None:
+    silver_db, gold_db = databases
+    args = gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db, "--JOB_ID", "j_1"])
+    gold.run(spark, args)
+    spark.sql(f"DELETE FROM {silver_db}.orders WHERE customer_id = 'C'")
+
+    summary = gold.run(spark, args)
+
+    for table in ("daily_sales", "customer_summary"):
+        operations = [
+            r.operation for r in spark.sql(f"SELECT operation FROM {gold_db}.{table}.snapshots").collect()
+        ]
+        assert len(operations) == 2  # one commit per rebuild
+    assert summary.rows == {"daily_sales": 3, "customer_summary": 2}
+    jan_2 = spark.sql(
+        f"SELECT orders FROM {gold_db}.daily_sales WHERE order_date = DATE'2026-01-02'"
+    ).collect()
+    assert [row.orders for row in jan_2] == [1]
+
+
+def test_the_sql_reads_only_the_silver_view(spark: SparkSession) -> None:
+    for table in (GOLD_DAILY_SALES, GOLD_CUSTOMER_SUMMARY):
+        sql = gold.gold_sql(table)
+        assert "FROM silver_orders" in sql
+        assert "lakehouse." not in sql

@@ -1,0 +1,128 @@
+"""The order validation rules, one record at a time."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from etl.transform.rules import REASONS, Order, Rejected, validate_order
+
+VALID = {
+    "order_id": 42,
+    "customer_id": "C-1",
+    "status": "paid",
+    "amount": 12.5,
+    "currency": "eur",
+    "created_at": "2026-03-01T10:00:00+02:00",
+    "updated_at": "2026-03-02T10:00:00Z",
+}
+
+
+def record(**changes: object) -> str:
+    fields = {**VALID, **changes}
+    return json.dumps({key: value for key, value in fields.items() if value is not ...})
+
+
+def test_types_a_valid_record() -> None:
+    assert validate_order(record(items=[{"sku": "A", "price": 1.10}], extra="ignored")) == Order(
+        order_id=42,
+        customer_id="C-1",
+        status="paid",
+        amount=Decimal("12.50"),
+        currency="EUR",
+        created_at=datetime(2026, 3, 1, 8, tzinfo=UTC),
+        updated_at=datetime(2026, 3, 2, 10, tzinfo=UTC),
+        items='[{"sku":"A","price":1.1}]',
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"order_id": "0042"}, "order_id", 42),
+        ({"order_id": 9223372036854775807}, "order_id", 9223372036854775807),
+        ({"amount": "19.99"}, "amount", Decimal("19.99")),
+        ({"amount": " 7 "}, "amount", Decimal("7.00")),
+        ({"amount": 0}, "amount", Decimal("0.00")),
+        ({"amount": 0.1}, "amount", Decimal("0.10")),
+        ({"amount": 2.005}, "amount", Decimal("2.01")),  # half up, from the decimal text
+        ({"amount": "1e3"}, "amount", Decimal("1000.00")),
+        ({"amount": 9999999999.99}, "amount", Decimal("9999999999.99")),
+        ({"currency": "uSd"}, "currency", "USD"),
+        ({"status": "DELIVERED"}, "status", "delivered"),
+        ({"status": "Refunded"}, "status", "refunded"),
+        ({"items": ...}, "items", None),
+    ],
+)
+def test_accepts_and_normalises(changes: dict[str, object], field: str, expected: object) -> None:
+    assert getattr(validate_order(record(**changes)), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{not json", "not_json"),
+        ("", "not_json"),
+        ('"a string"', "not_an_object"),
+        ("[1, 2]", "not_an_object"),
+        ("null", "not_an_object"),
+        (record(order_id=...), "missing_order_id"),
+        (record(order_id=None), "missing_order_id"),
+        (record(order_id="A-1"), "invalid_order_id"),
+        (record(order_id="-5"), "invalid_order_id"),
+        (record(order_id=" 5"), "invalid_order_id"),
+        (record(order_id="\u0665"), "invalid_order_id"),  # a non-ASCII digit
+        (record(order_id=4.2), "invalid_order_id"),
+        (record(order_id=True), "invalid_order_id"),
+        (record(order_id=2**63), "invalid_order_id"),
+        (record(customer_id=...), "missing_customer_id"),
+        (record(customer_id=""), "invalid_customer_id"),
+        (record(customer_id="   "), "invalid_customer_id"),
+        (record(customer_id=17), "invalid_customer_id"),
+        (record(status=...), "missing_status"),
+        (record(status="lost"), "invalid_status"),
+        (record(status=" paid"), "invalid_status"),
+        (record(status=1), "invalid_status"),
+        (record(amount=...), "missing_amount"),
+        (record(amount="12,50"), "invalid_amount"),
+        (record(amount="abc"), "invalid_amount"),
+        (record(amount="NaN"), "invalid_amount"),
+        (record(amount=True), "invalid_amount"),
+        (record(amount=[1]), "invalid_amount"),
+        (record(amount=-0.01), "negative_amount"),
+        (record(amount="-3"), "negative_amount"),
+        (record(amount=10000000000), "amount_out_of_range"),
+        (record(amount=9999999999.995), "amount_out_of_range"),  # rounds up past the limit
+        (record(amount="1e40"), "amount_out_of_range"),
+        (record(currency=...), "missing_currency"),
+        (record(currency="EURO"), "invalid_currency"),
+        (record(currency="E1R"), "invalid_currency"),
+        (record(currency="ÉUR"), "invalid_currency"),
+        (record(created_at=...), "missing_created_at"),
+        (record(created_at="2026-03-01"), "invalid_created_at"),
+        (record(created_at=1700000000), "invalid_created_at"),
+        (record(updated_at="2026-03-01T10:00:00"), "invalid_updated_at"),
+        (record(updated_at="yesterday"), "invalid_updated_at"),
+        (record(updated_at=...), "missing_updated_at"),
+    ],
+)
+def test_rejects_with_one_stable_reason(text: str, reason: str) -> None:
+    with pytest.raises(Rejected) as rejected:
+        validate_order(text)
+    assert rejected.value.reason == reason
+    assert reason in REASONS
+
+
+def test_nan_literal_is_an_invalid_amount() -> None:
+    with pytest.raises(Rejected) as rejected:
+        validate_order(record().replace('"amount": 12.5', '"amount": NaN'))
+    assert rejected.value.reason == "invalid_amount"
+
+
+def test_the_first_broken_rule_names_the_reason() -> None:
+    with pytest.raises(Rejected) as rejected:
+        validate_order(record(customer_id="", currency="EURO", status="lost"))
+    assert rejected.value.reason == "invalid_customer_id"

@@ -1,0 +1,204 @@
+"""The Silver job against real Iceberg tables, with Bronze runs landed by the real ingestion."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from etl.bronze import BronzeLayout, read_manifest
+from etl.extract.ingest import ingest
+from etl.extract.settings import IngestionSettings, SourceSettings
+from etl.storage import LocalStore
+from etl.transform import job as silver
+from tests.fixed_api import FixedPagesApi
+
+pytestmark = pytest.mark.spark
+
+
+def order(order_id: int, updated_at: str, status: str = "placed", amount: object = "10.00") -> str:
+    return json.dumps(
+        {
+            "order_id": order_id,
+            "customer_id": f"C{order_id}",
+            "status": status,
+            "amount": amount,
+            "currency": "EUR",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": updated_at,
+        }
+    )
+
+
+class Lake:
+    """A Bronze directory and a fresh Silver database in the shared test catalog."""
+
+    def __init__(self, spark: SparkSession, root: Path) -> None:
+        self.spark = spark
+        self.bronze = str(root / "bronze")
+        self.database = f"silver_{uuid.uuid4().hex[:8]}"
+
+    def land(self, run_id: str, *pages: list[str], day: int = 1) -> None:
+        settings = IngestionSettings(SourceSettings("http://127.0.0.1:9"), self.bronze)
+        with FixedPagesApi(list(pages)) as api:
+            ingest(
+                settings.with_source(base_url=api.url),
+                run_id,
+                datetime(2026, 2, day, tzinfo=UTC),
+            )
+
+    def merge(self, run_id: str | None = None) -> silver.SilverSummary:
+        argv = ["--bronze-root", self.bronze, "--silver-database", self.database]
+        return silver.run(self.spark, silver.parse_args(argv + (["--run-id", run_id] if run_id else [])))
+
+    def orders(self) -> list[tuple[object, ...]]:
+        rows = self.spark.table(f"{self.database}.orders").collect()
+        return sorted(
+            (r.order_id, r.status, r.amount, r.updated_at.isoformat(), r.ingestion_run_id) for r in rows
+        )
+
+    def quarantine(self) -> list[tuple[object, ...]]:
+        rows = self.spark.table(f"{self.database}.orders_quarantine").collect()
+        return sorted((r.reason, r.raw_record, r.ingestion_run_id, r.line_number) for r in rows)
+
+    def snapshots(self, table: str) -> int:
+        return self.spark.sql(f"SELECT * FROM {self.database}.{table}.snapshots").count()
+
+
+@pytest.fixture
+def lake(spark: SparkSession, tmp_path: Path) -> Lake:
+    return Lake(spark, tmp_path)
+
+
+def test_merges_valid_records_and_quarantines_invalid_ones(lake: Lake) -> None:
+    bad_status = order(3, "2026-01-01T01:00:00Z", status="lost")
+    lake.land(
+        "r1", [order(1, "2026-01-01T01:00:00Z"), '"oops"'], [order(2, "2026-01-01T02:00:00Z"), bad_status]
+    )
+
+    summary = lake.merge("r1")
+
+    assert (summary.records, summary.accepted, summary.quarantined) == (4, 2, 2)
+    assert (summary.inserted, summary.updated, summary.unchanged, summary.duplicates) == (2, 0, 0, 0)
+    assert lake.orders() == [
+        (1, "placed", Decimal("10.00"), "2026-01-01T01:00:00", "r1"),
+        (2, "placed", Decimal("10.00"), "2026-01-01T02:00:00", "r1"),
+    ]
+    assert lake.quarantine() == [
+        ("invalid_status", bad_status, "r1", 2),
+        ("not_an_object", '"oops"', "r1", 2),
+    ]
+    ledger = lake.spark.table(f"{lake.database}.ingestion_runs").collect()
+    assert [(r.run_id, r.records, r.accepted, r.quarantined) for r in ledger] == [("r1", 4, 2, 2)]
+
+
+def test_newer_versions_update_older_ones_never_do(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), order(2, "2026-01-01T05:00:00Z", amount=20)])
+    lake.merge()
+    lake.land(
+        "r2",
+        [
+            order(1, "2026-01-01T06:00:00Z", status="PAID"),  # newer: updates
+            order(2, "2026-01-01T04:00:00Z", status="cancelled"),  # late, older: ignored
+            order(2, "2026-01-01T07:00:00Z", status="on_hold"),  # newer but invalid: quarantined
+            order(4, "2026-01-01T01:00:00Z"),  # new key
+            order(4, "2026-01-01T01:00:00Z"),  # exact duplicate
+        ],
+        day=2,
+    )
+
+    summary = lake.merge("r2")
+
+    assert (summary.inserted, summary.updated, summary.unchanged, summary.duplicates) == (1, 1, 1, 1)
+    assert summary.quarantined == 1
+    assert lake.orders() == [
+        (1, "paid", Decimal("10.00"), "2026-01-01T06:00:00", "r2"),
+        (2, "placed", Decimal("20.00"), "2026-01-01T05:00:00", "r1"),
+        (4, "placed", Decimal("10.00"), "2026-01-01T01:00:00", "r2"),
+    ]
+    assert [row[0] for row in lake.quarantine()] == ["invalid_status"]
+
+
+def test_a_second_run_of_the_job_merges_nothing_twice(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), '{"order_id": "x"}'])
+    lake.merge()
+    orders, quarantine = lake.snapshots("orders"), lake.snapshots("orders_quarantine")
+
+    assert lake.merge() == silver.SilverSummary()
+    assert (lake.snapshots("orders"), lake.snapshots("orders_quarantine")) == (orders, quarantine)
+
+
+def test_a_batch_interrupted_before_the_ledger_is_merged_again_without_duplicates(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), '{"order_id": "x"}', '{"order_id": "x"}'])
+    lake.merge()
+    before = (lake.orders(), lake.quarantine())
+    # As if the job had died after the MERGEs but before recording the run in the ledger.
+    lake.spark.sql(f"DELETE FROM {lake.database}.ingestion_runs WHERE run_id = 'r1'")
+
+    summary = lake.merge()
+
+    assert summary.runs == ("r1",)
+    assert (summary.inserted, summary.updated, summary.unchanged) == (0, 0, 1)
+    assert (lake.orders(), lake.quarantine()) == before
+    assert len(before[1]) == 2  # two identical bad lines stay two rows: they are two records
+
+
+def test_pending_runs_merged_together_equal_runs_merged_one_by_one(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    runs = {
+        "r1": [order(1, "2026-01-01T05:00:00Z"), order(2, "2026-01-01T05:00:00Z", status="paid")],
+        "r2": [
+            order(1, "2026-01-01T05:00:00Z", status="shipped"),
+            order(2, "2026-01-01T06:00:00Z", "refunded"),
+        ],
+        "r3": [order(2, "2026-01-01T03:00:00Z", status="cancelled"), order(3, "2026-01-01T01:00:00Z")],
+    }
+    one_by_one, together = Lake(spark, tmp_path / "a"), Lake(spark, tmp_path / "b")
+    for day, (run_id, records) in enumerate(runs.items(), start=1):
+        one_by_one.land(run_id, records, day=day)
+        one_by_one.merge(run_id)
+        together.land(run_id, records, day=day)
+
+    summary = together.merge()
+
+    assert summary.runs == ("r1", "r2", "r3")
+    assert together.orders() == one_by_one.orders()
+    # r2's version of order 1 has the same updated_at as r1's: the first received (r1) is kept.
+    assert together.orders()[0][1] == "placed"
+
+
+def test_an_unknown_run_id_fails_with_a_clear_message(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z")])
+    with pytest.raises(FileNotFoundError, match="ingestion run r9 has no manifest"):
+        lake.merge("r9")
+
+
+def test_refuses_a_run_whose_objects_do_not_match_its_manifest(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), order(2, "2026-01-01T05:00:00Z")])
+    store = LocalStore(Path(lake.bronze))
+    manifest = read_manifest(store, BronzeLayout("orders"), "r1")
+    assert manifest is not None
+    store.put(manifest.objects[0].key, gzip.compress(order(1, "2026-01-01T05:00:00Z").encode() + b"\n"))
+
+    with pytest.raises(silver.BronzeMismatch, match="lists 2 records, Bronze holds 1"):
+        lake.merge()
+    assert lake.spark.table(f"{lake.database}.orders").count() == 0
+
+
+def test_tables_are_iceberg_v2_merge_on_read_partitioned_by_month(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z")])
+    lake.merge()
+    properties = dict(
+        (row.key, row.value) for row in lake.spark.sql(f"SHOW TBLPROPERTIES {lake.database}.orders").collect()
+    )
+    assert properties["format-version"] == "2"
+    assert properties["write.merge.mode"] == "merge-on-read"
+    partitions = lake.spark.sql(f"SELECT partition FROM {lake.database}.orders.partitions").collect()
+    assert [row.partition.asDict() for row in partitions] == [{"created_at_month": 672}]  # 2026-01
