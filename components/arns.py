@@ -46,7 +46,7 @@ class Account:
         return self.arn("glue", f"table/{database}/{table}")
 
     def glue_job(self, job: pulumi.Input[str]) -> pulumi.Output[str]:
-        return pulumi.Output.concat(self.arn("glue", "job/"), job)
+        return pulumi.Output.format("{0}{1}", self.arn("glue", "job/"), job)
 
     def state_machine(self, name: str) -> pulumi.Output[str]:
         """The ARN a state machine named `name` gets, known before it exists."""
@@ -55,4 +55,4 @@ class Account:
 
 def log_streams(log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     """The streams of a log group: the resource of logs:CreateLogStream and logs:PutLogEvents."""
-    return pulumi.Output.concat(log_group_arn, ":*")
+    return pulumi.Output.format("{0}:*", log_group_arn)

@@ -135,7 +135,7 @@ def _policy_statements(
                 sid="AllowAccessLogDelivery",
                 principal={"Service": "logging.s3.amazonaws.com"},
                 actions=("s3:PutObject",),
-                resources=(pulumi.Output.concat(bucket_arn, "/*"),),
+                resources=(pulumi.Output.format("{0}/*", bucket_arn),),
                 # Only buckets of this account may deliver here.
                 condition={"StringEquals": {"aws:SourceAccount": log_delivery_account}},
             )
@@ -145,7 +145,7 @@ def _policy_statements(
 
 def tls_only_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
     """Deny every request that does not use TLS (AWS endpoints refuse TLS older than 1.2 themselves)."""
-    resources = (bucket_arn, pulumi.Output.concat(bucket_arn, "/*"))
+    resources = (bucket_arn, pulumi.Output.format("{0}/*", bucket_arn))
     return [
         Statement(
             sid="DenyInsecureTransport",

@@ -125,7 +125,7 @@ def _state_machine_statements(args: OrchestratorArgs) -> list[Statement]:
             sid="InvokeStepFunctions",
             actions=("lambda:InvokeFunction",),
             # Qualified ARNs too (versions, aliases), which is how Step Functions may call them.
-            resources=(*functions, *(pulumi.Output.concat(arn, ":*") for arn in functions)),
+            resources=(*functions, *(pulumi.Output.format("{0}:*", arn) for arn in functions)),
         ),
         Statement(
             sid="RunStepJobs",

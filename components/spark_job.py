@@ -151,7 +151,7 @@ def _job_statements(args: SparkJobArgs, log_group_arns: Sequence[pulumi.Output[s
         Statement(
             sid="ReadJobCode",
             actions=("s3:GetObject",),
-            resources=(pulumi.Output.concat(args.code.bucket_arn, "/glue/*"),),
+            resources=(pulumi.Output.format("{0}/glue/*", args.code.bucket_arn),),
         ),
         Statement(sid="DecryptJobCode", actions=("kms:Decrypt",), resources=(args.code.key_arn,)),
         Statement(
