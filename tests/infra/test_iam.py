@@ -154,3 +154,64 @@ def test_each_job_writes_only_its_own_layer_tables(
     assert tables(granted["glue:GetTable"]) == readable
     writable_buckets = {arn.split(":::")[1].split("/")[0] for arn in granted["s3:PutObject"]}
     assert writable_buckets == {stack.outputs["bucketNames"][layer]}
+
+
+OBJECTS = {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"}
+JOB = {
+    *OBJECTS,
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "cloudwatch:PutMetricData",
+}
+ACTIONS_BY_ROLE = {
+    "orders-ingest-role": {
+        *OBJECTS,
+        "s3:PutObject",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "secretsmanager:GetSecretValue",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    },
+    "orders-silver-role": JOB,
+    "orders-gold-role": JOB,
+    "orders-orchestrator-role": {
+        "lambda:InvokeFunction",
+        "glue:StartJobRun",
+        "glue:GetJobRun",
+        "glue:GetJobRuns",
+        "glue:BatchStopJobRun",
+        "sns:Publish",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+    },
+    "orders-orchestrator-scheduler-role": {"states:StartExecution"},
+}
+
+
+def test_each_role_is_granted_exactly_the_actions_its_actor_uses(stack: StackRun) -> None:
+    for role, actions in ACTIONS_BY_ROLE.items():
+        if stack.stack == "dev" and "scheduler" in role:
+            continue
+        assert set(_granted(stack, role)) == actions, role
