@@ -136,3 +136,10 @@ def test_pulumi_yaml_runs_the_program_in_the_project_virtual_environment() -> No
     project = yaml.safe_load(Path(PROJECT_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
     assert project["name"] == "lakehouse"
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+
+
+def test_the_deploy_guide_describes_every_key() -> None:
+    guide = (PROJECT_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    missing = [name for name in declared_keys() if f"| `{name}` |" not in guide]
+    assert not missing
+    assert "pulumi config set --secret sourceApiToken" in guide

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from tests.infra.stack_run import PROJECT_ROOT
 from tests.infra.stacks import Resource, StackRun
 
 # Resource type -> how many each stack declares.
@@ -154,3 +155,8 @@ def test_each_layer_has_a_database_located_in_its_own_bucket(stack: StackRun, la
 def test_the_infrastructure_creates_no_tables(stack: StackRun) -> None:
     # The jobs create their Iceberg tables from etl/tables.py; a second definition here would drift.
     assert not stack.of_type("aws:glue/catalogTable:CatalogTable")
+
+
+def test_the_deploy_guide_lists_every_output(stack: StackRun) -> None:
+    guide = (PROJECT_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    assert [name for name in stack.outputs if f"| `{name}` |" not in guide] == []
