@@ -35,7 +35,9 @@ class LayerAccess:
             Statement(actions=("s3:ListBucket", "s3:GetBucketLocation"), resources=(self.bucket_arn,)),
             Statement(
                 actions=tuple(object_actions),
-                resources=tuple(pulumi.Output.format("{0}/{1}", self.bucket_arn, key) for key in self.object_keys),
+                resources=tuple(
+                    pulumi.Output.format("{0}/{1}", self.bucket_arn, key) for key in self.object_keys
+                ),
             ),
             Statement(actions=tuple(key_actions), resources=(self.key_arn,)),
         ]

@@ -174,14 +174,21 @@ def _encryption_rule(
 
 
 def _lifecycle_rules(args: HardenedBucketArgs) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    # One rule carries every expiration: S3 takes one Expiration per rule, and overlapping rules with the
+    # same action are easy to get wrong. Current objects expire only where asked (the access logs);
+    # elsewhere the rule removes delete markers with no versions left behind them, which slow listings.
+    expiration: aws.s3.BucketLifecycleConfigurationRuleExpirationArgsDict = (
+        {"days": args.expiration_days}
+        if args.expiration_days is not None
+        else {"expired_object_delete_marker": True}
+    )
     rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
         {
-            "id": "expire-noncurrent-versions",
+            "id": "expire-old-versions",
             "status": "Enabled",
             "filter": {"prefix": ""},
             "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_days},
-            # Delete markers with no versions left behind them only slow down listings.
-            "expiration": {"expired_object_delete_marker": True},
+            "expiration": expiration,
         },
         {
             "id": "abort-incomplete-multipart-uploads",
@@ -199,15 +206,6 @@ def _lifecycle_rules(args: HardenedBucketArgs) -> list[aws.s3.BucketLifecycleCon
                 "transitions": [
                     {"days": args.transition.days, "storage_class": args.transition.storage_class}
                 ],
-            }
-        )
-    if args.expiration_days is not None:
-        rules.append(
-            {
-                "id": "expire-current-objects",
-                "status": "Enabled",
-                "filter": {"prefix": ""},
-                "expiration": {"days": args.expiration_days},
             }
         )
     return rules

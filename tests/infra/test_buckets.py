@@ -90,9 +90,10 @@ def test_every_bucket_expires_old_versions_and_abandoned_uploads(stack: StackRun
             )["rules"]
         }
         assert all(rule["status"] == "Enabled" for rule in rules.values())
-        assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {
-            "noncurrentDays": noncurrent_days
-        }
+        expiry = rules["expire-old-versions"]
+        assert expiry["noncurrentVersionExpiration"] == {"noncurrentDays": noncurrent_days}
+        current = {"days": 365} if _is_access_log_bucket(bucket) else {"expiredObjectDeleteMarker": True}
+        assert expiry["expiration"] == current
         assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {
             "daysAfterInitiation": 7
         }
