@@ -26,7 +26,7 @@ class Naming:
         return f"{self.project}-{self.stack}"
 
     def bucket_prefix(self, role: str) -> str:
-        """Start of a bucket name, e.g. lakehouse-dev-silver-; AWS adds a unique suffix (names are global)."""
+        """Start of a bucket name, e.g. lakehouse-dev-silver-; a unique suffix follows (names are global)."""
         prefix = re.sub(r"[^a-z0-9-]", "-", f"{self.prefix}-{role}".lower())
         return prefix[: BUCKET_PREFIX_LENGTH - 1] + "-"
 

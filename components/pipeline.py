@@ -81,6 +81,11 @@ class Pipeline(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lakehouse:pipeline:Pipeline", name, None, opts)
+        ingestion = [step.name for step in args.pipeline.steps if step.kind is StepKind.FUNCTION]
+        if len(ingestion) != 1:
+            raise ValueError(
+                f"the pipeline needs exactly one function step (the ingestion), found {ingestion}"
+            )
         config = args.config
         self._resource_name = name
         self._args = args
@@ -169,8 +174,6 @@ class Pipeline(pulumi.ComponentResource):
         self.state_machine_arn = orchestrator.state_machine_arn
         self.definition = orchestrator.definition
         self.artifacts_bucket_name = artifacts.bucket_name
-        if len(functions) != 1:
-            raise ValueError(f"the pipeline needs one function step (the ingestion), found {list(functions)}")
         (self.function_name,) = functions.values()
         self.job_names = pulumi.Output.all(**jobs).apply(dict)
         self.alert_topic_arn = alerts.topic_arn
