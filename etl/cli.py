@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -96,13 +97,15 @@ def sample_api_command(args: argparse.Namespace) -> int:
     from etl.sample_api.generator import SampleSource
     from etl.sample_api.server import SampleApiServer
 
-    source = SampleSource(seed=args.seed, initial_orders=args.orders, batches=args.batches)
+    source = SampleSource(
+        seed=args.seed, initial_orders=args.orders, change_fraction=args.change_fraction, batches=args.batches
+    )
     token = os.environ.get("SAMPLE_API_TOKEN") or None
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the server's threads start, which inherit it
     with SampleApiServer(source, port=args.port, token=token) as api:
         print(f"Sample API on {api.url}/v1/orders ({args.batches} batches); Ctrl-C stops it", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        signal.sigwait(stop)
     return 0
 
 
@@ -136,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--orders", type=int, default=5000, help="orders in the first batch")
     sample.add_argument("--batches", type=int, default=1, help="batches published")
     sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--change-fraction", type=float, default=0.1, help="later batches, as a share of --orders")
     return parser
 
 

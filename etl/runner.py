@@ -24,15 +24,13 @@ from etl.timestamps import format_rfc3339, utc_now
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-SILVER_DATABASE = "silver"
-GOLD_DATABASE = "gold"
-
-
 @dataclass(frozen=True)
 class LocalLayout:
     """Where a local run keeps its data, under one directory."""
 
     data_dir: Path
+    silver_database: str = "silver"
+    gold_database: str = "gold"
 
     @property
     def bronze(self) -> Path:
@@ -46,8 +44,8 @@ class LocalLayout:
         """The deployment settings of the Spark steps, as the infrastructure sets them in AWS."""
         return {
             pipeline.BRONZE_ROOT: str(self.bronze),
-            pipeline.SILVER_DATABASE: SILVER_DATABASE,
-            pipeline.GOLD_DATABASE: GOLD_DATABASE,
+            pipeline.SILVER_DATABASE: self.silver_database,
+            pipeline.GOLD_DATABASE: self.gold_database,
         }
 
 

@@ -92,9 +92,9 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
     if not manifests:
         return SilverSummary()
 
-    validated = validate_orders(load_raw_records(spark, store, manifests)).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    # Checkpointed: every later step reads it, and its rows must not be re-read nor re-validated; the
+    # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic.
+    validated = validate_orders(load_raw_records(spark, store, manifests)).localCheckpoint(eager=True)
     try:
         per_run = _count_per_run(validated, manifests)
         save_quarantine(spark, quarantined_records(validated), args.silver_database)
@@ -103,7 +103,7 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         inserted, updated, unchanged = save_orders(spark, latest, args.silver_database)
         save_ledger(spark, manifests, per_run, args.silver_database, store)
     finally:
-        validated.unpersist()
+        validated.unpersist()  # drops the checkpoint's blocks
 
     accepted_total = sum(counts[1] for counts in per_run.values())
     return SilverSummary(

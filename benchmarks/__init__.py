@@ -1,0 +1,6 @@
+"""Benchmarks of the local pipeline (`make bench`); figures, not assertions."""
+
+import os
+
+# Set before etl.extract creates its loggers: per-run INFO logs would drown the figures.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

@@ -1,0 +1,30 @@
+"""The sample API in a process of its own, so it takes no CPU or memory from what is measured."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from etl.sample_api.generator import SampleSource
+
+
+@contextmanager
+def sample_api_process(source: SampleSource) -> Iterator[str]:
+    """Serve `source` on 127.0.0.1 from a child process; yields the base URL."""
+    command = [
+        sys.executable, "-m", "etl", "sample-api", "--port", "0",
+        "--orders", str(source.initial_orders), "--batches", str(source.batches),
+        "--seed", str(source.seed), "--change-fraction", str(source.change_fraction),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()  # "Sample API on http://127.0.0.1:PORT/v1/orders ..."
+        if not banner.startswith("Sample API on "):
+            raise RuntimeError(f"the sample API did not start: {banner!r}")
+        yield banner.split()[3].removesuffix("/v1/orders")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,68 @@
+"""Ingestion settings from the environment: defaults, overrides, and one clear error per bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from etl.extract.settings import IngestionSettings, SettingsError, SourceSettings
+
+BASE = {"SOURCE_BASE_URL": "https://api.example.com/", "LAKEHOUSE_BRONZE_ROOT": "s3://bronze"}
+
+
+def test_reads_every_source_setting_from_the_environment() -> None:
+    environ = {
+        **BASE,
+        "SOURCE_PATH": "v2/orders",
+        "SOURCE_PAGE_SIZE": "250",
+        "SOURCE_SINCE_PARAM": "changed_after",
+        "SOURCE_TIMEOUT_SECONDS": "2.5",
+        "SOURCE_AUTH_SCHEME": "",
+        "SOURCE_API_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+        "LAKEHOUSE_DATASET": "orders_eu",
+    }
+    settings = IngestionSettings.from_environment(environ)
+    assert settings.source.url == "https://api.example.com/v2/orders"
+    assert (settings.source.page_size, settings.source.since_param) == (250, "changed_after")
+    assert settings.source.timeout_seconds == 2.5
+    assert settings.source.auth_scheme == "Bearer"  # empty means unset: the default stays
+    assert settings.token_secret_arn == "arn:aws:secretsmanager:eu-west-1:1:secret:t"
+    assert (settings.bronze_root, settings.dataset) == ("s3://bronze", "orders_eu")
+
+
+def test_explicit_values_win_over_the_environment() -> None:
+    settings = IngestionSettings.from_environment(
+        {**BASE, "SOURCE_PAGE_SIZE": "250"},
+        bronze_root="/tmp/bronze",
+        source={"base_url": "http://127.0.0.1:8000", "page_size": 50, "path": None},
+    )
+    assert settings.source.url == "http://127.0.0.1:8000/v1/orders"
+    assert settings.source.page_size == 50
+    assert settings.bronze_root == "/tmp/bronze"
+
+
+def test_the_token_is_not_in_the_repr() -> None:
+    settings = IngestionSettings.from_environment({**BASE, "SOURCE_API_TOKEN": "s3cr3t-value"})
+    assert settings.token == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"LAKEHOUSE_BRONZE_ROOT": "/tmp/b"}, "set SOURCE_BASE_URL"),
+        ({"SOURCE_BASE_URL": "https://x"}, "set LAKEHOUSE_BRONZE_ROOT"),
+        ({**BASE, "SOURCE_PAGE_SIZE": "many"}, "SOURCE_PAGE_SIZE must be a number"),
+        ({**BASE, "SOURCE_PAGE_SIZE": "20000"}, "page size must be between 1 and 10000"),
+        ({**BASE, "SOURCE_MAX_ATTEMPTS": "0"}, "max attempts must be at least 1"),
+        ({**BASE, "SOURCE_BASE_URL": "ftp://x"}, "must start with http:// or https://"),
+        ({**BASE, "LAKEHOUSE_DATASET": "../x"}, "dataset must be letters"),
+    ],
+)
+def test_bad_settings_fail_naming_the_setting(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        IngestionSettings.from_environment(environ)
+
+
+def test_source_settings_validate_directly_too() -> None:
+    with pytest.raises(SettingsError):
+        SourceSettings(base_url="https://x", timeout_seconds=0)
