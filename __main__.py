@@ -1,0 +1,72 @@
+"""The lakehouse stack: the storage of three medallion layers and the pipeline that fills them."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.access_logs import AccessLogs, AccessLogsArgs
+from components.arns import Account
+from components.config import load_stack_config
+from components.hardened_bucket import Transition
+from components.medallion_layer import MedallionLayer, MedallionLayerArgs
+from components.naming import Naming
+from components.pipeline import Pipeline, PipelineArgs
+from etl.pipeline import ORDERS_PIPELINE
+from etl.tables import Layer
+
+config = load_stack_config()
+storage = config.storage
+naming = Naming(config.project, config.stack)
+
+access_logs = (
+    AccessLogs(
+        "access-logs",
+        AccessLogsArgs(
+            naming=naming,
+            account=Account.current(),
+            retention_days=storage.access_log_retention_days,
+            noncurrent_version_days=storage.noncurrent_version_days,
+            force_destroy=storage.force_destroy,
+            protect=storage.deletion_protection,
+        ),
+    )
+    if storage.access_logging
+    else None
+)
+
+layers = {
+    layer: MedallionLayer(
+        layer.value,
+        MedallionLayerArgs(
+            layer=layer,
+            naming=naming,
+            noncurrent_version_days=storage.noncurrent_version_days,
+            deletion_window_days=storage.deletion_window_days,
+            transition=Transition(t.days, t.storage_class) if (t := storage.transitions[layer]) else None,
+            force_destroy=storage.force_destroy,
+            protect=storage.deletion_protection,
+            access_logs=access_logs.target(layer.value) if access_logs else None,
+        ),
+    )
+    for layer in Layer
+}
+
+pipeline = Pipeline(
+    ORDERS_PIPELINE.name,
+    PipelineArgs(pipeline=ORDERS_PIPELINE, config=config, layers=layers, access_logs=access_logs),
+)
+
+pulumi.export("stateMachineArn", pipeline.state_machine_arn)
+pulumi.export(
+    "bucketNames",
+    {
+        **{layer.value: layers[layer].bucket_name for layer in Layer},
+        "artifacts": pipeline.artifacts_bucket_name,
+        **({"accessLogs": access_logs.bucket_name} if access_logs else {}),
+    },
+)
+pulumi.export("databaseNames", {layer.value: layers[layer].database_name for layer in Layer})
+pulumi.export("jobNames", pipeline.job_names)
+pulumi.export("functionName", pipeline.function_name)
+pulumi.export("alertTopicArn", pipeline.alert_topic_arn)
+pulumi.export("sourceTokenSecretArn", pipeline.token_secret_arn)

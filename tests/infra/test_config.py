@@ -1,0 +1,145 @@
+"""Stack configuration: one module reads every key, Pulumi.yaml documents it, mistakes name the key."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from dataclasses import fields
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from components.config import ConfigError, declared_keys, load_stack_config, source_key
+from etl.extract.settings import SOURCE_ENV, SourceSettings
+from tests.infra.stack_run import PROJECT_ROOT, TOKEN_KEY, stack_config
+from tests.infra.stacks import STACKS
+
+Configure = Callable[[dict[str, str]], None]
+
+
+@pytest.fixture
+def configure() -> Iterator[Configure]:
+    """Set Pulumi's process-wide configuration for one test, then clear it again."""
+
+    def apply(config: dict[str, str]) -> None:
+        pulumi.runtime.set_all_config(config, [TOKEN_KEY])
+
+    yield apply
+    pulumi.runtime.set_all_config({}, [])
+
+
+def _problems(configure: Configure, config: dict[str, str]) -> list[str]:
+    configure(config)
+    with pytest.raises(ConfigError) as raised:
+        load_stack_config("lakehouse", "dev")
+    return [line.strip() for line in str(raised.value).splitlines()[1:]]
+
+
+def test_every_key_is_documented_with_type_and_default_or_required() -> None:
+    for key in declared_keys().values():
+        assert key.description, key.name
+        assert key.type in ("string", "integer", "boolean"), key.name
+        if key.secret:
+            assert not key.has_default, f"{key.name}: a secret has no default"
+    required = {k.name for k in declared_keys().values() if not k.has_default}
+    assert required == {"sourceBaseUrl", "sourceApiToken"}
+
+
+def test_the_source_defaults_are_the_ingestions_own() -> None:
+    keys = declared_keys()
+    for field in fields(SourceSettings):
+        key = keys[source_key(field.name)]
+        if field.name != "base_url":
+            assert key.default == field.default, key.name
+    assert {source_key(name) for name in SOURCE_ENV} <= set(keys)
+
+
+def test_only_the_config_module_reads_configuration() -> None:
+    readers = []
+    for path in [PROJECT_ROOT / "__main__.py", *(PROJECT_ROOT / "components").glob("*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "Config":
+                readers.append(path.name)
+    assert readers == ["config.py"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_stack_files_set_only_declared_keys(stack: str) -> None:
+    document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
+    keys = {key.split(":", 1)[1] for key in document["config"] if key.startswith("lakehouse:")}
+    assert keys <= set(declared_keys())
+    assert "sourceApiToken" not in keys, "the token is set with `pulumi config set --secret`, never committed"
+
+
+def test_a_valid_stack_loads(configure: Configure) -> None:
+    configure(stack_config("prod"))
+    config = load_stack_config("lakehouse", "prod")
+    assert config.spark.silver_workers == 10
+    assert config.orchestration.schedule == "cron(30 2 * * ? *)"
+    assert config.storage.deletion_protection is True
+    assert config.source.settings.page_size == 1000
+
+
+def test_missing_and_wrong_values_are_reported_together_naming_each_key(configure: Configure) -> None:
+    config = stack_config("dev")
+    del config["lakehouse:sourceBaseUrl"]
+    config.update(
+        {
+            "lakehouse:silverWorkers": "1",
+            "lakehouse:glueFlex": "maybe",
+            "lakehouse:logRetentionDays": "10",
+            "lakehouse:sourcePageSize": "0",
+            "lakehouse:glueWorkerType": "G.3X",
+            "lakehouse:schedule": "daily",
+            "lakehouse:silverWorker": "3",
+        }
+    )
+    problems = _problems(configure, config)
+    keys = [problem.split(":")[1] for problem in problems]
+    assert sorted(keys) == sorted(
+        [
+            "sourceBaseUrl",
+            "silverWorkers",
+            "glueFlex",
+            "logRetentionDays",
+            "sourcePageSize",
+            "glueWorkerType",
+            "schedule",
+            "silverWorker",
+        ]
+    )
+    by_key = dict(zip(keys, problems, strict=True))
+    assert "pulumi config set sourceBaseUrl" in by_key["sourceBaseUrl"]
+    assert "at least 2; got 1" in by_key["silverWorkers"]
+    assert "page size must be between 1 and 10000" in by_key["sourcePageSize"]
+    assert "not a key of this project" in by_key["silverWorker"]
+
+
+def test_a_missing_token_says_how_to_set_it_as_a_secret(configure: Configure) -> None:
+    config = stack_config("dev")
+    del config[TOKEN_KEY]
+    (problem,) = _problems(configure, config)
+    assert problem.startswith("lakehouse:sourceApiToken:")
+    assert "pulumi config set --secret sourceApiToken" in problem
+
+
+def test_a_protected_stack_cannot_force_destroy(configure: Configure) -> None:
+    config = {**stack_config("prod"), "lakehouse:forceDestroy": "true"}
+    (problem,) = _problems(configure, config)
+    assert problem.startswith("lakehouse:forceDestroy:")
+
+
+def test_pulumi_yaml_runs_the_program_in_the_project_virtual_environment() -> None:
+    project = yaml.safe_load(Path(PROJECT_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+    assert project["name"] == "lakehouse"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+
+
+def test_the_deploy_guide_describes_every_key() -> None:
+    guide = (PROJECT_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    missing = [name for name in declared_keys() if f"| `{name}` |" not in guide]
+    assert not missing
+    assert "pulumi config set --secret sourceApiToken" in guide

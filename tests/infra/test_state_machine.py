@@ -1,0 +1,225 @@
+"""The state machine: valid for independent validators, the same graph as the pipeline, failures caught."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+from statelint.linter import Linter
+
+from components.asl import Catch, Fail, JsonPath, StateMachine, Task, render_payload
+from components.state_machine import (
+    FAILED,
+    NOTIFY_FAILURE,
+    Integrations,
+    StepTarget,
+    input_path,
+    render_pipeline,
+)
+from etl.pipeline import ORDERS_PIPELINE, ExecutionValue, StepKind, StepResult
+from tests.infra.stacks import StackRun
+
+INTEGRATION = {
+    StepKind.FUNCTION: "arn:aws:states:::lambda:invoke",
+    StepKind.SPARK_JOB: "arn:aws:states:::glue:startJobRun.sync",
+}
+
+
+def _main_path(definition: dict[str, Any]) -> list[str]:
+    """State names from StartAt, following Next until a state ends the execution."""
+    path = [definition["StartAt"]]
+    while "Next" in definition["States"][path[-1]]:
+        path.append(definition["States"][path[-1]]["Next"])
+    assert definition["States"][path[-1]].get("End") is True
+    return path
+
+
+def test_statelint_accepts_the_definition(stack: StackRun) -> None:
+    assert Linter.validate(stack.state_machine_definition()) == []
+
+
+def test_motos_parser_accepts_the_definition_as_deployed(stack: StackRun) -> None:
+    (state_machine,) = stack.of_type("aws:sfn/stateMachine:StateMachine")
+    program: Any = AmazonStateLanguageParser.parse(state_machine.inputs["definition"])[0]
+    assert list(program.states.states) == [*(s.name for s in ORDERS_PIPELINE.steps), NOTIFY_FAILURE, FAILED]
+    with pytest.raises(ASLParserException):
+        AmazonStateLanguageParser.parse(state_machine.inputs["definition"].replace('"Retry"', '"Retries"'))
+
+
+def test_statelint_would_reject_a_broken_definition(stack: StackRun) -> None:
+    broken = stack.state_machine_definition()
+    broken["States"]["Silver"]["Next"] = "Nowhere"
+    assert Linter.validate(broken)
+
+
+def test_the_graph_is_the_pipeline(stack: StackRun) -> None:
+    definition = stack.state_machine_definition()
+    assert _main_path(definition) == [step.name for step in ORDERS_PIPELINE.steps]
+    for step in ORDERS_PIPELINE.steps:
+        state = definition["States"][step.name]
+        assert state["Type"] == "Task"
+        assert state["Resource"] == INTEGRATION[step.kind]
+    assert set(definition["States"]) == {*(s.name for s in ORDERS_PIPELINE.steps), NOTIFY_FAILURE, FAILED}
+
+
+def test_tasks_point_at_the_deployed_function_and_jobs(stack: StackRun) -> None:
+    states = stack.state_machine_definition()["States"]
+    (function,) = stack.of_type("aws:lambda/function:Function")
+    assert states["Ingest"]["Parameters"]["FunctionName"] == function.outputs["arn"]
+    for step in ("Silver", "Gold"):
+        assert states[step]["Parameters"]["JobName"] == stack.outputs["jobNames"][step]
+    topic = states[NOTIFY_FAILURE]["Parameters"]["TopicArn"]
+    assert topic == stack.outputs["alertTopicArn"]
+
+
+def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun) -> None:
+    states = stack.state_machine_definition()["States"]
+    assert states["Ingest"]["Parameters"]["Payload"] == {
+        "run_id.$": "$$.Execution.Name",
+        "started_at.$": "$$.Execution.StartTime",
+    }
+    # The ingestion summary is kept under the step's name, and its run id is the Silver job's --run-id.
+    assert states["Ingest"]["ResultPath"] == "$.results.Ingest"
+    assert set(states["Ingest"]["ResultSelector"]) == {
+        "run_id.$",
+        "manifest.$",
+        "pages.$",
+        "records.$",
+        "objects.$",
+        "watermark.$",
+    }
+    assert states["Silver"]["Parameters"]["Arguments"] == {"--run-id.$": "$.results.Ingest.run_id"}
+    assert states["Gold"]["Parameters"]["Arguments"] == {}
+
+
+def test_retries_back_off_with_jitter(stack: StackRun) -> None:
+    states = stack.state_machine_definition()["States"]
+    lambda_retry = states["Ingest"]["Retry"]
+    assert "Lambda.ServiceException" in lambda_retry[0]["ErrorEquals"]
+    assert "Lambda.TooManyRequestsException" in lambda_retry[0]["ErrorEquals"]
+    for step in ("Ingest", "Silver", "Gold", NOTIFY_FAILURE):
+        for retry in states[step]["Retry"]:
+            assert retry["BackoffRate"] > 1
+            assert retry["JitterStrategy"] == "FULL"
+            assert retry["MaxDelaySeconds"] >= retry["IntervalSeconds"]
+            # Service errors only: a failed ingestion or Spark run is reported, not repeated.
+            assert "States.ALL" not in retry["ErrorEquals"]
+    glue_errors = {e for retry in states["Silver"]["Retry"] for e in retry["ErrorEquals"]}
+    assert "Glue.ConcurrentRunsExceededException" in glue_errors
+
+
+def test_every_failure_is_published_then_fails_the_execution(stack: StackRun) -> None:
+    definition = stack.state_machine_definition()
+    states = definition["States"]
+    for step in ORDERS_PIPELINE.steps:
+        assert states[step.name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": NOTIFY_FAILURE}
+        ]
+    notify = states[NOTIFY_FAILURE]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Parameters"]["Message"]["error.$"] == "$.error.Error"
+    assert notify["Parameters"]["Message"]["cause.$"] == "$.error.Cause"
+    assert notify["Next"] == FAILED
+    assert notify["Catch"][0]["Next"] == FAILED
+    assert states[FAILED]["Type"] == "Fail"
+
+
+def test_the_definition_uses_jsonpath_and_bounded_times(stack: StackRun) -> None:
+    definition = stack.state_machine_definition()
+    assert "QueryLanguage" not in definition
+    assert all("TimeoutSeconds" in definition["States"][s.name] for s in ORDERS_PIPELINE.steps)
+    step_timeouts = sum(definition["States"][s.name]["TimeoutSeconds"] for s in ORDERS_PIPELINE.steps)
+    assert definition["TimeoutSeconds"] > step_timeouts
+
+
+def test_the_state_machine_logs_and_traces(stack: StackRun) -> None:
+    (state_machine,) = stack.of_type("aws:sfn/stateMachine:StateMachine")
+    logging = state_machine.inputs["loggingConfiguration"]
+    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", "orders-orchestrator-logs")
+    assert logging["logDestination"] == f"{log_group.outputs['arn']}:*"
+    assert logging["level"] == {"dev": "ALL", "prod": "ERROR"}[stack.stack]
+    assert state_machine.inputs["tracingConfiguration"] == {"enabled": True}
+    assert state_machine.inputs["type"] == "STANDARD"
+
+
+def test_failed_timed_out_and_aborted_executions_reach_the_topic(stack: StackRun) -> None:
+    (rule,) = stack.of_type("aws:cloudwatch/eventRule:EventRule")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["source"] == ["aws.states"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert pattern["detail"]["stateMachineArn"] == [stack.outputs["stateMachineArn"]]
+    (target,) = stack.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert target.inputs["arn"] == stack.outputs["alertTopicArn"]
+    (topic_policy,) = stack.of_type("aws:sns/topicPolicy:TopicPolicy")
+    (publish, _) = json.loads(topic_policy.inputs["policy"])["Statement"]
+    assert publish["Principal"] == {"Service": "events.amazonaws.com"}
+    assert publish["Condition"] == {"ArnEquals": {"aws:SourceArn": rule.outputs["arn"]}}
+
+
+def test_the_schedule_and_the_e_mail_only_where_the_stack_asks(stack: StackRun) -> None:
+    schedules = stack.of_type("aws:scheduler/schedule:Schedule")
+    subscriptions = stack.of_type("aws:sns/topicSubscription:TopicSubscription")
+    if stack.stack == "dev":
+        assert schedules == [] and subscriptions == []
+        return
+    (schedule,) = schedules
+    assert schedule.inputs["scheduleExpression"] == "cron(30 2 * * ? *)"
+    assert schedule.inputs["target"]["arn"] == stack.outputs["stateMachineArn"]
+    scheduler_role = stack.one("aws:iam/role:Role", "orders-orchestrator-scheduler-role")
+    assert schedule.inputs["target"]["roleArn"] == scheduler_role.outputs["arn"]
+    (subscription,) = subscriptions
+    assert subscription.inputs["protocol"] == "email"
+    assert subscription.inputs["endpoint"] == "data-oncall@example.com"
+
+
+def _integrations() -> Integrations:
+    return Integrations(
+        targets={
+            "Ingest": StepTarget("arn:aws:lambda:eu-west-1:123456789012:function:f", 300),
+            "Silver": StepTarget("silver-job", 3600),
+            "Gold": StepTarget("gold-job", 3600),
+        },
+        alert_topic_arn="arn:aws:sns:eu-west-1:123456789012:t",
+        alert_subject="failed",
+    )
+
+
+def test_rendering_needs_a_target_for_every_step() -> None:
+    complete = _integrations()
+    without_gold = replace(complete, targets={k: v for k, v in complete.targets.items() if k != "Gold"})
+    with pytest.raises(ValueError, match="Gold"):
+        render_pipeline(ORDERS_PIPELINE, without_gold)
+
+
+def test_the_model_rejects_transitions_to_unknown_or_unreachable_states() -> None:
+    task = Task(resource="arn", parameters={}, next="Missing")
+    with pytest.raises(ValueError, match="unknown state"):
+        StateMachine(start_at="A", states={"A": task})
+    with pytest.raises(ValueError, match="cannot be reached"):
+        StateMachine(start_at="A", states={"A": Task(resource="arn", parameters={}), "B": Fail("E", "C")})
+    caught = Task(resource="arn", parameters={}, catches=(Catch(("States.ALL",), next="F"),))
+    assert StateMachine(start_at="A", states={"A": caught, "F": Fail("E", "C")}).reachable() == {"A", "F"}
+
+
+def test_paths_render_as_dollar_keys_at_any_depth() -> None:
+    rendered = render_payload(
+        {
+            "a": JsonPath("$.x"),
+            "b": {"c": JsonPath("$$.Execution.Name"), "d": 1},
+            "e": [{"f": JsonPath("$.y")}],
+        }
+    )
+    assert rendered == {"a.$": "$.x", "b": {"c.$": "$$.Execution.Name", "d": 1}, "e": [{"f.$": "$.y"}]}
+    with pytest.raises(ValueError):
+        JsonPath("x")
+
+
+def test_inputs_map_to_execution_and_result_paths() -> None:
+    assert input_path(ExecutionValue.RUN_ID).path == "$$.Execution.Name"
+    assert input_path(ExecutionValue.STARTED_AT).path == "$$.Execution.StartTime"
+    assert input_path(StepResult("Ingest", "manifest")).path == "$.results.Ingest.manifest"
+    rendered = render_pipeline(ORDERS_PIPELINE, _integrations()).render()
+    assert Linter.validate(rendered) == []
