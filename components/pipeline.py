@@ -31,8 +31,8 @@ from components.spark_job import JobCode, SparkJob, SparkJobArgs, SparkSizing
 from components.state_machine import StepTarget
 from etl.bronze import BronzeLayout
 from etl.catalog import glue_catalog_conf, glue_conf_argument
-from etl.extract.settings import ENV_BRONZE_ROOT, ENV_DATASET, ENV_TOKEN_SECRET_ARN, SOURCE_ENV
-from etl.pipeline import BRONZE_ROOT, GOLD, GOLD_DATABASE, SILVER, SILVER_DATABASE, Step, StepKind
+from etl.extract.settings import ENV_BRONZE_ROOT, ENV_DATASET, ENV_TOKEN_SECRET_ARN
+from etl.pipeline import BRONZE_ROOT, DATASET, GOLD, GOLD_DATABASE, SILVER, SILVER_DATABASE, Step, StepKind
 from etl.pipeline import Pipeline as PipelineDefinition
 from etl.tables import GOLD_TABLES, SILVER_TABLES, Layer, TableDefinition
 
@@ -229,7 +229,7 @@ class Pipeline(pulumi.ComponentResource):
             ENV_BRONZE_ROOT: pulumi.Output.format("s3://{0}", bronze.bucket_name),
             ENV_DATASET: source.dataset,
             ENV_TOKEN_SECRET_ARN: token.arn,
-            **{variable: str(getattr(source.settings, field)) for field, variable in SOURCE_ENV.items()},
+            **source.settings.to_environment(),
         }
         return IngestFunction(
             f"{name}-{step.name.lower()}",
@@ -262,6 +262,7 @@ class Pipeline(pulumi.ComponentResource):
         layers = self._args.layers
         settings: dict[str, pulumi.Input[str]] = {
             BRONZE_ROOT: pulumi.Output.format("s3://{0}", layers[Layer.BRONZE].bucket_name),
+            DATASET: config.source.dataset,
             SILVER_DATABASE: layers[Layer.SILVER].database_name,
             GOLD_DATABASE: layers[Layer.GOLD].database_name,
         }

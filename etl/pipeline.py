@@ -87,9 +87,11 @@ class Pipeline:
 
 # Argument names shared by the Spark jobs (Glue passes them as `--name value`).
 BRONZE_ROOT = "--bronze-root"
+DATASET = "--dataset"
 SILVER_DATABASE = "--silver-database"
 GOLD_DATABASE = "--gold-database"
 RUN_ID = "--run-id"
+MANIFEST = "--manifest"
 
 # Fields of the ingestion summary (etl.extract.ingest.IngestionSummary).
 INGESTION_RESULT_FIELDS = (
@@ -115,8 +117,10 @@ SILVER = Step(
     kind=StepKind.SPARK_JOB,
     entry_point="etl.transform.job",
     description="Silver: validate, type and de-duplicate the new runs and MERGE them into silver.orders",
-    inputs=MappingProxyType({RUN_ID: StepResult("Ingest", "run_id")}),
-    settings=(BRONZE_ROOT, SILVER_DATABASE),
+    inputs=MappingProxyType(
+        {RUN_ID: StepResult("Ingest", "run_id"), MANIFEST: StepResult("Ingest", "manifest")}
+    ),
+    settings=(BRONZE_ROOT, DATASET, SILVER_DATABASE),
 )
 
 GOLD = Step(

@@ -42,7 +42,7 @@ class LocalLayout:
         return self.data_dir / "warehouse"
 
     def settings(self) -> dict[str, str]:
-        """The deployment settings of the Spark steps, as the infrastructure sets them in AWS."""
+        """Where the Spark steps find the data."""
         return {
             pipeline.BRONZE_ROOT: str(self.bronze),
             pipeline.SILVER_DATABASE: self.silver_database,
@@ -91,12 +91,16 @@ class LocalRunner:
             if step.kind is StepKind.SPARK_JOB:
                 spark = self._session(execution)
                 began = time.perf_counter()
-                result = run_spark_job(step, spark, {**self.layout.settings(), **inputs})
+                result = run_spark_job(step, spark, {**self.step_settings(), **inputs})
             else:
                 began = time.perf_counter()
                 result = run_function(step, inputs, self.ingestion)
             execution.steps.append(StepRun(step, time.perf_counter() - began, result))
         return execution
+
+    def step_settings(self) -> dict[str, str]:
+        """The deployment settings of the Spark steps, as the infrastructure sets them in AWS."""
+        return {**self.layout.settings(), pipeline.DATASET: self.ingestion.dataset}
 
     def _session(self, execution: PipelineRun) -> SparkSession:
         if self._spark is None:

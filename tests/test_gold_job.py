@@ -119,6 +119,12 @@ def test_each_rebuild_is_one_commit_per_table_and_replaces_the_rows(
     assert [row.orders for row in jan_2] == [1]
 
 
+def test_fails_clearly_when_silver_does_not_exist_yet(spark: SparkSession) -> None:
+    args = gold.parse_args(["--silver-database", "silver_nowhere", "--gold-database", "gold_nowhere"])
+    with pytest.raises(gold.SilverMissing, match="run the Silver job first"):
+        gold.run(spark, args)
+
+
 def test_the_sql_reads_only_the_silver_view(spark: SparkSession) -> None:
     for table in (GOLD_DAILY_SALES, GOLD_CUSTOMER_SUMMARY):
         sql = gold.gold_sql(table)

@@ -10,8 +10,9 @@ from types import MappingProxyType
 import pytest
 
 from etl import pipeline
+from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.pipeline import ExecutionValue, Step, StepKind, StepResult
-from etl.runner import LocalLayout, PipelineRun, StepRun, resolve_inputs
+from etl.runner import LocalLayout, LocalRunner, PipelineRun, StepRun, resolve_inputs
 
 
 @dataclass
@@ -25,8 +26,11 @@ def test_inputs_come_from_the_execution_and_earlier_results() -> None:
         "run_id": "exec-1",
         "started_at": "2026-11-26T08:00:00.000005Z",
     }
-    execution.steps.append(StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "records": 3}))
-    assert resolve_inputs(pipeline.SILVER, execution) == {"--run-id": "exec-1"}
+    execution.steps.append(StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "manifest": "/m/exec-1.json"}))
+    assert resolve_inputs(pipeline.SILVER, execution) == {
+        "--run-id": "exec-1",
+        "--manifest": "/m/exec-1.json",
+    }
 
     step = Step(
         "Next", StepKind.SPARK_JOB, "x", "", MappingProxyType({"--a": StepResult("Silver", "run_id")})
@@ -36,11 +40,13 @@ def test_inputs_come_from_the_execution_and_earlier_results() -> None:
 
 
 def test_local_settings_cover_every_setting_the_spark_steps_read(tmp_path: Path) -> None:
-    layout = LocalLayout(tmp_path)
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"), dataset="eu")
+    runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
     spark_steps = [s for s in pipeline.ORDERS_PIPELINE.steps if s.kind is StepKind.SPARK_JOB]
     needed = {setting for step in spark_steps for setting in step.settings}
-    assert needed <= set(layout.settings())
-    assert layout.settings()[pipeline.BRONZE_ROOT] == str(tmp_path / "bronze")
+    assert needed <= set(runner.step_settings())
+    assert runner.step_settings()[pipeline.BRONZE_ROOT] == str(tmp_path / "bronze")
+    assert runner.step_settings()[pipeline.DATASET] == "eu"
 
 
 def test_the_pipeline_is_ingest_then_silver_then_gold() -> None:

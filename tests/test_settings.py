@@ -24,9 +24,23 @@ def test_reads_every_source_setting_from_the_environment() -> None:
     assert settings.source.url == "https://api.example.com/v2/orders"
     assert (settings.source.page_size, settings.source.since_param) == (250, "changed_after")
     assert settings.source.timeout_seconds == 2.5
-    assert settings.source.auth_scheme == "Bearer"  # empty means unset: the default stays
+    assert settings.source.auth_scheme == ""  # set but empty: send the bare token
     assert settings.token_secret_arn == "arn:aws:secretsmanager:eu-west-1:1:secret:t"
     assert (settings.bronze_root, settings.dataset) == ("s3://bronze", "orders_eu")
+
+
+def test_an_empty_variable_leaves_other_settings_at_their_default() -> None:
+    settings = IngestionSettings.from_environment({**BASE, "SOURCE_PATH": "", "SOURCE_PAGE_SIZE": ""})
+    assert (settings.source.path, settings.source.page_size, settings.source.auth_scheme) == (
+        "/v1/orders",
+        1000,
+        "Bearer",
+    )
+
+
+def test_settings_survive_a_round_trip_through_the_environment() -> None:
+    source = SourceSettings("https://x", page_size=5, auth_scheme="", timeout_seconds=1.5)
+    assert SourceSettings.from_environment(source.to_environment()) == source
 
 
 def test_explicit_values_win_over_the_environment() -> None:

@@ -189,6 +189,16 @@ def test_an_unknown_run_id_fails_with_a_clear_message(lake: Lake) -> None:
         lake.merge("r9")
 
 
+def test_a_manifest_elsewhere_than_the_bronze_root_fails_before_merging(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z")])
+    argv = ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--run-id", "r1"]
+    with pytest.raises(ValueError, match="different Bronze locations"):
+        silver.run(
+            lake.spark, silver.parse_args([*argv, "--manifest", "s3://other/_manifests/orders/r1.json"])
+        )
+    assert lake.spark.table(f"{lake.database}.orders").count() == 0
+
+
 def test_refuses_a_run_whose_objects_do_not_match_its_manifest(lake: Lake) -> None:
     lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), order(2, "2026-01-01T05:00:00Z")])
     store = LocalStore(Path(lake.bronze))

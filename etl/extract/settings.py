@@ -36,6 +36,9 @@ SOURCE_ENV: Mapping[str, str] = {
     "initial_watermark": "SOURCE_INITIAL_WATERMARK",
 }
 
+# Settings an empty variable sets to empty, rather than leaving at their default.
+EMPTY_ALLOWED = frozenset({"auth_scheme"})
+
 MAX_PAGE_SIZE = 10_000
 
 
@@ -78,6 +81,10 @@ class SourceSettings:
     def url(self) -> str:
         return self.base_url.rstrip("/") + "/" + self.path.lstrip("/")
 
+    def to_environment(self) -> dict[str, str]:
+        """The environment variables that give these settings back through from_environment."""
+        return {variable: str(getattr(self, name)) for name, variable in SOURCE_ENV.items()}
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], **explicit: Any) -> SourceSettings:
         """Settings from `environ`, overridden by the non-None `explicit` values."""
@@ -86,7 +93,7 @@ class SourceSettings:
         for name, variable in SOURCE_ENV.items():
             if explicit.get(name) is not None:
                 values[name] = explicit[name]
-            elif environ.get(variable, "") != "":
+            elif environ.get(variable, "") != "" or (name in EMPTY_ALLOWED and variable in environ):
                 values[name] = _parse(variable, environ[variable], str(types[name]))
         if "base_url" not in values:
             raise SettingsError(f"the source API's base URL is not set: set {SOURCE_ENV['base_url']}")

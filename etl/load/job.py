@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from etl import pipeline
 from etl.catalog import table_identifier
 from etl.jobs import ensure_tables, glue_session, parse_job_arguments
-from etl.tables import GOLD_TABLES, SILVER_ORDERS, SILVER_TABLES, TableDefinition
+from etl.tables import GOLD_TABLES, SILVER_ORDERS, TableDefinition
 
 SILVER_ORDERS_VIEW = "silver_orders"
 
@@ -48,8 +48,11 @@ def main(argv: Sequence[str]) -> None:
     run(glue_session("lakehouse-gold"), parse_args(argv))
 
 
+class SilverMissing(RuntimeError):
+    """silver.orders does not exist yet: the Silver job creates it on its first run."""
+
+
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
-    ensure_tables(spark, args.silver_database, SILVER_TABLES)
     ensure_tables(spark, args.gold_database, GOLD_TABLES)
     load_silver_orders(spark, args.silver_database)
     rows = {}
@@ -64,7 +67,11 @@ def gold_sql(table: TableDefinition) -> str:
 
 
 def load_silver_orders(spark: SparkSession, database: str) -> None:
-    spark.table(table_identifier(database, SILVER_ORDERS.name)).createOrReplaceTempView(SILVER_ORDERS_VIEW)
+    identifier = table_identifier(database, SILVER_ORDERS.name)
+    # Gold only reads Silver (its role cannot create tables there), so a missing table is an error.
+    if not spark.catalog.tableExists(identifier):
+        raise SilverMissing(f"{identifier} does not exist yet: run the Silver job first")
+    spark.table(identifier).createOrReplaceTempView(SILVER_ORDERS_VIEW)
 
 
 def transform(spark: SparkSession, table: TableDefinition) -> DataFrame:

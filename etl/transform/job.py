@@ -49,6 +49,7 @@ class SilverArguments:
     bronze_root: str
     silver_database: str
     run_id: str | None = None  # the run the caller expects to be merged (with any other pending run)
+    manifest: str | None = None  # where the caller says that run's manifest is
     dataset: str = "orders"
 
 
@@ -75,10 +76,13 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
     parser = argparse.ArgumentParser(prog="silver", description=__doc__)
     parser.add_argument(pipeline.BRONZE_ROOT, required=True, help="s3://bucket[/prefix] or a local directory")
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
+    parser.add_argument(pipeline.DATASET, default="orders")
     parser.add_argument(pipeline.RUN_ID, default=None)
-    parser.add_argument("--dataset", default="orders")
+    parser.add_argument(pipeline.MANIFEST, default=None)
     args = parse_job_arguments(parser, argv)
-    return SilverArguments(args.bronze_root, args.silver_database, args.run_id or None, args.dataset)
+    return SilverArguments(
+        args.bronze_root, args.silver_database, args.run_id or None, args.manifest or None, args.dataset
+    )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -125,11 +129,18 @@ def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArgum
     ledger = table_identifier(args.silver_database, SILVER_INGESTION_RUNS.name)
     merged = {row.run_id for row in spark.table(ledger).select("run_id").collect()}
     finished = list_run_ids(store, layout)
-    if args.run_id is not None and args.run_id not in finished:
-        raise FileNotFoundError(
-            f"ingestion run {args.run_id} has no manifest at {store.uri(layout.manifest_key(args.run_id))}; "
-            "it did not finish, or --bronze-root points elsewhere"
-        )
+    if args.run_id is not None:
+        expected = store.uri(layout.manifest_key(args.run_id))
+        if args.run_id not in finished:
+            raise FileNotFoundError(
+                f"ingestion run {args.run_id} has no manifest at {expected}; "
+                "it did not finish, or --bronze-root points elsewhere"
+            )
+        if args.manifest is not None and args.manifest != expected:
+            raise ValueError(
+                f"the manifest of run {args.run_id} is {args.manifest}, but this job reads {expected}: "
+                "the ingestion and the Silver job are configured with different Bronze locations"
+            )
     manifests = [read_manifest(store, layout, run_id) for run_id in finished if run_id not in merged]
     return sorted((m for m in manifests if m is not None), key=lambda m: (m.started_at, m.run_id))
 

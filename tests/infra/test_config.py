@@ -139,7 +139,7 @@ def test_pulumi_yaml_runs_the_program_in_the_project_virtual_environment() -> No
 
 
 def test_the_deploy_guide_describes_every_key() -> None:
-    guide = (PROJECT_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    guide = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     missing = [name for name in declared_keys() if f"| `{name}` |" not in guide]
     assert not missing
     assert "pulumi config set --secret sourceApiToken" in guide

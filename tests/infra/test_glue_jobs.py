@@ -84,6 +84,8 @@ def test_job_arguments_are_the_step_settings_and_the_iceberg_catalog(stack: Stac
     assert arguments["--enable-continuous-cloudwatch-log"] == "true"
     settings = {
         "--bronze-root": f"s3://{buckets['bronze']}",
+        # The dataset the ingestion function writes: Silver must read the same prefix.
+        "--dataset": _function_environment(stack)["LAKEHOUSE_DATASET"],
         "--silver-database": databases["silver"],
         "--gold-database": databases["gold"],
     }
@@ -123,3 +125,9 @@ def test_zips_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
     assert first.sha256 == second.sha256
     assert changed.sha256 != first.sha256
     assert first.content_addressed_key("glue/python") == f"glue/python/{first.sha256}/one.zip"
+
+
+def _function_environment(stack: StackRun) -> dict[str, str]:
+    [function] = stack.of_type("aws:lambda/function:Function")
+    variables: dict[str, str] = function.inputs["environment"]["variables"]
+    return variables

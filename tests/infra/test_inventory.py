@@ -158,5 +158,5 @@ def test_the_infrastructure_creates_no_tables(stack: StackRun) -> None:
 
 
 def test_the_deploy_guide_lists_every_output(stack: StackRun) -> None:
-    guide = (PROJECT_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    guide = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     assert [name for name in stack.outputs if f"| `{name}` |" not in guide] == []

@@ -81,7 +81,8 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
         "run_id.$": "$$.Execution.Name",
         "started_at.$": "$$.Execution.StartTime",
     }
-    # The ingestion summary is kept under the step's name, and its run id is the Silver job's --run-id.
+    # The ingestion summary is kept under the step's name, and its run id and manifest are
+    # the Silver job's --run-id and --manifest.
     assert states["Ingest"]["ResultPath"] == "$.results.Ingest"
     assert set(states["Ingest"]["ResultSelector"]) == {
         "run_id.$",
@@ -91,7 +92,10 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
         "objects.$",
         "watermark.$",
     }
-    assert states["Silver"]["Parameters"]["Arguments"] == {"--run-id.$": "$.results.Ingest.run_id"}
+    assert states["Silver"]["Parameters"]["Arguments"] == {
+        "--run-id.$": "$.results.Ingest.run_id",
+        "--manifest.$": "$.results.Ingest.manifest",
+    }
     assert states["Gold"]["Parameters"]["Arguments"] == {}
 
 

@@ -116,7 +116,10 @@ def test_a_run_ingests_then_merges_the_ingested_run_then_rebuilds_gold(dev: Stac
     ingest, silver, gold = execution.scheduled
     assert ingest["Payload"]["run_id"] == "exec-1"
     assert ingest["Payload"]["started_at"]
-    assert silver == {"JobName": "lakehouse-dev-silver", "Arguments": {"--run-id": "exec-1"}}
+    assert silver == {
+        "JobName": "lakehouse-dev-silver",
+        "Arguments": {"--run-id": "exec-1", "--manifest": SUMMARY["manifest"]},
+    }
     assert gold == {"JobName": "lakehouse-dev-gold", "Arguments": {}}
     assert execution.output["results"]["Ingest"] == SUMMARY
     assert execution.notifications == []
