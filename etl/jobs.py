@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from etl.catalog import CATALOG, table_identifier
+from etl.maintenance import MaintenancePolicy
 from etl.tables import TableDefinition
 
 if TYPE_CHECKING:
@@ -17,6 +19,21 @@ def parse_job_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
     """Parse the job's own `--name value` arguments; Glue adds arguments of its own (--JOB_ID, ...)."""
     arguments, _ = parser.parse_known_args(list(argv))
     return arguments
+
+
+def add_maintenance_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = MaintenancePolicy()
+    parser.add_argument("--compact-at-delete-files", type=int, default=defaults.compact_at_delete_files)
+    parser.add_argument("--snapshot-retention-days", type=float, default=defaults.snapshot_retention.days)
+    parser.add_argument("--retain-last-snapshots", type=int, default=defaults.retain_last)
+
+
+def maintenance_policy(arguments: argparse.Namespace) -> MaintenancePolicy:
+    return MaintenancePolicy(
+        compact_at_delete_files=arguments.compact_at_delete_files,
+        snapshot_retention=timedelta(days=arguments.snapshot_retention_days),
+        retain_last=arguments.retain_last_snapshots,
+    )
 
 
 def glue_session(app_name: str) -> SparkSession:

@@ -72,9 +72,11 @@ def _describe(step: str, result: Any) -> str:
         return f"{result['records']:,} records in {result['pages']} pages, watermark {result['watermark']}"
     if isinstance(result, SilverSummary):
         runs = ", ".join(result.runs) if result.runs else "no new runs"
-        return f"merged {runs}"
+        return "; ".join([f"merged {runs}", *result.maintenance])
     if isinstance(result, GoldSummary):
-        return "rebuilt " + ", ".join(f"gold.{table}" for table in result.rows)
+        return "; ".join(
+            ["rebuilt " + ", ".join(f"gold.{table}" for table in result.rows), *result.maintenance]
+        )
     return ""
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from pyspark.sql import DataFrame, SparkSession
@@ -22,7 +22,14 @@ from pyspark.sql import functions as F
 
 from etl import pipeline
 from etl.catalog import table_identifier
-from etl.jobs import ensure_tables, glue_session, parse_job_arguments
+from etl.jobs import (
+    add_maintenance_arguments,
+    ensure_tables,
+    glue_session,
+    maintenance_policy,
+    parse_job_arguments,
+)
+from etl.maintenance import MaintenancePolicy, maintain
 from etl.tables import GOLD_TABLES, SILVER_ORDERS, TableDefinition
 
 SILVER_ORDERS_VIEW = "silver_orders"
@@ -32,19 +39,22 @@ SILVER_ORDERS_VIEW = "silver_orders"
 class GoldArguments:
     silver_database: str
     gold_database: str
+    maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
 
 
 @dataclass(frozen=True)
 class GoldSummary:
     rows: dict[str, int]  # gold table -> rows after the rebuild
+    maintenance: tuple[str, ...] = ()  # snapshot expiries: each rebuild leaves the previous copy behind
 
 
 def parse_args(argv: Sequence[str]) -> GoldArguments:
     parser = argparse.ArgumentParser(prog="gold", description=__doc__)
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
     parser.add_argument(pipeline.GOLD_DATABASE, required=True)
+    add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
-    return GoldArguments(args.silver_database, args.gold_database)
+    return GoldArguments(args.silver_database, args.gold_database, maintenance_policy(args))
 
 
 def main(argv: Sequence[str]) -> None:
@@ -59,10 +69,12 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     ensure_tables(spark, args.gold_database, GOLD_TABLES)
     load_silver_orders(spark, args.silver_database)
     rows = {}
+    maintenance = []
     for table in GOLD_TABLES:
         aggregate = transform(spark, table)
         rows[table.name] = save(aggregate, table, args.gold_database)
-    return GoldSummary(rows=rows)
+        maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
+    return GoldSummary(rows=rows, maintenance=tuple(maintenance))
 
 
 def gold_sql(table: TableDefinition) -> str:

@@ -23,7 +23,14 @@ from pyspark.sql import functions as F
 from etl import pipeline
 from etl.bronze import BronzeLayout, RunManifest, list_run_ids, read_manifest
 from etl.catalog import table_identifier
-from etl.jobs import ensure_tables, glue_session, parse_job_arguments
+from etl.jobs import (
+    add_maintenance_arguments,
+    ensure_tables,
+    glue_session,
+    maintenance_policy,
+    parse_job_arguments,
+)
+from etl.maintenance import MaintenancePolicy, maintain
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS, SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_TABLES
 from etl.timestamps import parse_rfc3339
@@ -51,6 +58,7 @@ class SilverArguments:
     run_id: str | None = None  # the run the caller expects to be merged (with any other pending run)
     manifest: str | None = None  # where the caller says that run's manifest is
     dataset: str = "orders"
+    maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
 
 
 @dataclass(frozen=True)
@@ -63,9 +71,9 @@ class SilverSummary:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0  # not newer than the stored version
-    per_run: dict[str, tuple[int, int, int]] = field(
-        default_factory=dict
-    )  # run -> records, accepted, quarantined
+    # run -> (records, accepted, quarantined)
+    per_run: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    maintenance: tuple[str, ...] = ()  # compactions and snapshot expiries done after the merge
 
     @property
     def merged(self) -> int:
@@ -79,9 +87,15 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
     parser.add_argument(pipeline.DATASET, default="orders")
     parser.add_argument(pipeline.RUN_ID, default=None)
     parser.add_argument(pipeline.MANIFEST, default=None)
+    add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
     return SilverArguments(
-        args.bronze_root, args.silver_database, args.run_id or None, args.manifest or None, args.dataset
+        args.bronze_root,
+        args.silver_database,
+        args.run_id or None,
+        args.manifest or None,
+        args.dataset,
+        maintenance_policy(args),
     )
 
 
@@ -108,6 +122,13 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         save_ledger(spark, manifests, per_run, args.silver_database, store)
     finally:
         validated.unpersist()  # drops the checkpoint's blocks
+    maintenance = [
+        *maintain(spark, args.silver_database, SILVER_ORDERS.name, args.maintenance),
+        *maintain(
+            spark, args.silver_database, SILVER_ORDERS_QUARANTINE.name, args.maintenance, compact=False
+        ),
+        *maintain(spark, args.silver_database, SILVER_INGESTION_RUNS.name, args.maintenance, compact=False),
+    ]
 
     accepted_total = sum(counts[1] for counts in per_run.values())
     return SilverSummary(
@@ -120,6 +141,7 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         updated=updated,
         unchanged=unchanged,
         per_run=per_run,
+        maintenance=tuple(maintenance),
     )
 
 

@@ -1,0 +1,88 @@
+"""Iceberg table maintenance, run by the jobs after they write.
+
+Merge-on-read MERGEs leave position-delete files that every read applies until the data files they point
+at are rewritten; and every commit keeps the files of the snapshots before it (Gold rewrites its tables on
+every run). Without maintenance reads slow down and storage grows with each run, so:
+- a table with `compact_at_delete_files` or more delete files gets those data files rewritten;
+- snapshots older than `snapshot_retention` are expired, keeping at least the last `retain_last`, which
+  also deletes the files only they used (time travel reaches back as far as the retention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from etl.catalog import CATALOG, table_identifier
+from etl.timestamps import utc_now
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class MaintenancePolicy:
+    compact_at_delete_files: int = 50
+    snapshot_retention: timedelta = timedelta(days=7)
+    retain_last: int = 10
+
+
+def maintain(
+    spark: SparkSession,
+    database: str,
+    table: str,
+    policy: MaintenancePolicy,
+    compact: bool = True,
+    now: datetime | None = None,
+) -> list[str]:
+    """Compact (when asked and needed) and expire old snapshots; what was done, for the run summary."""
+    done = []
+    if compact:
+        removed = compact_delete_files(spark, database, table, policy.compact_at_delete_files)
+        if removed:
+            done.append(f"compacted {database}.{table} ({removed} delete files)")
+    expired = expire_snapshots(spark, database, table, policy, now or utc_now())
+    if expired:
+        done.append(f"expired {expired} snapshots of {database}.{table}")
+    return done
+
+
+def compact_delete_files(spark: SparkSession, database: str, table: str, threshold: int) -> int:
+    """Rewrite the data files that have delete files, when the table has `threshold` or more; the number
+    of delete files gone afterwards."""
+    identifier = table_identifier(database, table)
+    before = spark.sql(f"SELECT * FROM {identifier}.delete_files").count()
+    if before < threshold:
+        return 0
+    procedures, name = f"{CATALOG}.system", f"{database}.{table}"
+    spark.sql(
+        f"CALL {procedures}.rewrite_data_files(table => '{name}', "
+        "options => map('delete-file-threshold', '1', 'remove-dangling-deletes', 'true'))"
+    )
+    # The newest delete files can outlive the rewrite (same sequence number as the rewritten data):
+    # rewriting the position deletes drops those that no longer point at a live data file.
+    rewrite_all = "map('rewrite-all', 'true')"
+    spark.sql(f"CALL {procedures}.rewrite_position_delete_files(table => '{name}', options => {rewrite_all})")
+    return before - spark.sql(f"SELECT * FROM {identifier}.delete_files").count()
+
+
+def expire_snapshots(
+    spark: SparkSession, database: str, table: str, policy: MaintenancePolicy, now: datetime
+) -> int:
+    """Expire the snapshots the policy no longer keeps; the number expired."""
+    identifier = table_identifier(database, table)
+    cutoff = (now - policy.snapshot_retention).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # Ask the metadata table first: the procedure costs a commit even when it has nothing to do.
+    snapshots = spark.sql(
+        f"SELECT count(*) AS total, count_if(committed_at < TIMESTAMP '{cutoff}') AS old "
+        f"FROM {identifier}.snapshots"
+    ).first()
+    if snapshots is None or min(snapshots["old"], snapshots["total"] - policy.retain_last) <= 0:
+        return 0
+    before = int(snapshots["total"])
+    spark.sql(
+        f"CALL {CATALOG}.system.expire_snapshots(table => '{database}.{table}', "
+        f"older_than => TIMESTAMP '{cutoff}', retain_last => {policy.retain_last})"
+    )
+    return before - spark.sql(f"SELECT * FROM {identifier}.snapshots").count()
