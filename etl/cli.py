@@ -68,7 +68,10 @@ def run_command(args: argparse.Namespace) -> int:
     print()
     print(run_summary(result))
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
-    print('Query it with: lakehouse query "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"')
+    command = sys.argv[0] if Path(sys.argv[0]).name == "lakehouse" else "python -m etl"
+    data_dir = "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
+    example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
+    print(f'Query it with: {command} query "{example}"{data_dir}')
     return 0
 
 
@@ -165,7 +168,8 @@ def _configure_logs(verbose: bool) -> None:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
+    java = getattr(error, "java_exception", None)  # Py4JJavaError: its own text only names the JVM call
+    text = str(java.toString() if java is not None else error).strip() or type(error).__name__
     first = text.splitlines()[0]
     # Spark's analysis errors carry the plan after the first line; the first line says what is wrong.
     return first if len(first) <= 500 else first[:500] + "..."
