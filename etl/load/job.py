@@ -49,7 +49,7 @@ class GoldSummary:
 
 
 def parse_args(argv: Sequence[str]) -> GoldArguments:
-    parser = argparse.ArgumentParser(prog="gold", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gold", description=__doc__, allow_abbrev=False)
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
     parser.add_argument(pipeline.GOLD_DATABASE, required=True)
     add_maintenance_arguments(parser)

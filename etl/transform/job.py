@@ -81,7 +81,7 @@ class SilverSummary:
 
 
 def parse_args(argv: Sequence[str]) -> SilverArguments:
-    parser = argparse.ArgumentParser(prog="silver", description=__doc__)
+    parser = argparse.ArgumentParser(prog="silver", description=__doc__, allow_abbrev=False)
     parser.add_argument(pipeline.BRONZE_ROOT, required=True, help="s3://bucket[/prefix] or a local directory")
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
     parser.add_argument(pipeline.DATASET, default="orders")
