@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from etl.storage import ObjectStore
-from etl.timestamps import format_rfc3339, parse_rfc3339
+from etl.timestamps import format_rfc3339, require_rfc3339
 
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,80}")
 
@@ -85,11 +85,9 @@ def read_watermark(store: ObjectStore, layout: BronzeLayout) -> datetime | None:
     data = store.get(layout.watermark_key)
     if data is None:
         return None
-    value = json.loads(data)["watermark"]
-    instant = parse_rfc3339(value)
-    if instant is None:
-        raise ValueError(f"the watermark in {store.uri(layout.watermark_key)} is not a timestamp: {value!r}")
-    return instant
+    return require_rfc3339(
+        json.loads(data)["watermark"], f"the watermark in {store.uri(layout.watermark_key)}"
+    )
 
 
 def write_watermark(store: ObjectStore, layout: BronzeLayout, watermark: datetime, run_id: str) -> None:

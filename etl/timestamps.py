@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 # RFC 3339 section 5.6 `date-time`: full date, "T" (any case), time with seconds, an optional fraction,
 # and a mandatory offset ("Z" or +hh:mm). Python's fromisoformat alone is looser (dates, no offset).
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,  # \d is [0-9] only: int() would read other scripts' digits too
 )
 
 
@@ -45,6 +46,14 @@ def parse_rfc3339(text: str) -> datetime | None:
         return local.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+
+
+def require_rfc3339(text: str, what: str) -> datetime:
+    """The instant `text` names; ValueError naming `what` when it is not an RFC 3339 date-time."""
+    instant = parse_rfc3339(text)
+    if instant is None:
+        raise ValueError(f"{what} must be an RFC 3339 date-time, got {text!r}")
+    return instant
 
 
 def format_rfc3339(instant: datetime) -> str:

@@ -27,7 +27,7 @@ class Expected:
 
 def timestamp(value: Any) -> datetime | None:
     """RFC 3339 date-time with a mandatory offset, by hand."""
-    if not isinstance(value, str) or len(value) < 20 or value[10] not in "Tt":
+    if not isinstance(value, str) or not value.isascii() or len(value) < 20 or value[10] not in "Tt":
         return None
     body, offset = value[:-1], timedelta(0)
     if value[-1] not in "Zz":
@@ -71,7 +71,7 @@ def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
     customer = get("customer_id")
     if customer is None:
         return None, "missing_customer_id"
-    if not isinstance(customer, str) or customer.strip() == "":
+    if not isinstance(customer, str) or customer == "" or any(0xD800 <= ord(c) <= 0xDFFF for c in customer):
         return None, "invalid_customer_id"
     status = get("status")
     if status is None:

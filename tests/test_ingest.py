@@ -129,15 +129,37 @@ def test_a_failed_run_leaves_no_manifest_and_the_watermark_untouched(tmp_path: P
 
 def test_a_retried_run_overwrites_its_objects_instead_of_duplicating_them(tmp_path: Path) -> None:
     source = SampleSource(seed=5, initial_orders=250, batches=1)
+    store = LocalStore(tmp_path)
+    # The first attempt writes page 1, then fails on page 2.
+    plan = FaultPlan.of([None, Fault.SERVER_ERROR, Fault.SERVER_ERROR])
+    with SampleApiServer(source, faults=plan) as api, pytest.raises(SourceError):
+        ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    first_page = store.get(next(iter(store.list("orders/"))))
+
+    # Step Functions retries the task with the same input, so the same run id and start time.
     with SampleApiServer(source) as api:
         ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
-        first = {key: LocalStore(tmp_path).get(key) for key in LocalStore(tmp_path).list("orders/")}
-        # Retrying the same run id from the same watermark (as Step Functions does after a failure).
-        (tmp_path / LAYOUT.watermark_key).unlink()
-        ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
-    second = {key: LocalStore(tmp_path).get(key) for key in LocalStore(tmp_path).list("orders/")}
-    assert second == first
-    assert len(first) == 3
+
+    manifest = read_manifest(store, LAYOUT, "run-1")
+    assert manifest is not None
+    assert list(store.list("orders/")) == [obj.key for obj in manifest.objects]  # nothing twice
+    assert store.get(manifest.objects[0].key) == first_page  # page 1 rewritten with the same bytes
+    assert stored_lines(store, [obj.key for obj in manifest.objects]) == [t for _, _, t in source.records()]
+
+
+def test_a_finished_run_is_not_pulled_again(tmp_path: Path) -> None:
+    source = SampleSource(seed=5, initial_orders=250, change_fraction=0.2, batches=1)
+    with SampleApiServer(source) as api:
+        first = ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+    objects = {key: LocalStore(tmp_path).get(key) for key in LocalStore(tmp_path).list("")}
+
+    # A redrive of the same execution, after the source moved on.
+    with SampleApiServer(SampleSource(seed=5, initial_orders=250, change_fraction=0.2, batches=2)) as api:
+        again = ingest(settings_for(api.url, str(tmp_path)), "run-1", STARTED)
+        assert api.requests == []
+
+    assert again == first
+    assert {key: LocalStore(tmp_path).get(key) for key in LocalStore(tmp_path).list("")} == objects
 
 
 def test_a_future_timestamp_does_not_move_the_watermark(tmp_path: Path) -> None:

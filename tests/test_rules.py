@@ -55,6 +55,8 @@ def test_types_a_valid_record() -> None:
         ({"status": "DELIVERED"}, "status", "delivered"),
         ({"status": "Refunded"}, "status", "refunded"),
         ({"items": ...}, "items", None),
+        ({"customer_id": "   "}, "customer_id", "   "),  # non-empty, as the contract says
+        ({"customer_id": "Zoë 北京"}, "customer_id", "Zoë 北京"),
     ],
 )
 def test_accepts_and_normalises(changes: dict[str, object], field: str, expected: object) -> None:
@@ -80,7 +82,7 @@ def test_accepts_and_normalises(changes: dict[str, object], field: str, expected
         (record(order_id=2**63), "invalid_order_id"),
         (record(customer_id=...), "missing_customer_id"),
         (record(customer_id=""), "invalid_customer_id"),
-        (record(customer_id="   "), "invalid_customer_id"),
+        (record(customer_id="bad\ud800"), "invalid_customer_id"),  # a lone surrogate: JSON, not storable
         (record(customer_id=17), "invalid_customer_id"),
         (record(status=...), "missing_status"),
         (record(status="lost"), "invalid_status"),
@@ -114,6 +116,13 @@ def test_rejects_with_one_stable_reason(text: str, reason: str) -> None:
         validate_order(text)
     assert rejected.value.reason == reason
     assert reason in REASONS
+
+
+def test_items_keep_the_numbers_as_received() -> None:
+    text = record().replace(
+        '"amount": 12.5', '"amount": 12.5, "items": [{"p": 1e400, "q": 1.10, "big": 12345678901234567890.12}]'
+    )
+    assert validate_order(text).items == '[{"p":1E+400,"q":1.10,"big":12345678901234567890.12}]'
 
 
 def test_nan_literal_is_an_invalid_amount() -> None:

@@ -36,6 +36,7 @@ def test_parses_rfc3339_to_utc(text: str, expected: datetime) -> None:
         "yesterday",
         "",
         " 2026-03-01T10:00:00Z",
+        "\uff12\uff10\uff12\uff16-03-01T10:00:00Z",  # full-width digits
     ],
 )
 def test_rejects_what_is_not_rfc3339(text: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from etl.bronze import new_run_id
+from etl.bronze import new_run_id, validate_run_id
 from etl.extract.ingest import ingest
 from etl.extract.secrets import TokenError, resolve_token
 from etl.extract.settings import IngestionSettings, SettingsError
@@ -38,6 +38,10 @@ def parse_event(event: dict[str, Any]) -> tuple[str, datetime]:
             raise InvalidEvent(f"started_at must be an RFC 3339 date-time, got {event['started_at']!r}")
         started_at = parsed
     run_id = str(event.get("run_id") or new_run_id(started_at))
+    try:
+        validate_run_id(run_id)
+    except ValueError as e:
+        raise InvalidEvent(f"{e}; name the execution with those characters only") from e
     return run_id, started_at
 
 

@@ -20,6 +20,7 @@ from etl.bronze import (
     BronzeLayout,
     BronzeObject,
     RunManifest,
+    read_manifest,
     read_watermark,
     validate_run_id,
     write_watermark,
@@ -64,8 +65,14 @@ def ingest(
     validate_run_id(run_id)
     started = started_at or utc_now()
     store = store or open_store(settings.bronze_root)
-    client = client or SourceClient(settings.source, token)
     layout = BronzeLayout(settings.dataset)
+    finished = read_manifest(store, layout, run_id)
+    if finished is not None:
+        # The run already finished (a redrive, or a retry after a lost response): pulling again would
+        # start from the advanced watermark and overwrite its pages with a different window.
+        logger.info("Ingestion run already finished", extra={"run_id": run_id})
+        return _summary(finished, store.uri(layout.manifest_key(run_id)))
+    client = client or SourceClient(settings.source, token)
 
     since = read_watermark(store, layout) or _initial_watermark(settings)
     updated_since = format_rfc3339(since)
@@ -107,18 +114,22 @@ def ingest(
     store.put(manifest_key, manifest.to_json(), "application/json")
     write_watermark(store, layout, watermark, run_id)
 
-    summary = IngestionSummary(
-        run_id=run_id,
-        dataset=settings.dataset,
-        manifest=store.uri(manifest_key),
-        pages=pages,
-        records=records,
-        objects=len(objects),
-        updated_since=updated_since,
-        watermark=manifest.watermark,
-    )
+    summary = _summary(manifest, store.uri(manifest_key))
     logger.info("Ingestion finished", extra=summary.as_dict())
     return summary
+
+
+def _summary(manifest: RunManifest, location: str) -> IngestionSummary:
+    return IngestionSummary(
+        run_id=manifest.run_id,
+        dataset=manifest.dataset,
+        manifest=location,
+        pages=manifest.pages,
+        records=manifest.records,
+        objects=len(manifest.objects),
+        updated_since=manifest.updated_since,
+        watermark=manifest.watermark,
+    )
 
 
 def _initial_watermark(settings: IngestionSettings) -> datetime:

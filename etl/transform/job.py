@@ -33,7 +33,7 @@ from etl.jobs import (
 from etl.maintenance import MaintenancePolicy, maintain
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS, SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_TABLES
-from etl.timestamps import parse_rfc3339
+from etl.timestamps import require_rfc3339
 from etl.transform.orders import (
     RAW_SCHEMA,
     accepted_orders,
@@ -164,7 +164,7 @@ def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArgum
                 "the ingestion and the Silver job are configured with different Bronze locations"
             )
     manifests = [read_manifest(store, layout, run_id) for run_id in finished if run_id not in merged]
-    return sorted((m for m in manifests if m is not None), key=lambda m: (m.started_at, m.run_id))
+    return sorted((m for m in manifests if m is not None), key=lambda m: (_instant(m.started_at), m.run_id))
 
 
 def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest]) -> DataFrame:
@@ -285,10 +285,7 @@ def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> di
 
 
 def _instant(text: str) -> datetime:
-    instant = parse_rfc3339(text)
-    if instant is None:
-        raise ValueError(f"not an RFC 3339 timestamp in a run manifest: {text!r}")
-    return instant
+    return require_rfc3339(text, "a run manifest's started_at")
 
 
 if __name__ == "__main__":

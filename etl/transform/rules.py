@@ -8,7 +8,6 @@ json module. Rules are checked in the order of REASONS; the first that fails nam
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,7 +86,7 @@ def validate_order(text: str) -> Order:
         currency=_currency(record.get("currency")),
         created_at=_timestamp(record.get("created_at"), "created_at"),
         updated_at=_timestamp(record.get("updated_at"), "updated_at"),
-        items=None if items is None else json.dumps(items, separators=(",", ":"), default=_number),
+        items=None if items is None else compact_json(items),
     )
 
 
@@ -108,7 +107,7 @@ def _order_id(value: Any) -> int:
 def _customer_id(value: Any) -> str:
     if value is None:
         raise Rejected("missing_customer_id")
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or value == "" or not _is_unicode(value):
         raise Rejected("invalid_customer_id")
     return value
 
@@ -162,9 +161,21 @@ def _timestamp(value: Any, field: str) -> datetime:
     return instant
 
 
-def _number(value: object) -> float:
-    """JSON encoding of the Decimals json.loads made (in `items`)."""
+def compact_json(value: Any) -> str:
+    """`value` as compact JSON, numbers written with the digits they were received with."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(key)}:{compact_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(compact_json(item) for item in value) + "]"
     if isinstance(value, Decimal):
-        number = float(value)
-        return number if math.isfinite(number) else 0.0
-    raise TypeError(f"cannot encode {type(value).__name__}")
+        return str(value)
+    return json.dumps(value)
+
+
+def _is_unicode(text: str) -> bool:
+    """False for text with lone surrogates (from escapes such as \\ud800): valid JSON, but not storable."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
