@@ -16,8 +16,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from etl.extract.settings import SOURCE_ENV
 
 DEFAULT_DATA_DIR = Path("data")
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +53,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     layout = LocalLayout(args.data_dir.resolve())
     with contextlib.ExitStack() as stack:
-        source_url = args.source_url
+        source_url = args.source_url or os.environ.get(SOURCE_ENV["base_url"]) or None
+        if source_url is not None and (args.sample_orders is not None or args.seed is not None):
+            raise ValueError(
+                "--sample-orders and --seed only apply to the bundled sample API, not to --source-url"
+            )
         if source_url is None:
             sample = publish_next_batch(layout.data_dir, args.sample_orders, args.seed)
             api = stack.enter_context(SampleApiServer(sample))
@@ -60,7 +70,7 @@ def run_command(args: argparse.Namespace) -> int:
         runner = LocalRunner(
             layout,
             ingestion,
-            spark_factory=lambda: build_session(str(layout.warehouse)),
+            spark_factory=lambda: _quiet(build_session(str(layout.warehouse)), args.verbose),
             progress=lambda line: print(line, flush=True),
         )
         began = time.perf_counter()
@@ -83,7 +93,7 @@ def query_command(args: argparse.Namespace) -> int:
     layout = LocalLayout(args.data_dir.resolve())
     if not layout.warehouse.is_dir():
         raise FileNotFoundError(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
-    spark = build_session(str(layout.warehouse), app_name="lakehouse-query")
+    spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-query"), args.verbose)
     frame = spark.sql(args.sql)
     headers = frame.columns
     rows = [tuple(row) for row in frame.collect()]
@@ -122,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="ingest, merge into Silver, rebuild Gold")
     run.set_defaults(command=run_command)
     run.add_argument(
-        "--source-url", help="base URL of your source API (default: start the bundled sample API)"
+        "--source-url",
+        help="base URL of your source API (default: SOURCE_BASE_URL, else start the bundled sample API)",
     )
     run.add_argument("--source-path", default=None, help="path of the orders endpoint (default /v1/orders)")
     run.add_argument("--page-size", type=int, default=None, help="records per page (default 1000)")
@@ -167,9 +178,18 @@ def _configure_logs(verbose: bool) -> None:
         structured.addHandler(plain)
 
 
+def _quiet(spark: SparkSession, verbose: bool) -> SparkSession:
+    """Without --verbose, Spark logs nothing: a failure is reported once, in one line, by main."""
+    if not verbose:
+        spark.sparkContext.setLogLevel("OFF")
+    return spark
+
+
 def _one_line(error: BaseException) -> str:
     java = getattr(error, "java_exception", None)  # Py4JJavaError: its own text only names the JVM call
     text = str(java.toString() if java is not None else error).strip() or type(error).__name__
+    if "Traceback (most recent call last)" in text:  # an error in a Python worker: its last line says what
+        text = [line for line in text.splitlines() if line.strip()][-1].strip()
     first = text.splitlines()[0]
     # Spark's analysis errors carry the plan after the first line; the first line says what is wrong.
     return first if len(first) <= 500 else first[:500] + "..."

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from pyspark.sql import Row
+
 from etl.load.job import GoldSummary
 from etl.runner import PipelineRun
+from etl.timestamps import format_rfc3339
 from etl.transform.job import SilverSummary
 
 
@@ -96,16 +101,26 @@ def _text(value: Any, thousands: bool) -> str:
 
 def _json_value(value: Any) -> str:
     if isinstance(value, Decimal):
-        return str(value)
+        return str(value) if value.is_finite() else json.dumps(str(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(str(value).replace("inf", "Infinity").replace("nan", "NaN"))
     if isinstance(value, datetime):
         return json.dumps(_utc(value))
     if isinstance(value, date):
         return json.dumps(value.isoformat())
+    if isinstance(value, bytes | bytearray):
+        return json.dumps(base64.b64encode(value).decode())
+    if isinstance(value, Row):
+        value = value.asDict()
+    if isinstance(value, dict):
+        return (
+            "{" + ",".join(f"{json.dumps(str(key))}:{_json_value(item)}" for key, item in value.items()) + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_value(item) for item in value) + "]"
     return json.dumps(value, default=str)
 
 
 def _utc(value: datetime) -> str:
-    # Spark hands timestamps to Python as naive local times; the CLI pins the process time zone to UTC.
-    instant = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    text = instant.isoformat(timespec="microseconds" if instant.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    # Spark hands timestamps to Python as naive local times; build_session pins the process time zone to UTC.
+    return format_rfc3339(value.replace(tzinfo=UTC) if value.tzinfo is None else value)

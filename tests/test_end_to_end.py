@@ -112,7 +112,8 @@ def test_a_run_against_another_api_and_a_query_as_json(tmp_path: Path) -> None:
     ]
     data_dir = tmp_path / "data"
     with FixedPagesApi([records[:3], records[3:], []]) as api:
-        result = lakehouse("run", "--source-url", api.url, "--data-dir", str(data_dir), "--page-size", "3")
+        # The base URL from the environment, as the Lambda function gets it.
+        result = lakehouse("run", "--data-dir", str(data_dir), "--page-size", "3", SOURCE_BASE_URL=api.url)
     assert result.returncode == 0, result.stderr
     assert_tables_match(data_dir, expected([records]))
     assert [query["limit"] for query in api.queries] == [["3"], ["3"], ["3"]]
@@ -149,6 +150,14 @@ def test_an_unreachable_source_fails_with_one_clear_message(tmp_path: Path) -> N
     assert "the source API at http://127.0.0.1:9/v1/orders failed 2 times on page 1" in lines[0]
     assert "WARNING: Source request for page 1 failed (ConnectionError" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sample_options_with_another_source_are_refused(tmp_path: Path) -> None:
+    result = lakehouse(
+        "run", "--source-url", "http://127.0.0.1:9", "--sample-orders", "10", "--data-dir", str(tmp_path)
+    )
+    assert result.returncode == 1
+    assert "only apply to the bundled sample API" in result.stderr
 
 
 def test_query_before_any_run_says_what_to_do(tmp_path: Path) -> None:

@@ -69,11 +69,47 @@ def test_retries_transient_faults_with_exponential_backoff(small_source: SampleS
 
 def test_waits_at_least_retry_after_on_429(small_source: SampleSource) -> None:
     sleep = RecordedSleep()
-    plan = FaultPlan.of([Fault.RATE_LIMITED], retry_after_seconds=7)
+    plan = FaultPlan.of([Fault.RATE_LIMITED], retry_after="7")
     with SampleApiServer(small_source, faults=plan) as server:
         pages = list(client_for(server, sleep).pages(SINCE))
     assert sleep.delays == [7.0]
     assert sum(len(page.records) for page in pages) == small_source.batch_size(1)
+
+
+@pytest.mark.parametrize("header", ["soon", "inf", "1e9", "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_a_retry_after_that_is_not_seconds_falls_back_to_backoff(
+    small_source: SampleSource, header: str
+) -> None:
+    sleep = RecordedSleep()
+    with SampleApiServer(
+        small_source, faults=FaultPlan.of([Fault.RATE_LIMITED], retry_after=header)
+    ) as server:
+        list(client_for(server, sleep).pages(SINCE))
+    assert sleep.delays == [0.5]
+
+
+def test_a_retry_after_beyond_the_longest_backoff_ends_the_run_at_once(small_source: SampleSource) -> None:
+    sleep = RecordedSleep()
+    plan = FaultPlan.of([Fault.RATE_LIMITED], retry_after="3600")
+    with SampleApiServer(small_source, faults=plan) as server, pytest.raises(SourceError) as error:
+        list(client_for(server, sleep, backoff_max_seconds=60).pages(SINCE))
+    assert "asks to wait 3600 s" in str(error.value)
+    assert sleep.delays == []
+
+
+def test_json_that_is_not_a_page_fails_at_once(small_source: SampleSource) -> None:
+    with SampleApiServer(small_source, faults=FaultPlan.of([Fault.NOT_A_PAGE])) as server:
+        with pytest.raises(
+            SourceError, match="does not follow the page contract: the page has no 'data' array"
+        ):
+            list(client_for(server, RecordedSleep()).pages(SINCE))
+    assert len(server.requests) == 1
+
+
+def test_a_byte_order_mark_is_tolerated(small_source: SampleSource) -> None:
+    with SampleApiServer(small_source, faults=FaultPlan.of([Fault.BYTE_ORDER_MARK])) as server:
+        pages = list(client_for(server, RecordedSleep()).pages(SINCE))
+    assert [text for page in pages for text, _ in page.records] == all_texts(small_source)
 
 
 def test_jitter_spreads_the_backoff_below_its_ceiling(small_source: SampleSource) -> None:

@@ -17,7 +17,11 @@ _whitespace = re.compile(r"[ \t\n\r]*")
 
 
 class MalformedPage(ValueError):
-    """The body is not a JSON object with a data array and a string or null next cursor."""
+    """The body is not JSON (often a truncated or an error page: worth retrying)."""
+
+
+class ContractViolation(ValueError):
+    """The body is JSON, but not a page of the contract: retrying cannot fix it."""
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,26 @@ def parse_page(body: str, data_field: str = "data", next_cursor_field: str = "ne
     try:
         fields = _scan_object(body, data_field)
     except (ValueError, IndexError) as e:
+        if body.lstrip().startswith("[") and _is_json(body):
+            raise ContractViolation("the page is a JSON array, not an object") from e
         raise MalformedPage(f"not a JSON object: {e}") from e
     records = fields.get(data_field)
     if not isinstance(records, list):
-        raise MalformedPage(f"no {data_field!r} array in the page")
+        raise ContractViolation(f"the page has no {data_field!r} array")
     cursor = fields.get(next_cursor_field)
     if cursor is not None and not isinstance(cursor, str):
-        raise MalformedPage(f"{next_cursor_field!r} must be a string or null, got {type(cursor).__name__}")
+        raise ContractViolation(
+            f"{next_cursor_field!r} must be a string or null, got {type(cursor).__name__}"
+        )
     return ParsedPage(records=records, next_cursor=cursor or None)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def one_line(text: str) -> str:

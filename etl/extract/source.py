@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from aws_lambda_powertools import Logger
 
-from etl.extract.page_parser import MalformedPage, ParsedPage, parse_page
+from etl.extract.page_parser import ContractViolation, MalformedPage, ParsedPage, parse_page
 from etl.extract.settings import SourceSettings
 
 logger = Logger(service="lakehouse", child=True)
@@ -108,7 +108,14 @@ class SourceClient:
             raise _Transient(f"{type(e).__name__}: {e}") from e
         status = response.status_code
         if status == 429:
-            raise _Transient("429 Too Many Requests", _retry_after(response.headers.get("Retry-After")))
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None and retry_after > s.backoff_max_seconds:
+                raise SourceError(
+                    f"the source API asks to wait {retry_after:g} s (429 Retry-After), longer than "
+                    f"SOURCE_BACKOFF_MAX_SECONDS ({s.backoff_max_seconds:g} s); "
+                    "the next run repeats this window"
+                )
+            raise _Transient("429 Too Many Requests", retry_after)
         if status >= 500:
             raise _Transient(f"{status} {response.reason}")
         if status in (401, 403):
@@ -121,7 +128,13 @@ class SourceClient:
                 f"the source API answered {status} {response.reason} for {s.url}: {_excerpt(response)}"
             )
         try:
-            return parse_page(response.content.decode("utf-8"), s.data_field, s.next_cursor_field)
+            # utf-8-sig: JSON has no byte order mark, but some servers send one.
+            return parse_page(response.content.decode("utf-8-sig"), s.data_field, s.next_cursor_field)
+        except ContractViolation as e:
+            raise SourceError(
+                f"the source API at {s.url} does not follow the page contract: {e} "
+                f"(see SOURCE_DATA_FIELD and SOURCE_NEXT_CURSOR_FIELD): {_excerpt(response)}"
+            ) from e
         except (UnicodeDecodeError, MalformedPage) as e:
             raise _Transient(f"unreadable page ({e}): {_excerpt(response)}") from e
 
@@ -134,10 +147,10 @@ class SourceClient:
 
 
 def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP-date, or garbage: fall back to backoff
+    """Retry-After in seconds (HTTP: digits only); None for an HTTP-date or garbage (then: backoff)."""
+    if value is None or not value.strip().isascii() or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 def _excerpt(response: requests.Response, limit: int = 200) -> str:

@@ -40,6 +40,8 @@ class Fault(Enum):
     TRUNCATED = "truncated"  # promises the whole body, sends half, closes the connection
     NOT_JSON = "not_json"  # 200 with an HTML error page
     UNAUTHORIZED = "401"
+    NOT_A_PAGE = "not_a_page"  # 200 with JSON that is not a page of the contract
+    BYTE_ORDER_MARK = "bom"  # the normal page, prefixed with a UTF-8 byte order mark
 
 
 @dataclass
@@ -48,14 +50,14 @@ class FaultPlan:
     used up, requests are served normally."""
 
     faults: deque[Fault | None]
-    retry_after_seconds: int = 1
+    retry_after: str = "1"  # the Retry-After header of a 429
     slow_seconds: float = 2.0
 
     @classmethod
     def of(
-        cls, faults: Iterable[Fault | None], retry_after_seconds: int = 1, slow_seconds: float = 2.0
+        cls, faults: Iterable[Fault | None], retry_after: str = "1", slow_seconds: float = 2.0
     ) -> FaultPlan:
-        return cls(deque(faults), retry_after_seconds, slow_seconds)
+        return cls(deque(faults), retry_after, slow_seconds)
 
 
 class SampleApiServer:
@@ -184,6 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         records, next_cursor = page(self.source, batch, slot, limit)
         body = '{"data":[' + ",".join(records) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
+        if fault == Fault.BYTE_ORDER_MARK:
+            body = "\ufeff" + body
         self._send(HTTPStatus.OK, body.encode(), "application/json")
 
     def _inject(self, fault: Fault) -> bool:
@@ -192,10 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(
                 HTTPStatus.TOO_MANY_REQUESTS,
                 {"error": "slow down"},
-                {"Retry-After": str(self.faults.retry_after_seconds)},
+                {"Retry-After": self.faults.retry_after},
             )
         elif fault in (Fault.SERVER_ERROR, Fault.UNAVAILABLE, Fault.UNAUTHORIZED):
             self._json(HTTPStatus(int(fault.value)), {"error": fault.name.lower()})
+        elif fault == Fault.NOT_A_PAGE:
+            self._json(HTTPStatus.OK, {"orders": [], "next": None})
         elif fault == Fault.NOT_JSON:
             self._send(HTTPStatus.OK, b"<html><body>Gateway error</body></html>", "text/html")
         elif fault == Fault.TRUNCATED:
@@ -209,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault == Fault.SLOW:
             time.sleep(self.faults.slow_seconds)
+            return False
+        elif fault == Fault.BYTE_ORDER_MARK:
             return False
         return True
 
