@@ -44,7 +44,10 @@ class Step:
 
     name: str
     kind: StepKind
-    # The module whose `handler(event, context)` (FUNCTION) or `main(argv)` (SPARK_JOB) runs the step.
+    # The step's module. A FUNCTION module has `handler(event, context)` for Lambda and
+    # `run(event, settings)`, which the handler and the local runner call; a SPARK_JOB module has
+    # `main(argv)` for Glue, and `parse_args(argv)` and `run(spark, arguments)`, which main and the local
+    # runner call.
     entry_point: str
     description: str
     # Per-run inputs: event fields for a FUNCTION, `--name` job arguments for a SPARK_JOB.

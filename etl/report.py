@@ -51,10 +51,7 @@ def run_summary(run: PipelineRun) -> str:
         ["step", "seconds", "what it did"],
         [
             ["Spark start", round(run.spark_start_seconds, 1), "one session for every Spark step"],
-            *(
-                [step.step.name, round(step.seconds, 1), _describe(step.step.name, step.result)]
-                for step in run.steps
-            ),
+            *([step.step.name, round(step.seconds, 1), _describe(step.result)] for step in run.steps),
         ],
     )
     figures = [
@@ -72,7 +69,7 @@ def run_summary(run: PipelineRun) -> str:
     return f"Run {run.run_id}\n\n{steps}\n\n{text_table(['', 'count'], figures, thousands=True)}"
 
 
-def _describe(step: str, result: Any) -> str:
+def _describe(result: Any) -> str:
     if isinstance(result, dict) and "records" in result:
         return f"{result['records']:,} records in {result['pages']} pages, watermark {result['watermark']}"
     if isinstance(result, SilverSummary):

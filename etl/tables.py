@@ -108,7 +108,7 @@ SILVER_ORDERS_QUARANTINE = TableDefinition(
     name="orders_quarantine",
     comment="Records that failed validation, kept as received with one reason code each",
     columns=(
-        Column("raw_record", "STRING", "The record exactly as received"),
+        Column("raw_record", "STRING", "The record's JSON text as received (line breaks as spaces)"),
         Column("reason", "STRING", "Stable reason code, see etl/transform/rules.py"),
         Column("source_object", "STRING", "The Bronze object that held the record"),
         Column("line_number", "INT", "1-based line of the record in that object"),

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -51,6 +52,14 @@ class BronzeMismatch(RuntimeError):
     """Bronze holds fewer or more records than a run manifest lists: refuse to merge a partial run."""
 
 
+class RunCounts(NamedTuple):
+    """What the Silver job made of one ingestion run's records."""
+
+    records: int
+    accepted: int
+    quarantined: int
+
+
 @dataclass(frozen=True)
 class SilverArguments:
     bronze_root: str
@@ -71,8 +80,7 @@ class SilverSummary:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0  # not newer than the stored version
-    # run -> (records, accepted, quarantined)
-    per_run: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    per_run: dict[str, RunCounts] = field(default_factory=dict)
     maintenance: tuple[str, ...] = ()  # compactions and snapshot expiries done after the merge
 
     @property
@@ -130,12 +138,12 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         *maintain(spark, args.silver_database, SILVER_INGESTION_RUNS.name, args.maintenance, compact=False),
     ]
 
-    accepted_total = sum(counts[1] for counts in per_run.values())
+    accepted_total = sum(counts.accepted for counts in per_run.values())
     return SilverSummary(
         runs=tuple(m.run_id for m in manifests),
-        records=sum(counts[0] for counts in per_run.values()),
+        records=sum(counts.records for counts in per_run.values()),
         accepted=accepted_total,
-        quarantined=sum(counts[2] for counts in per_run.values()),
+        quarantined=sum(counts.quarantined for counts in per_run.values()),
         duplicates=accepted_total - (inserted + updated + unchanged),
         inserted=inserted,
         updated=updated,
@@ -203,7 +211,8 @@ def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> 
         f"""
         MERGE INTO {table_identifier(database, SILVER_ORDERS_QUARANTINE.name)} AS t
         USING rejected_records AS s
-        ON t.ingestion_run_id = s.ingestion_run_id
+        ON t.ingested_at = s.ingested_at  -- the partition column: lets Iceberg skip other days' files
+           AND t.ingestion_run_id = s.ingestion_run_id
            AND t.source_object = s.source_object
            AND t.line_number = s.line_number
         WHEN NOT MATCHED THEN INSERT *
@@ -248,7 +257,7 @@ def save_orders(spark: SparkSession, latest: DataFrame, database: str) -> tuple[
 def save_ledger(
     spark: SparkSession,
     manifests: Sequence[RunManifest],
-    per_run: dict[str, tuple[int, int, int]],
+    per_run: dict[str, RunCounts],
     database: str,
     store: ObjectStore,
 ) -> None:
@@ -265,7 +274,7 @@ def save_ledger(
     ledger.writeTo(table_identifier(database, SILVER_INGESTION_RUNS.name)).append()
 
 
-def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> dict[str, tuple[int, int, int]]:
+def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> dict[str, RunCounts]:
     rows = (
         validated.groupBy("ingestion_run_id")
         .agg(
@@ -274,12 +283,15 @@ def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> di
         )
         .collect()
     )
-    counted = {row.ingestion_run_id: (row.records, row.accepted, row.records - row.accepted) for row in rows}
-    per_run = {m.run_id: counted.get(m.run_id, (0, 0, 0)) for m in manifests}
+    counted = {
+        row.ingestion_run_id: RunCounts(row.records, row.accepted, row.records - row.accepted) for row in rows
+    }
+    per_run = {m.run_id: counted.get(m.run_id, RunCounts(0, 0, 0)) for m in manifests}
     for m in manifests:
-        if per_run[m.run_id][0] != m.records:
+        held = per_run[m.run_id].records
+        if held != m.records:
             raise BronzeMismatch(
-                f"run {m.run_id}: its manifest lists {m.records} records, Bronze holds {per_run[m.run_id][0]}"
+                f"run {m.run_id}: its manifest lists {m.records} records, Bronze holds {held}"
             )
     return per_run
 

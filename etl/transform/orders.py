@@ -7,42 +7,35 @@ raw records --validate_orders--> validated --accepted_orders--> latest_versions 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import fields
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from etl.transform.rules import Rejected, validate_order
+from etl.tables import SILVER_ORDERS
+from etl.transform.rules import Order, Rejected, validate_order
 
 # What the Bronze reader produces: one row per line of a Bronze object.
 RAW_SCHEMA = (
     "raw_record STRING, source_object STRING, line_number INT, ingestion_run_id STRING, ingested_at TIMESTAMP"
 )
 
+# The order columns of silver.orders (the fields of rules.Order), as validation returns them, plus the reason.
+ORDER_COLUMNS = tuple(field.name for field in fields(Order))
+_ARROW_TYPES = {
+    "BIGINT": pa.int64(),
+    "STRING": pa.string(),
+    "DECIMAL(12,2)": pa.decimal128(12, 2),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
 _TYPED = (
-    ("order_id", pa.int64(), "BIGINT"),
-    ("customer_id", pa.string(), "STRING"),
-    ("status", pa.string(), "STRING"),
-    ("amount", pa.decimal128(12, 2), "DECIMAL(12,2)"),
-    ("currency", pa.string(), "STRING"),
-    ("created_at", pa.timestamp("us", tz="UTC"), "TIMESTAMP"),
-    ("updated_at", pa.timestamp("us", tz="UTC"), "TIMESTAMP"),
-    ("items", pa.string(), "STRING"),
+    *((c.name, _ARROW_TYPES[c.type], c.type) for c in SILVER_ORDERS.columns if c.name in ORDER_COLUMNS),
     ("reason", pa.string(), "STRING"),
 )
 _VALIDATED_SCHEMA = RAW_SCHEMA + ", " + ", ".join(f"{name} {sql}" for name, _, sql in _TYPED)
 
 _RAW_NAMES = [column.split()[0] for column in RAW_SCHEMA.split(", ")]
-ORDER_COLUMNS = (
-    "order_id",
-    "customer_id",
-    "status",
-    "amount",
-    "currency",
-    "created_at",
-    "updated_at",
-    "items",
-)
 LINEAGE_COLUMNS = ("ingestion_run_id", "ingested_at", "source_object")
 
 
