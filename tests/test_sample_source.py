@@ -63,3 +63,18 @@ def test_each_run_publishes_one_more_batch(tmp_path: Path) -> None:
     assert (second.batches, second.initial_orders, second.seed) == (2, 300, 9)
     with pytest.raises(SampleStateError, match="use a new --data-dir"):
         publish_next_batch(tmp_path, initial_orders=400)
+
+
+def test_a_conflict_repeats_the_previous_order_and_time_with_another_status() -> None:
+    source = SampleSource(seed=4, initial_orders=5_000, batches=2)
+    conflicts = [
+        (batch, slot) for batch, slot, _ in source.records() if source.slot_kind(batch, slot) is Slot.CONFLICT
+    ]
+    assert conflicts
+    for batch, slot in conflicts:
+        previous, conflict = (json.loads(source.record_text(batch, s)) for s in (slot - 1, slot))
+        assert (conflict["order_id"], conflict["updated_at"]) == (
+            previous["order_id"],
+            previous["updated_at"],
+        )
+        assert conflict["status"].lower() != previous["status"].lower()

@@ -1,8 +1,9 @@
 """Deterministic sample orders: the records the sample API serves, as a function of a seed.
 
 The source publishes *batches*. Batch 1 is the history (90 days of new orders); each later batch covers one
-day and holds new orders, updates to earlier orders, stale replays of old versions, a small share of
-invalid records (some of them newer versions of existing orders) and exact duplicates. Every record is
+day and holds new orders, updates to earlier orders (some of them moving the order to another day), stale
+replays of old versions, a small share of invalid records (some of them newer versions of existing
+orders), exact duplicates, and conflicting versions with the same `updated_at`. Every record is
 computed from (seed, batch, slot) alone, so any page can be served without holding the data in memory.
 """
 
@@ -16,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from etl.tables import ORDER_STATUSES
-from etl.timestamps import format_rfc3339
+from etl.timestamps import format_rfc3339, parse_rfc3339
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 HISTORY = timedelta(days=90)
@@ -35,6 +36,7 @@ class Slot(Enum):
     INVALID = "invalid"
     INVALID_UPDATE = "invalid_update"  # an invalid newer version of an existing order
     DUPLICATE = "duplicate"  # the previous slot's record, byte for byte
+    CONFLICT = "conflict"  # the previous slot's order and updated_at, another status: the first one wins
 
 
 # The invalid records the sample produces, each breaking exactly one rule.
@@ -70,6 +72,7 @@ class SampleSource:
     change_fraction: float = 0.1
     invalid_share: float = 0.01
     duplicate_share: float = 0.01
+    conflict_share: float = 0.005
     stale_share: float = 0.005
     batches: int = 1
 
@@ -114,8 +117,12 @@ class SampleSource:
 
     def slot_kind(self, batch: int, slot: int) -> Slot:
         roll = _mix(self.seed, batch, slot, 1) / 2**64
-        if slot > 0 and roll < self.duplicate_share and self._base_kind(batch, slot - 1) != Slot.DUPLICATE:
-            return Slot.DUPLICATE
+        if slot > 0 and roll < self.duplicate_share + self.conflict_share:
+            previous = self._base_kind(batch, slot - 1)
+            if roll < self.duplicate_share and previous != Slot.DUPLICATE:
+                return Slot.DUPLICATE
+            if roll >= self.duplicate_share and previous in (Slot.NEW, Slot.UPDATE):
+                return Slot.CONFLICT
         return self._base_kind(batch, slot)
 
     def _base_kind(self, batch: int, slot: int) -> Slot:
@@ -134,6 +141,10 @@ class SampleSource:
         kind = self.slot_kind(batch, slot)
         if kind == Slot.DUPLICATE:
             return self.record_text(batch, slot - 1)
+        if kind == Slot.CONFLICT:
+            record = json.loads(self.record_text(batch, slot - 1))
+            record["status"] = "paid" if str(record["status"]).lower() == "cancelled" else "cancelled"
+            return json.dumps(record, separators=(",", ":"))
         updated_at = EPOCH + timedelta(microseconds=self.slot_time_us(batch, slot))
         if kind == Slot.NEW:
             record = self._order(batch, slot, updated_at, "placed")
@@ -193,6 +204,8 @@ class SampleSource:
         elif variation == 4:
             del record["items"]
             record["channel"] = "phone"  # an unknown extra field
+        elif variation == 5:
+            record["amount"] = f"{record['amount']:.2f}5"  # three decimals: rounded half up
         return record
 
     def _earlier_order(self, batch: int, slot: int) -> tuple[int, int]:
@@ -208,8 +221,13 @@ class SampleSource:
         origin_batch, origin_slot = self._earlier_order(batch, slot)
         status = LATER_STATUSES[_mix(self.seed, batch, slot, 6) % len(LATER_STATUSES)]
         record = self._order(origin_batch, origin_slot, updated_at, status)
-        if isinstance(record["status"], str) and _mix(self.seed, batch, slot, 7) % 10 == 0:
+        h = _mix(self.seed, batch, slot, 7)
+        if h % 10 == 0:
             record["status"] = status.upper()
+        if h % 20 == 1:  # a correction of when the order was placed: it moves to another day (and month)
+            created = parse_rfc3339(str(record["created_at"]))
+            if created is not None:
+                record["created_at"] = format_rfc3339(created + timedelta(days=1))
         return record
 
 
