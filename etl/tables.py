@@ -94,7 +94,7 @@ SILVER_ORDERS = TableDefinition(
     properties=MappingProxyType(
         {
             # Merge-on-read, chosen by measurement (`make bench`, docs/benchmarks.md): a 1% change MERGEs into
-            # 1M orders in 4.0 s, against 8.4 s with copy-on-write, which rewrites nearly every file as
+            # 1M orders in 3.9 s, against 6.9 s with copy-on-write, which rewrites nearly every file as
             # updates hit orders of every month. Reads pay for the delete files until compaction.
             "write.merge.mode": "merge-on-read",
             "write.update.mode": "merge-on-read",
