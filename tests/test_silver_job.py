@@ -50,10 +50,9 @@ class Lake:
             ensure_tables(spark, self.database, SILVER_TABLES, modes)
 
     def land(self, run_id: str, *pages: list[str], day: int = 1) -> None:
-        settings = IngestionSettings(SourceSettings("http://127.0.0.1:9"), self.bronze)
         with FixedPagesApi(list(pages)) as api:
             ingest(
-                settings.with_source(base_url=api.url),
+                IngestionSettings(SourceSettings(api.url), self.bronze),
                 run_id,
                 datetime(2026, 2, day, tzinfo=UTC),
             )

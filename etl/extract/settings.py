@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Environment variable names, in one place: the infrastructure sets them on the Lambda function.
@@ -126,9 +126,6 @@ class IngestionSettings:
         if not settings.dataset.replace("_", "").isalnum():
             raise SettingsError(f"dataset must be letters, digits and _, got {settings.dataset!r}")
         return settings
-
-    def with_source(self, **changes: Any) -> IngestionSettings:
-        return replace(self, source=replace(self.source, **changes))
 
 
 def _parse(variable: str, raw: str, type_name: str) -> Any:

@@ -130,12 +130,13 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         save_ledger(spark, manifests, per_run, args.silver_database, store)
     finally:
         validated.unpersist()  # drops the checkpoint's blocks
+    # Only silver.orders takes merge-on-read deletes; the other tables are appended to.
     maintenance = [
-        *maintain(spark, args.silver_database, SILVER_ORDERS.name, args.maintenance),
-        *maintain(
-            spark, args.silver_database, SILVER_ORDERS_QUARANTINE.name, args.maintenance, compact=False
-        ),
-        *maintain(spark, args.silver_database, SILVER_INGESTION_RUNS.name, args.maintenance, compact=False),
+        done
+        for table in SILVER_TABLES
+        for done in maintain(
+            spark, args.silver_database, table.name, args.maintenance, table is SILVER_ORDERS
+        )
     ]
 
     accepted_total = sum(counts.accepted for counts in per_run.values())
