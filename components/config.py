@@ -319,8 +319,8 @@ def _read_spark(reader: _Reader) -> SparkConfig:
         reader.check(
             "glueFlex",
             not flex or worker_type in FLEX_WORKER_TYPES,
-            f"true needs glueWorkerType {' or '.join(FLEX_WORKER_TYPES)} (FLEX runs on no other worker type); "
-            f"got glueWorkerType {worker_type!r}: change glueWorkerType or set glueFlex to false",
+            f"true needs glueWorkerType {' or '.join(FLEX_WORKER_TYPES)} (FLEX runs on no other worker "
+            f"type); got glueWorkerType {worker_type!r}: change glueWorkerType or set glueFlex to false",
         )
     return SparkConfig(
         worker_type=worker_type,
