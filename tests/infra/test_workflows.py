@@ -125,7 +125,7 @@ def test_aws_access_is_an_oidc_role_never_a_stored_key(name: str) -> None:
 
 def _pulumi_steps() -> list[tuple[str, dict[str, Any]]]:
     """(workflow, step) of every step that runs the Pulumi CLI."""
-    found = []
+    found: list[tuple[str, dict[str, Any]]] = []
     for path in sorted(WORKFLOWS.glob("*.yml")):
         for job in _workflow(path.name)["jobs"].values():
             found.extend((path.name, step) for step in _steps_using(job, "pulumi/actions"))
