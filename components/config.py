@@ -207,7 +207,11 @@ class _Reader:
     def secret(self, name: str) -> pulumi.Output[str]:
         value = self.config.get_secret(name)
         if value is None:
-            self.problem(name, f"missing: set it with `pulumi config set --secret {name} <value>`")
+            self.problem(
+                name,
+                f"missing: set it with `pulumi config set --secret {name} <value>` (and commit the stack "
+                "file, which then holds it encrypted, for CI to deploy)",
+            )
             return pulumi.Output.secret("")
         full_name = f"{self.project}:{name}"
         if not (is_config_secret(full_name) or full_name in get_config_secret_keys_env()):
