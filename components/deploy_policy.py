@@ -149,6 +149,8 @@ _STACK_KEYS = Grant(
     {"StringEquals": STACK_KEY_TAGS},
 )
 _BUCKET_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+# The tags a request gives a key it creates.
+_NEW_KEY_TAGS = {key.replace("Resource", "Request"): value for key, value in STACK_KEY_TAGS.items()}
 _GLUE_TAGS = ("glue:GetTags", "glue:TagResource", "glue:UntagResource")
 _EVENT_RULE = ("events:DeleteRule", "events:DescribeRule", "events:PutRule")
 _TAGGING = ("ListTagsForResource", "TagResource", "UntagResource")
@@ -209,17 +211,12 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
         ),
         "aws:kms/key:Key": ResourceType(
             (
+                # CreateKey has no resource to scope; the request must carry the stack's tags.
                 Grant(
-                    "CreateStackKeys",
-                    # CreateKey has no resource to scope; the request must carry the stack's tags.
-                    ("kms:CreateKey",),
-                    (ANY_RESOURCE,),
-                    {
-                        "StringEquals": {
-                            key.replace("Resource", "Request"): v for key, v in STACK_KEY_TAGS.items()
-                        }
-                    },
+                    "CreateStackKeys", ("kms:CreateKey",), (ANY_RESOURCE,), {"StringEquals": _NEW_KEY_TAGS}
                 ),
+                # Tags given to CreateKey are also authorised as kms:TagResource, before the key carries them.
+                Grant("TagNewStackKeys", ("kms:TagResource",), (KEYS,), {"StringEquals": _NEW_KEY_TAGS}),
                 _STACK_KEYS,
             ),
             scope=(KEYS,),
