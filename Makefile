@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 # Arguments for `make run` / `make bench`, e.g. `make run ARGS="--source-url http://127.0.0.1:8000"`.
 ARGS ?=
 
-.PHONY: help setup run test lint typecheck unit bench clean
+.PHONY: help setup run test lint typecheck unit bench deploy-policy clean
 
 help:
 	@echo "make run    run the local pipeline on the bundled sample API (data in ./data)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  benchmark the pipeline (ORDERS=1000000 by default)"
+	@echo "make deploy-policy  regenerate docs/deploy-policy/<stack>.json from the resources each stack declares"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
@@ -41,6 +42,10 @@ test: lint typecheck unit
 ORDERS ?= 1000000
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --orders $(ORDERS) $(ARGS)
+
+# The CI deploy role's policy per stack (ARGS="staging" for other stacks); a test fails when it is stale.
+deploy-policy: $(STAMP)
+	$(BIN)/python -m tests.infra.deploy_policy $(ARGS)
 
 clean:
 	rm -rf $(VENV) data build .mypy_cache .ruff_cache .pytest_cache

@@ -47,6 +47,8 @@ class Alerts(pulumi.ComponentResource):
         )
         rule = aws.cloudwatch.EventRule(
             f"{name}-rule",
+            # The stack's prefix lets the deploy policy scope EventBridge rules to this stack.
+            name_prefix=f"{args.naming.prefix}-alerts-",
             description=f"Executions of {args.naming.prefix} that did not succeed",
             event_pattern=pulumi.Output.json_dumps(
                 {

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from components.archive import Artifact, write_zip
@@ -31,16 +32,19 @@ LAMBDA_RUNTIME_DISTRIBUTIONS = frozenset({"boto3", "botocore", "s3transfer"})
 LAMBDA_RUNTIME_MODULES = frozenset({"boto3", "botocore", "s3transfer"})
 # Spark never runs in Lambda; a module that imports it must not reach the bundle.
 SPARK_MODULES = frozenset({"pyspark", "py4j"})
-# The platform of the function (python3.11 on arm64 Linux), for dependency markers.
+# The Python of the function's Lambda runtime (python3.13, on Amazon Linux 2023). The Glue jobs stay on
+# Python 3.11, so the `etl` code both share must run on both.
+LAMBDA_PYTHON = "3.13"
+# The platform of the function (LAMBDA_PYTHON on arm64 Linux), for dependency markers.
 LAMBDA_MARKER_ENVIRONMENT = {
-    "python_version": "3.11",
-    "python_full_version": "3.11.0",
+    "python_version": LAMBDA_PYTHON,
+    "python_full_version": f"{LAMBDA_PYTHON}.0",
     "sys_platform": "linux",
     "platform_system": "Linux",
     "platform_machine": "aarch64",
     "os_name": "posix",
     "implementation_name": "cpython",
-    "implementation_version": "3.11.0",
+    "implementation_version": f"{LAMBDA_PYTHON}.0",
     "platform_release": "",
     "platform_version": "",
     "platform_python_implementation": "CPython",
@@ -178,12 +182,24 @@ def distribution_closure(roots: Iterable[str]) -> list[metadata.Distribution]:
                 f"{requirement.name} {distribution.version} is installed but requirements.txt pins {pinned}: "
                 "run `make setup`"
             )
+        _require_lambda_python(distribution)
         found[name] = distribution
         for line in distribution.requires or []:
             dependency = Requirement(line)
             if dependency.marker is None or dependency.marker.evaluate(LAMBDA_MARKER_ENVIRONMENT):
                 pending.append(dependency)
     return [found[name] for name in sorted(found)]
+
+
+def _require_lambda_python(distribution: metadata.Distribution) -> None:
+    """Stop the build when a distribution declares it does not run on the function's Python."""
+    requires_python = distribution.metadata["Requires-Python"]
+    python = LAMBDA_MARKER_ENVIRONMENT["python_full_version"]
+    if requires_python and not SpecifierSet(requires_python).contains(python, prereleases=True):
+        raise BundleError(
+            f"{distribution.metadata['Name']} {distribution.version} requires Python {requires_python}, "
+            f"but the function runs Python {LAMBDA_PYTHON}: pin one that supports it in requirements.txt"
+        )
 
 
 def pinned_versions(requirements_file: Path = REQUIREMENTS_FILE) -> dict[str, str]:

@@ -40,6 +40,8 @@ LAMBDA_LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 STATE_MACHINE_LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 # Glue Spark worker types (G.025X is for streaming jobs only).
 GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X", "R.8X")
+# The FLEX execution class runs only on these; CreateJob refuses FLEX with any other worker type.
+FLEX_WORKER_TYPES = ("G.1X", "G.2X")
 # Classes that keep objects readable without a restore: Spark and the Silver job read old data at any time.
 STORAGE_CLASSES = ("STANDARD_IA", "INTELLIGENT_TIERING", "GLACIER_IR")
 SCHEDULE_EXPRESSION = re.compile(r"(cron|rate|at)\(.+\)")
@@ -205,7 +207,11 @@ class _Reader:
     def secret(self, name: str) -> pulumi.Output[str]:
         value = self.config.get_secret(name)
         if value is None:
-            self.problem(name, f"missing: set it with `pulumi config set --secret {name} <value>`")
+            self.problem(
+                name,
+                f"missing: set it with `pulumi config set --secret {name} <value>` (and commit the stack "
+                "file, which then holds it encrypted, for CI to deploy)",
+            )
             return pulumi.Output.secret("")
         full_name = f"{self.project}:{name}"
         if not (is_config_secret(full_name) or full_name in get_config_secret_keys_env()):
@@ -251,13 +257,7 @@ def load_stack_config(project: str | None = None, stack: str | None = None) -> S
             memory_mb=reader.integer("ingestMemoryMb", 128, 10240),
             log_level=reader.string("logLevel", LAMBDA_LOG_LEVELS),
         ),
-        spark=SparkConfig(
-            worker_type=reader.string("glueWorkerType", GLUE_WORKER_TYPES),
-            silver_workers=reader.integer("silverWorkers", 2),
-            gold_workers=reader.integer("goldWorkers", 2),
-            flex=reader.boolean("glueFlex"),
-            timeout_minutes=reader.integer("glueTimeoutMinutes", 1, 2880),
-        ),
+        spark=_read_spark(reader),
         orchestration=_read_orchestration(reader),
         storage=_read_storage(reader),
     )
@@ -314,6 +314,25 @@ def _check_with_ingestion(reader: _Reader, name: str, build: Callable[[], T]) ->
     except SettingsError as e:
         reader.problem(name, str(e))
         return None
+
+
+def _read_spark(reader: _Reader) -> SparkConfig:
+    worker_type = reader.string("glueWorkerType", GLUE_WORKER_TYPES)
+    flex = reader.boolean("glueFlex")
+    if not reader.has_problem("glueWorkerType", "glueFlex"):
+        reader.check(
+            "glueFlex",
+            not flex or worker_type in FLEX_WORKER_TYPES,
+            f"true needs glueWorkerType {' or '.join(FLEX_WORKER_TYPES)} (FLEX runs on no other worker "
+            f"type); got glueWorkerType {worker_type!r}: change glueWorkerType or set glueFlex to false",
+        )
+    return SparkConfig(
+        worker_type=worker_type,
+        silver_workers=reader.integer("silverWorkers", 2),
+        gold_workers=reader.integer("goldWorkers", 2),
+        flex=flex,
+        timeout_minutes=reader.integer("glueTimeoutMinutes", 1, 2880),
+    )
 
 
 def _read_orchestration(reader: _Reader) -> OrchestrationConfig:

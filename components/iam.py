@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import Naming
+
 POLICY_VERSION = "2012-10-17"
 # For the few actions AWS does not scope to a resource (X-Ray, CloudWatch metrics, log delivery).
 ANY_RESOURCE = "*"
@@ -95,6 +97,8 @@ def service_role(
     options = pulumi.ResourceOptions(parent=parent)
     role = aws.iam.Role(
         f"{name}-role",
+        # Role names are generated: the stack's roles are told apart by their path (docs/deploy-policy).
+        path=Naming(tags["project"], tags["stack"]).role_path,
         assume_role_policy=trust_policy(service, source_account),
         description=description,
         tags=dict(tags),

@@ -10,13 +10,15 @@ import pulumi_aws as aws
 
 from components.archive import Artifact
 from components.arns import Account, log_streams
+from components.bundles import LAMBDA_PYTHON
 from components.data_access import LayerAccess
 from components.iam import ANY_RESOURCE, Statement, service_role
 from components.log_group import LogSettings, log_group
 from components.naming import PIPELINE_LAYER, Naming
 from etl.pipeline import Step, StepKind
 
-RUNTIME = "python3.11"
+# The runtime whose Python the bundle is built for (components/bundles.py).
+RUNTIME = f"python{LAMBDA_PYTHON}"
 # The bundle is pure Python (components/bundles.py), so the cheaper Graviton architecture runs it.
 ARCHITECTURE = "arm64"
 

@@ -30,9 +30,19 @@ class Naming:
         prefix = re.sub(r"[^a-z0-9-]", "-", f"{self.prefix}-{role}".lower())
         return prefix[: BUCKET_PREFIX_LENGTH - 1] + "-"
 
+    @property
+    def database_prefix(self) -> str:
+        """Start of the stack's Glue database names, e.g. lakehouse_dev (Glue wants lower case and _)."""
+        return re.sub(r"[^a-z0-9_]", "_", f"{self.project}_{self.stack}".lower())
+
     def database_name(self, layer: Layer) -> str:
-        """Glue database of a layer, e.g. lakehouse_dev_silver (Glue and Athena want lower case and _)."""
-        return re.sub(r"[^a-z0-9_]", "_", f"{self.project}_{self.stack}_{layer.value}".lower())
+        """Glue database of a layer, e.g. lakehouse_dev_silver."""
+        return re.sub(r"[^a-z0-9_]", "_", f"{self.database_prefix}_{layer.value}".lower())
+
+    @property
+    def role_path(self) -> str:
+        """IAM path of the stack's roles, e.g. /lakehouse/dev/: the deploy policy passes only these."""
+        return f"/{self.project}/{self.stack}/"
 
     def tags(self, layer: str) -> dict[str, str]:
         """The tags every taggable resource carries; `layer` is a medallion layer, pipeline or logs."""

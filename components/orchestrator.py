@@ -184,6 +184,8 @@ def _schedule(
     )
     aws.scheduler.Schedule(
         f"{name}-schedule",
+        # The stack's prefix lets the deploy policy scope schedules to this stack.
+        name=f"{args.naming.prefix}-{args.pipeline.name}",
         description=f"Starts the {args.pipeline.name} pipeline of {args.naming.prefix}",
         schedule_expression=schedule.expression,
         schedule_expression_timezone=schedule.timezone,

@@ -77,7 +77,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["arn"] = f"arn:{PARTITION}:s3:::{outputs['bucket']}"
             resource_id = outputs["bucket"]
         elif args.typ == "aws:iam/role:Role":
-            outputs["arn"] = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{physical_name}"
+            path = args.inputs.get("path", "/")
+            outputs["arn"] = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role{path}{physical_name}"
         if args.typ == "aws:kms/key:Key":
             outputs["keyId"] = resource_id
         if args.typ in ARN_FORMATS:

@@ -71,7 +71,11 @@ def test_the_stack_files_set_only_declared_keys(stack: str) -> None:
     document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
     keys = {key.split(":", 1)[1] for key in document["config"] if key.startswith("lakehouse:")}
     assert keys <= set(declared_keys())
-    assert "sourceApiToken" not in keys, "the token is set with `pulumi config set --secret`, never committed"
+    # A secret is committed only as `pulumi config set --secret` writes it: encrypted, never in clear text.
+    for key in declared_keys().values():
+        value = document["config"].get(f"lakehouse:{key.name}")
+        if key.secret and value is not None:
+            assert isinstance(value, dict) and set(value) == {"secure"}, f"{key.name} is in clear text"
 
 
 def test_a_valid_stack_loads(configure: Configure) -> None:
@@ -143,3 +147,26 @@ def test_the_deploy_guide_describes_every_key() -> None:
     missing = [name for name in declared_keys() if f"| `{name}` |" not in guide]
     assert not missing
     assert "pulumi config set --secret sourceApiToken" in guide
+
+
+@pytest.mark.parametrize("worker_type", ["G.4X", "G.8X", "R.1X"])
+def test_flex_with_a_worker_type_flex_cannot_run_on_is_refused_naming_both_keys(
+    configure: Configure, worker_type: str
+) -> None:
+    config = {**stack_config("dev"), "lakehouse:glueFlex": "true", "lakehouse:glueWorkerType": worker_type}
+    (problem,) = _problems(configure, config)
+    assert problem.startswith("lakehouse:glueFlex:")
+    assert "glueWorkerType G.1X or G.2X" in problem
+    assert repr(worker_type) in problem
+
+
+@pytest.mark.parametrize("worker_type", ["G.1X", "G.2X"])
+def test_flex_runs_on_g1x_and_g2x(configure: Configure, worker_type: str) -> None:
+    configure({**stack_config("dev"), "lakehouse:glueFlex": "true", "lakehouse:glueWorkerType": worker_type})
+    spark = load_stack_config("lakehouse", "dev").spark
+    assert (spark.flex, spark.worker_type) == (True, worker_type)
+
+
+def test_any_worker_type_runs_without_flex(configure: Configure) -> None:
+    configure({**stack_config("prod"), "lakehouse:glueFlex": "false", "lakehouse:glueWorkerType": "G.8X"})
+    assert load_stack_config("lakehouse", "prod").spark.worker_type == "G.8X"

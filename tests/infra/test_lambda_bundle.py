@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import subprocess
-import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from pulumi.runtime.rpc import _special_secret_sig as SECRET_SIGNATURE
 from pulumi.runtime.rpc import _special_sig_key as SIGNATURE_KEY
 
 from components.bundles import (
     LAMBDA_DEPENDENCIES,
+    LAMBDA_MARKER_ENVIRONMENT,
+    LAMBDA_PYTHON,
     BundleError,
     build_lambda_bundle,
+    distribution_closure,
     module_closure,
     pinned_versions,
 )
+from components.ingest_function import RUNTIME
 from etl.extract.settings import ENV_TOKEN_SECRET_ARN, SOURCE_ENV, IngestionSettings
 from etl.pipeline import INGEST, INGESTION_RESULT_FIELDS
 from etl.sample_api.server import SampleApiServer
@@ -46,12 +52,43 @@ context = types.SimpleNamespace(
 result = handler({"run_id": "bundle-run", "started_at": "2024-05-01T00:00:00Z"}, context)
 print(json.dumps({
     "result": result,
+    "python": "%d.%d" % sys.version_info[:2],
     "handler_file": sys.modules["etl.extract.handler"].__file__,
     "requests": [requests.__version__, requests.__file__],
     "powertools_file": aws_lambda_powertools.__file__,
     "visible": {m: importlib.util.find_spec(m) is not None for m in sys.argv[3].split(",")},
 }))
 """
+
+
+def _runs_lambda_python(executable: str) -> bool:
+    try:
+        completed = subprocess.run(
+            [executable, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except OSError:
+        return False
+    return completed.returncode == 0 and completed.stdout.strip() == LAMBDA_PYTHON
+
+
+@pytest.fixture(scope="module")
+def lambda_python() -> str:
+    """An interpreter of the function's Python version: on PATH, else one pyenv installed."""
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = [
+        shutil.which(f"python{LAMBDA_PYTHON}"),
+        *sorted(glob.glob(f"{pyenv_root}/versions/{LAMBDA_PYTHON}.*/bin/python{LAMBDA_PYTHON}")),
+    ]
+    for candidate in candidates:
+        if candidate and _runs_lambda_python(candidate):
+            return candidate
+    message = f"no Python {LAMBDA_PYTHON} interpreter to run the bundle as the {RUNTIME} runtime would"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}: install python{LAMBDA_PYTHON}")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +117,8 @@ def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def test_the_handler_runs_from_the_bundle_in_a_clean_interpreter(
-    bundle: Path, lambda_runtime: Path, sample_api: SampleApiServer, tmp_path: Path
+def test_the_handler_runs_from_the_bundle_in_a_clean_interpreter_of_the_function_runtime(
+    bundle: Path, lambda_runtime: Path, lambda_python: str, sample_api: SampleApiServer, tmp_path: Path
 ) -> None:
     environment = {
         "PATH": os.environ.get("PATH", ""),
@@ -92,7 +129,7 @@ def test_the_handler_runs_from_the_bundle_in_a_clean_interpreter(
     }
     # -I: no user site, no PYTHON* variables, no working directory; -S: no site-packages at all.
     completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUN_HANDLER, str(bundle), str(lambda_runtime), ",".join(ABSENT)],
+        [lambda_python, "-I", "-S", "-c", RUN_HANDLER, str(bundle), str(lambda_runtime), ",".join(ABSENT)],
         env=environment,
         capture_output=True,
         text=True,
@@ -100,6 +137,7 @@ def test_the_handler_runs_from_the_bundle_in_a_clean_interpreter(
     )
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["python"] == LAMBDA_PYTHON
     assert Path(report["handler_file"]).is_relative_to(bundle)
     assert Path(report["powertools_file"]).is_relative_to(bundle)
     version, location = report["requests"]
@@ -152,7 +190,7 @@ def test_the_function_runs_the_built_bundle_with_the_stack_settings(stack: Stack
     (function,) = stack.of_type("aws:lambda/function:Function")
     inputs = function.inputs
     assert inputs["handler"] == "etl.extract.handler.handler"
-    assert inputs["runtime"] == "python3.11"
+    assert inputs["runtime"] == "python3.13"
     assert Path(inputs["code"]["$FileArchive"]).name == "ingest.zip"
     assert inputs["reservedConcurrentExecutions"] == 1
     assert inputs["tracingConfig"] == {"mode": "Active"}
@@ -186,3 +224,20 @@ def test_the_token_reaches_aws_only_through_the_secret(stack: StackRun) -> None:
     for resource in stack.resources:
         if resource is not version:
             assert TEST_TOKEN not in json.dumps(resource.inputs), resource.name
+
+
+def test_the_bundle_is_built_for_the_function_runtime_python() -> None:
+    assert RUNTIME == f"python{LAMBDA_PYTHON}"
+    assert LAMBDA_MARKER_ENVIRONMENT["python_version"] == LAMBDA_PYTHON
+    # Every bundled distribution declares it runs on that Python (the build checks this too).
+    for distribution in distribution_closure(LAMBDA_DEPENDENCIES):
+        requires_python = distribution.metadata["Requires-Python"] or ""
+        assert SpecifierSet(requires_python).contains(f"{LAMBDA_PYTHON}.0"), distribution.metadata["Name"]
+
+
+def test_a_dependency_that_does_not_support_the_function_python_stops_the_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(LAMBDA_MARKER_ENVIRONMENT, "python_full_version", "3.9.0")
+    with pytest.raises(BundleError, match=r"requests .* requires Python >=3\.10"):
+        distribution_closure(["requests"])
