@@ -78,19 +78,6 @@ def test_a_repeated_step_runs_again_while_its_result_has_more_up_to_its_cap(tmp_
         result_fields=("run_id", "has_more"),
         repeat=Repeat("has_more", max_runs=4),
     )
-    after = (
-        Step(
-            "After",
-            StepKind.FUNCTION,
-            "tests.scripted_step",
-            "after",
-            MappingProxyType({"run_id": StepResult("Fetch", "run_id"), "iteration": StepValue.ITERATION}),
-            repeat=None,
-        )
-        if False
-        else None
-    )
-    del after
     definition = pipeline.Pipeline("p", (fetch,))
     ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
     runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
