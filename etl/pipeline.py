@@ -46,6 +46,10 @@ class StepResult:
 Input = ExecutionValue | StepResult | StepValue
 
 
+# Iterations are three digits in run ids (`<execution>-001`), so that an execution's runs sort as they ran.
+MAX_ITERATION = 999
+
+
 @dataclass(frozen=True)
 class Repeat:
     """Run the step again while a boolean field of its result is true, at most `max_runs` times per
@@ -58,8 +62,8 @@ class Repeat:
     max_runs: int = 10
 
     def __post_init__(self) -> None:
-        if self.max_runs < 1:
-            raise ValueError(f"a step must be allowed at least one run, got max_runs={self.max_runs}")
+        if not 1 <= self.max_runs <= MAX_ITERATION:
+            raise ValueError(f"max_runs must be between 1 and {MAX_ITERATION}, got {self.max_runs}")
 
     def again(self, result: Mapping[str, Any], iteration: int, max_runs: int | None = None) -> bool:
         """Whether the run after run `iteration`, which returned `result`, should happen."""

@@ -21,6 +21,7 @@ from etl.extract.ingest import ingest
 from etl.extract.secrets import TokenError, resolve_token
 from etl.extract.settings import IngestionSettings, SettingsError
 from etl.extract.source import SourceError
+from etl.pipeline import MAX_ITERATION
 from etl.timestamps import parse_rfc3339, utc_now
 
 logger = Logger(service="lakehouse")
@@ -28,10 +29,6 @@ logger = Logger(service="lakehouse")
 
 class InvalidEvent(ValueError):
     """The event does not say which run to perform."""
-
-
-# Zero-padded, so that the runs of one execution sort in the order they ran.
-MAX_ITERATION = 999
 
 
 def parse_event(event: dict[str, Any]) -> tuple[str, datetime]:
