@@ -60,11 +60,8 @@ def _key(pipeline: str) -> dict[str, object]:
 
 
 def _item(pipeline: str) -> dict[str, object]:
-    return {
-        **_key(pipeline),
-        "execution": {"S": JsonPath("$$.Execution.Id")},
-        "started_at": {"S": JsonPath("$$.Execution.StartTime")},
-    }
+    # The holder's ARN says all (its start time is one DescribeExecution away).
+    return {**_key(pipeline), "execution": {"S": JsonPath("$$.Execution.Id")}}
 
 
 def run_lock_states(
