@@ -59,9 +59,12 @@ def test_a_writer_that_lost_the_race_runs_again_and_adds_nothing_twice(
 ) -> None:
     conflicts: list[bool] = []
     is_conflict = commit_conflicts.is_commit_conflict
-    monkeypatch.setattr(
-        commit_conflicts, "is_commit_conflict", lambda e: conflicts.append(is_conflict(e)) or conflicts[-1]
-    )
+
+    def recording(error: BaseException) -> bool:
+        conflicts.append(is_conflict(error))
+        return conflicts[-1]
+
+    monkeypatch.setattr(commit_conflicts, "is_commit_conflict", recording)
     # A second writer (its own catalog, as another Silver run has) read the table before the first
     # writer committed, and commits after it: the same records, and one more.
     racer = spark.newSession()
