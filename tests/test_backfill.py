@@ -65,7 +65,7 @@ def test_a_backfill_in_bounded_runs_equals_one_unbounded_run(
         bounded = Lakehouse(spark, tmp_path / "bounded", api.url, pages_per_ingestion=2)
         runs: list[PipelineRun] = [bounded.runner.run(run_id="run-01", max_runs=3)]
         # The next pipeline run's second ingestion dies after one page: its pages have no manifest.
-        real_open_store = ingestion_module.open_store
+        real_open_store = open_store
         opened = Counter[str]()
 
         def dying_store(root: str) -> Any:
