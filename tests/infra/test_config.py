@@ -13,6 +13,7 @@ import yaml
 
 from components.config import ConfigError, declared_keys, load_stack_config, source_key
 from etl.extract.settings import SOURCE_ENV, SourceSettings
+from etl.pipeline import INGEST
 from tests.infra.stack_run import PROJECT_ROOT, TOKEN_KEY, stack_config
 from tests.infra.stacks import STACKS
 
@@ -143,3 +144,13 @@ def test_the_deploy_guide_describes_every_key() -> None:
     missing = [name for name in declared_keys() if f"| `{name}` |" not in guide]
     assert not missing
     assert "pulumi config set --secret sourceApiToken" in guide
+
+
+def test_the_ingestion_cap_defaults_to_the_pipelines_own_and_is_bounded(configure: Configure) -> None:
+    assert INGEST.repeat is not None
+    assert declared_keys()["ingestMaxInvocations"].default == INGEST.repeat.max_runs
+    configure(stack_config("dev"))
+    assert load_stack_config("lakehouse", "dev").ingest.max_invocations == 5
+    for wrong in ("0", "1000"):
+        (problem,) = _problems(configure, {**stack_config("dev"), "lakehouse:ingestMaxInvocations": wrong})
+        assert problem.startswith("lakehouse:ingestMaxInvocations: must be between 1 and 999")
