@@ -112,7 +112,7 @@ def _lock_table(
         billing_mode="PAY_PER_REQUEST",
         hash_key=LOCK_KEY,
         attributes=[{"name": LOCK_KEY, "type": "S"}],
-        deletion_protection_enabled=args.logs.deletion_protection,
+        deletion_protection_enabled=args.logs.deletion_protection,  # the stack's deletionProtection
         tags=dict(tags),
         opts=pulumi.ResourceOptions(parent=parent),
     )
