@@ -77,9 +77,9 @@ class Step:
     name: str
     kind: StepKind
     # The step's module. A FUNCTION module has `handler(event, context)` for Lambda and
-    # `run(event, settings)`, which the handler and the local runner call; a SPARK_JOB module has
-    # `main(argv)` for Glue, and `parse_args(argv)` and `run(spark, arguments)`, which main and the local
-    # runner call. A FUNCTION's `run` also takes a Deadline: Lambda's remaining time, or a local budget.
+    # `run(event, settings, deadline)`, which the handler (deadline: the invocation's remaining time) and
+    # the local runner (a local budget) call; a SPARK_JOB module has `main(argv)` for Glue, and
+    # `parse_args(argv)` and `run(spark, arguments)`, which main and the local runner call.
     entry_point: str
     description: str
     # Per-run inputs: event fields for a FUNCTION, `--name` job arguments for a SPARK_JOB.
