@@ -52,6 +52,11 @@ class Account:
         """The ARN a state machine named `name` gets, known before it exists."""
         return self.arn("states", f"stateMachine:{name}")
 
+    def state_machine_executions(self, name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """Every execution of the state machine named `name`: standard, and express (which IAM lists as a
+        resource of the same actions; a standard machine has none)."""
+        return self.arn("states", f"execution:{name}:*"), self.arn("states", f"express:{name}:*")
+
 
 def log_streams(log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     """The streams of a log group: the resource of logs:CreateLogStream and logs:PutLogEvents."""

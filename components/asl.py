@@ -1,4 +1,5 @@
-"""A small typed model of Amazon States Language: task, fail and succeed states with retries and catches.
+"""A small typed model of Amazon States Language: task, pass, choice, succeed and fail
+states, with retries and catches.
 
 Only what the pipeline uses is modelled. `render()` gives the JSON document Step Functions takes; the
 model checks the graph (every transition leads to a state) before anything is deployed. JSONPath only:
@@ -20,13 +21,13 @@ ALL_ERRORS = "States.ALL"
 @dataclass(frozen=True)
 class JsonPath:
     """A JSONPath value: rendered as `"key.$": "<path>"`, so Step Functions reads it from the state's input
-    (`$.…`) or from the context object (`$$.…`)."""
+    (`$.…`) or from the context object (`$$.…`), or computes it with an intrinsic function (`States.…`)."""
 
     path: str
 
     def __post_init__(self) -> None:
-        if not self.path.startswith("$"):
-            raise ValueError(f"a path starts with $ or $$, got {self.path!r}")
+        if not self.path.startswith(("$", "States.")):
+            raise ValueError(f"a path starts with $ or $$ (or is a States. function), got {self.path!r}")
 
 
 def render_payload(value: Any) -> Any:
@@ -93,9 +94,15 @@ class Task:
     # Fields picked from the task's result (JsonPath values), and where in the state's input they are stored.
     result_selector: Mapping[str, Any] | None = None
     result_path: str | None = None
+    # Drop the task's result (`"ResultPath": null`): the state's output is its input.
+    discard_result: bool = False
     timeout_seconds: int | None = None
     retries: tuple[Retry, ...] = ()
     catches: tuple[Catch, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.discard_result and self.result_path is not None:
+            raise ValueError("a task either keeps its result at result_path or discards it")
 
     def transitions(self) -> tuple[str, ...]:
         return tuple(([self.next] if self.next else []) + [catch.next for catch in self.catches])
@@ -110,6 +117,8 @@ class Task:
             document["ResultSelector"] = render_payload(self.result_selector)
         if self.result_path is not None:
             document["ResultPath"] = self.result_path
+        elif self.discard_result:
+            document["ResultPath"] = None
         if self.timeout_seconds is not None:
             document["TimeoutSeconds"] = self.timeout_seconds
         if self.retries:
@@ -140,7 +149,84 @@ class Fail:
         return document
 
 
-State = Task | Fail
+@dataclass(frozen=True)
+class Pass:
+    """Write `parameters` (JsonPath values and intrinsic functions resolved) to `result_path`."""
+
+    parameters: Mapping[str, Any]
+    result_path: str
+    next: str
+    comment: str = ""
+
+    def transitions(self) -> tuple[str, ...]:
+        return (self.next,)
+
+    def render(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"Type": "Pass"}
+        if self.comment:
+            document["Comment"] = self.comment
+        document.update(
+            {"Parameters": render_payload(self.parameters), "ResultPath": self.result_path, "Next": self.next}
+        )
+        return document
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison of a Choice rule, e.g. Condition("$.more", "BooleanEquals", True)."""
+
+    variable: str
+    operator: str  # a States Language comparison operator: BooleanEquals, NumericLessThan, IsPresent, ...
+    value: Any
+
+    def render(self) -> dict[str, Any]:
+        return {"Variable": self.variable, self.operator: self.value}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Go to `next` when every condition holds."""
+
+    conditions: tuple[Condition, ...]
+    next: str
+
+    def render(self) -> dict[str, Any]:
+        if len(self.conditions) == 1:
+            return {**self.conditions[0].render(), "Next": self.next}
+        return {"And": [condition.render() for condition in self.conditions], "Next": self.next}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The first rule that holds picks the next state; else `default`."""
+
+    rules: tuple[Rule, ...]
+    default: str
+    comment: str = ""
+
+    def transitions(self) -> tuple[str, ...]:
+        return (*(rule.next for rule in self.rules), self.default)
+
+    def render(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"Type": "Choice"}
+        if self.comment:
+            document["Comment"] = self.comment
+        document.update({"Choices": [rule.render() for rule in self.rules], "Default": self.default})
+        return document
+
+
+@dataclass(frozen=True)
+class Succeed:
+    comment: str = ""
+
+    def transitions(self) -> tuple[str, ...]:
+        return ()
+
+    def render(self) -> dict[str, Any]:
+        return {"Type": "Succeed", **({"Comment": self.comment} if self.comment else {})}
+
+
+State = Task | Pass | Choice | Fail | Succeed
 
 
 @dataclass(frozen=True)

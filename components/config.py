@@ -27,6 +27,7 @@ from etl.extract.settings import (
     SettingsError,
     SourceSettings,
 )
+from etl.pipeline import MAX_ITERATION
 from etl.tables import Layer
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -103,6 +104,7 @@ class IngestConfig:
     timeout_seconds: int
     memory_mb: int
     log_level: str
+    max_invocations: int  # ingestion runs per execution, each bounded by timeout_seconds
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ def load_stack_config(project: str | None = None, stack: str | None = None) -> S
             timeout_seconds=reader.integer("ingestTimeoutSeconds", 1, 900),
             memory_mb=reader.integer("ingestMemoryMb", 128, 10240),
             log_level=reader.string("logLevel", LAMBDA_LOG_LEVELS),
+            max_invocations=reader.integer("ingestMaxInvocations", 1, MAX_ITERATION),
         ),
         spark=_read_spark(reader),
         orchestration=_read_orchestration(reader),

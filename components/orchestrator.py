@@ -1,4 +1,5 @@
-"""Orchestrator: the Step Functions state machine that runs the pipeline, and the schedule that starts it."""
+"""Orchestrator: the Step Functions state machine that runs the pipeline, the schedule that starts it, and
+the table of its run lock (one execution at a time, see components/run_lock.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from components.arns import Account, log_streams
 from components.iam import ANY_RESOURCE, Statement, service_role
 from components.log_group import LogSettings, log_group
 from components.naming import PIPELINE_LAYER, Naming
+from components.run_lock import LOCK_KEY, RunLock
 from components.state_machine import Integrations, StepTarget, render_pipeline
 from etl.pipeline import Pipeline, StepKind
 
@@ -45,10 +47,13 @@ class Orchestrator(pulumi.ComponentResource):
     """ARN of the state machine that runs the pipeline."""
     definition: pulumi.Output[str]
     """The state machine's Amazon States Language definition (JSON)."""
+    lock_table_name: pulumi.Output[str] | None
+    """The DynamoDB table of the run lock (None when the pipeline may run concurrently)."""
 
     def __init__(self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lakehouse:orchestrator:Orchestrator", name, None, opts)
         tags = args.naming.tags(PIPELINE_LAYER)
+        lock_table = _lock_table(name, args, tags, self) if args.pipeline.exclusive else None
         # The vendedlogs prefix keeps CloudWatch Logs' resource policy small however many machines log.
         logs = log_group(
             f"{name}-logs",
@@ -62,11 +67,11 @@ class Orchestrator(pulumi.ComponentResource):
             service="states",
             source_account=args.account.account_id,
             description=f"Runs the {args.pipeline.name} pipeline of {args.naming.prefix}",
-            statements=_state_machine_statements(args),
+            statements=_state_machine_statements(args, lock_table),
             tags=tags,
             parent=self,
         )
-        self.definition = _definition(args)
+        self.definition = _definition(args, lock_table)
         state_machine = aws.sfn.StateMachine(
             f"{name}-state-machine",
             name=args.state_machine_name,
@@ -87,19 +92,45 @@ class Orchestrator(pulumi.ComponentResource):
             _schedule(name, args, args.schedule, state_machine, tags, self)
 
         self.state_machine_arn = state_machine.arn
-        self.register_outputs({"state_machine_arn": self.state_machine_arn, "definition": self.definition})
+        self.lock_table_name = lock_table.name if lock_table is not None else None
+        self.register_outputs(
+            {
+                "state_machine_arn": self.state_machine_arn,
+                "definition": self.definition,
+                "lock_table_name": self.lock_table_name,
+            }
+        )
 
 
-def _definition(args: OrchestratorArgs) -> pulumi.Output[str]:
+def _lock_table(
+    name: str, args: OrchestratorArgs, tags: Mapping[str, str], parent: pulumi.Resource
+) -> aws.dynamodb.Table:
+    """One item per pipeline, written and deleted by the state machine only: on-demand costs nothing idle."""
+    return aws.dynamodb.Table(
+        f"{name}-run-lock",
+        name=f"{args.state_machine_name}-run-lock",
+        billing_mode="PAY_PER_REQUEST",
+        hash_key=LOCK_KEY,
+        attributes=[{"name": LOCK_KEY, "type": "S"}],
+        deletion_protection_enabled=args.logs.deletion_protection,  # the stack's deletionProtection
+        tags=dict(tags),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _definition(args: OrchestratorArgs, lock_table: aws.dynamodb.Table | None) -> pulumi.Output[str]:
     names = list(args.targets)
     resolved = pulumi.Output.all(
-        args.account.partition, args.alert_topic_arn, *(args.targets[name].resource for name in names)
+        args.account.partition,
+        args.alert_topic_arn,
+        lock_table.name if lock_table is not None else "",
+        *(args.targets[name].resource for name in names),
     )
 
     def render(values: list[str]) -> str:
-        partition, topic_arn, *resources = values
+        partition, topic_arn, lock_table_name, *resources = values
         targets = {
-            name: StepTarget(resource=resource, timeout_seconds=args.targets[name].timeout_seconds)
+            name: StepTarget(resource, args.targets[name].timeout_seconds, args.targets[name].max_runs)
             for name, resource in zip(names, resources, strict=True)
         }
         integrations = Integrations(
@@ -107,13 +138,16 @@ def _definition(args: OrchestratorArgs) -> pulumi.Output[str]:
             alert_topic_arn=topic_arn,
             alert_subject=f"{args.naming.prefix}: the {args.pipeline.name} pipeline failed",
             partition=partition,
+            lock=RunLock(lock_table_name) if lock_table_name else None,
         )
         return render_pipeline(args.pipeline, integrations).to_json()
 
     return resolved.apply(render)
 
 
-def _state_machine_statements(args: OrchestratorArgs) -> list[Statement]:
+def _state_machine_statements(
+    args: OrchestratorArgs, lock_table: aws.dynamodb.Table | None
+) -> list[Statement]:
     functions = [args.targets[s.name].resource for s in args.pipeline.steps if s.kind is StepKind.FUNCTION]
     jobs = [
         args.account.glue_job(args.targets[s.name].resource)
@@ -134,6 +168,7 @@ def _state_machine_statements(args: OrchestratorArgs) -> list[Statement]:
             resources=tuple(jobs),
         ),
         Statement(sid="NotifyFailures", actions=("sns:Publish",), resources=(args.alert_topic_arn,)),
+        *_run_lock_statements(args, lock_table),
         Statement(
             sid="DeliverExecutionLogs",
             # Log delivery for vended logs cannot be scoped to a resource (Step Functions documentation).
@@ -159,6 +194,24 @@ def _state_machine_statements(args: OrchestratorArgs) -> list[Statement]:
                 "xray:GetSamplingTargets",
             ),
             resources=(ANY_RESOURCE,),
+        ),
+    ]
+
+
+def _run_lock_statements(args: OrchestratorArgs, lock_table: aws.dynamodb.Table | None) -> list[Statement]:
+    if lock_table is None:
+        return []
+    return [
+        Statement(
+            sid="HoldRunLock",
+            actions=("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"),
+            resources=(lock_table.arn,),
+        ),
+        Statement(
+            sid="CheckRunLockHolder",
+            # Whether the execution that holds the lock still runs: only executions of this state machine.
+            actions=("states:DescribeExecution",),
+            resources=args.account.state_machine_executions(args.state_machine_name),
         ),
     ]
 

@@ -144,7 +144,9 @@ class Pipeline(pulumi.ComponentResource):
             if step.kind is StepKind.FUNCTION:
                 function = self._ingest_function(name, step, token)
                 functions[step.name] = function.function_name
-                targets[step.name] = StepTarget(function.function_arn, config.ingest.timeout_seconds)
+                targets[step.name] = StepTarget(
+                    function.function_arn, config.ingest.timeout_seconds, config.ingest.max_invocations
+                )
             else:
                 job = self._spark_job(name, step, code)
                 jobs[step.name] = job.job_name

@@ -3,7 +3,10 @@
 Each step becomes one task state named after the step, in the pipeline's order: a FUNCTION step invokes
 its Lambda function with the step's inputs as the event, a SPARK_JOB step runs its Glue job to completion
 with the inputs as job arguments. Step results are kept at `$.results.<step>`, where later inputs find them.
-Every failure is caught, published to the alert topic, and ends the execution in a Fail state.
+A repeated step counts its runs at `$.iterations.<step>` and loops through a Choice state while its
+result says so, up to its cap. An exclusive pipeline first takes the run lock (see run_lock_states) and
+gives it back at the end, on success and on failure. Every failure is caught, published to the alert
+topic, and ends the execution in a Fail state.
 """
 
 from __future__ import annotations
@@ -13,12 +16,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from components.asl import ALL_ERRORS, Catch, Fail, JsonPath, Retry, StateMachine, Task
-from etl.pipeline import ExecutionValue, Input, Pipeline, Step, StepKind, StepResult
+from components.asl import (
+    ALL_ERRORS,
+    Catch,
+    Choice,
+    Condition,
+    Fail,
+    JsonPath,
+    Pass,
+    Retry,
+    Rule,
+    State,
+    StateMachine,
+    Succeed,
+    Task,
+)
+from components.run_lock import RunLock, release_on_failure, run_lock_states
+from etl.pipeline import ExecutionValue, Input, Pipeline, Step, StepKind, StepResult, StepValue
 
 NOTIFY_FAILURE = "NotifyFailure"
 FAILED = "Failed"
+SUCCEEDED = "Succeeded"  # only where a Choice needs somewhere to end
 RESULTS_PATH = "$.results"
+ITERATIONS_PATH = "$.iterations"
 ERROR_PATH = "$.error"
 
 EXECUTION_PATHS = {
@@ -69,16 +89,20 @@ class StepTarget(Generic[R]):
 
     resource: R
     timeout_seconds: int
+    # Runs of a repeated step per execution (the stack's cap); None: the step's own default.
+    max_runs: int | None = None
 
 
 @dataclass(frozen=True)
 class Integrations:
-    """Where the tasks point: the step targets, the alert topic, and the partition of the service ARNs."""
+    """Where the tasks point: the step targets, the alert topic, the run lock (for an exclusive pipeline),
+    and the partition of the service ARNs."""
 
     targets: Mapping[str, StepTarget[str]]
     alert_topic_arn: str
     alert_subject: str
     partition: str = "aws"
+    lock: RunLock | None = None
 
     def service(self, action: str) -> str:
         return f"arn:{self.partition}:states:::{action}"
@@ -89,29 +113,55 @@ def result_path(step: str) -> str:
     return f"{RESULTS_PATH}.{step}"
 
 
-def input_path(value: Input) -> JsonPath:
-    """Where a step input comes from: the execution (run id, start time) or an earlier step's result."""
+def iteration_path(step: str) -> str:
+    """Where the run count of a repeated `step` is kept in the execution's state."""
+    return f"{ITERATIONS_PATH}.{step}.iteration"
+
+
+def input_path(value: Input, step: str = "") -> JsonPath:
+    """Where a step input comes from: the execution (run id, start time), the step's own run count, or an
+    earlier step's result."""
     if isinstance(value, ExecutionValue):
         return JsonPath(EXECUTION_PATHS[value])
     if isinstance(value, StepResult):
         return JsonPath(f"{result_path(value.step)}.{value.field}")
+    if value is StepValue.ITERATION:
+        return JsonPath(iteration_path(step))
     raise TypeError(f"unknown pipeline input {value!r}")
+
+
+def entry_state(step: Step) -> str:
+    """The state a step starts at: a repeated step first sets its run count."""
+    return f"Start{step.name}" if step.repeat is not None else step.name
 
 
 def render_pipeline(pipeline: Pipeline, integrations: Integrations) -> StateMachine:
     """The state machine that runs `pipeline`'s steps in order, with retries and failure notification."""
     catch_all = (Catch((ALL_ERRORS,), next=NOTIFY_FAILURE, result_path=ERROR_PATH),)
-    states: dict[str, Task | Fail] = {}
+    lock = integrations.lock if pipeline.exclusive else None
+    if pipeline.exclusive and lock is None:
+        raise ValueError(f"the {pipeline.name} pipeline runs one at a time: give the rendering its run lock")
+    first = entry_state(pipeline.steps[0])
+    states: dict[str, State] = {}
+    if lock is not None:
+        states.update(run_lock_states(lock, pipeline.name, first, NOTIFY_FAILURE, ERROR_PATH))
     timeouts = []
     for position, step in enumerate(pipeline.steps):
         if STEP_NAME.fullmatch(step.name) is None:
             raise ValueError(
                 f"step name {step.name!r} must be letters, digits and _ (it is part of JSONPaths)"
             )
-        following = pipeline.steps[position + 1].name if position + 1 < len(pipeline.steps) else None
-        task = _step_task(step, integrations, following, catch_all)
-        states[step.name] = task
-        timeouts.append(task.timeout_seconds or 0)
+        if position + 1 < len(pipeline.steps):
+            following: str | None = entry_state(pipeline.steps[position + 1])
+        else:
+            following = lock.release_state if lock is not None else None
+        step_states, timeout = _step_states(step, integrations, following, catch_all)
+        states.update(step_states)
+        timeouts.append(timeout)
+    after_notification = FAILED
+    if lock is not None:
+        after_notification = lock.release_after_failure_state
+        states[after_notification] = release_on_failure(lock, pipeline.name, FAILED)
     states[NOTIFY_FAILURE] = Task(
         comment="Tell the operators which execution failed and why, then fail the execution",
         resource=integrations.service("sns:publish"),
@@ -126,28 +176,77 @@ def render_pipeline(pipeline: Pipeline, integrations: Integrations) -> StateMach
                 "cause": JsonPath(f"{ERROR_PATH}.Cause"),
             },
         },
-        result_path=None,
+        discard_result=True,
         retries=(NOTIFY_RETRY,),
-        # Even when the notification cannot be sent, the execution must end as failed.
-        catches=(Catch((ALL_ERRORS,), next=FAILED, result_path="$.notification_error"),),
-        next=FAILED,
+        # Even when the notification cannot be sent, the execution must end as failed (and unlocked).
+        catches=(Catch((ALL_ERRORS,), next=after_notification, result_path="$.notification_error"),),
+        next=after_notification,
     )
     states[FAILED] = Fail(error="PipelineFailed", cause=f"A step of the {pipeline.name} pipeline failed")
+    if any(SUCCEEDED in state.transitions() for state in states.values()):
+        states[SUCCEEDED] = Succeed()
     return StateMachine(
         comment=f"The {pipeline.name} pipeline: {' -> '.join(step.name for step in pipeline.steps)}",
-        start_at=pipeline.steps[0].name,
+        start_at=lock.acquire_state if lock is not None else first,
         states=states,
         timeout_seconds=sum(timeouts) + EXECUTION_TIMEOUT_MARGIN_SECONDS,
     )
 
 
-def _step_task(
+def _step_states(
     step: Step, integrations: Integrations, following: str | None, catches: tuple[Catch, ...]
-) -> Task:
+) -> tuple[dict[str, State], int]:
+    """The states of one step, and the longest time they may take."""
     target = integrations.targets.get(step.name)
     if target is None:
         raise ValueError(f"step {step.name!r} has no target: deploy a function or job for it")
-    inputs = {name: input_path(value) for name, value in step.inputs.items()}
+    if step.repeat is None:
+        task = _step_task(step, target, integrations, following, catches)
+        return {step.name: task}, task.timeout_seconds or 0
+    max_runs = target.max_runs or step.repeat.max_runs
+    again, count = f"{step.name}HasMore", f"Count{step.name}"
+    task = _step_task(step, target, integrations, again, catches)
+    counter = f"{ITERATIONS_PATH}.{step.name}"
+    states: dict[str, State] = {
+        entry_state(step): Pass(
+            comment=f"The first run of {step.name} in this execution",
+            parameters={"iteration": 1},
+            result_path=counter,
+            next=step.name,
+        ),
+        step.name: task,
+        again: Choice(
+            comment=f"Run {step.name} again while it has more, at most {max_runs} times per execution",
+            rules=(
+                Rule(
+                    (
+                        Condition(
+                            f"{result_path(step.name)}.{step.repeat.while_field}", "BooleanEquals", True
+                        ),
+                        Condition(iteration_path(step.name), "NumericLessThan", max_runs),
+                    ),
+                    next=count,
+                ),
+            ),
+            default=following or SUCCEEDED,
+        ),
+        count: Pass(
+            parameters={"iteration": JsonPath(f"States.MathAdd({iteration_path(step.name)}, 1)")},
+            result_path=counter,
+            next=step.name,
+        ),
+    }
+    return states, (task.timeout_seconds or 0) * max_runs
+
+
+def _step_task(
+    step: Step,
+    target: StepTarget[str],
+    integrations: Integrations,
+    following: str | None,
+    catches: tuple[Catch, ...],
+) -> Task:
+    inputs = {name: input_path(value, step.name) for name, value in step.inputs.items()}
     if step.kind is StepKind.FUNCTION:
         return Task(
             comment=step.description,

@@ -20,13 +20,14 @@ from typing import Any
 from etl.storage import ObjectStore
 from etl.timestamps import format_rfc3339, require_rfc3339
 
-_RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,80}")
+# An execution name (at most 80 characters) and the iteration suffix of a repeated ingestion ("-001").
+_RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,84}")
 
 
 def validate_run_id(run_id: str) -> str:
-    """Run ids become parts of object keys: letters, digits, '.', '_' and '-', at most 80."""
+    """Run ids become parts of object keys: letters, digits, '.', '_' and '-', at most 84."""
     if not _RUN_ID.fullmatch(run_id):
-        raise ValueError(f"run id must be 1-80 letters, digits, '.', '_' or '-', got {run_id!r}")
+        raise ValueError(f"run id must be 1-84 letters, digits, '.', '_' or '-', got {run_id!r}")
     return run_id
 
 
@@ -48,6 +49,8 @@ class RunManifest:
     pages: int
     records: int
     objects: tuple[BronzeObject, ...]
+    # The run stopped at its deadline before the source's last page: the next run goes on from the watermark.
+    has_more: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2).encode()

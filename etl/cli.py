@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_command(args: argparse.Namespace) -> int:
     from etl.extract.settings import IngestionSettings
     from etl.report import run_summary
+    from etl.run_lock import hold_data_dir
     from etl.runner import LocalLayout, LocalRunner
     from etl.sample_api.published import publish_next_batch
     from etl.sample_api.server import SampleApiServer
@@ -53,6 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     layout = LocalLayout(args.data_dir.resolve())
     with contextlib.ExitStack() as stack:
+        stack.enter_context(hold_data_dir(layout.data_dir))  # before the sample publishes its next batch
         source_url = args.source_url or os.environ.get(SOURCE_ENV["base_url"]) or None
         if source_url is not None and (args.sample_orders is not None or args.seed is not None):
             raise ValueError(
@@ -72,6 +74,7 @@ def run_command(args: argparse.Namespace) -> int:
             ingestion,
             spark_factory=lambda: _quiet(build_session(str(layout.warehouse)), args.verbose),
             progress=lambda line: print(line, flush=True),
+            function_budget_seconds=args.ingest_budget,
         )
         began = time.perf_counter()
         result = runner.run()
@@ -140,6 +143,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the data lives (./data)")
     run.add_argument("--sample-orders", type=int, default=None, help="orders in a new sample (default 5000)")
     run.add_argument("--seed", type=int, default=None, help="seed of a new sample (default 7)")
+    run.add_argument(
+        "--ingest-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop each ingestion run after this long and run it again, as Lambda's timeout does in AWS",
+    )
 
     query = commands.add_parser("query", help="run Spark SQL on the local tables")
     query.set_defaults(command=query_command)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
+from typing import Any
 
 
 class StepKind(Enum):
@@ -27,6 +28,13 @@ class ExecutionValue(Enum):
     STARTED_AT = "started_at"
 
 
+class StepValue(Enum):
+    """A value of one run of the step itself, within the pipeline run."""
+
+    # 1 on the first run of a repeated step, then 2, 3, ... (a counter kept by the state machine).
+    ITERATION = "iteration"
+
+
 @dataclass(frozen=True)
 class StepResult:
     """A field of the result of an earlier step, e.g. the ingestion run's id."""
@@ -35,7 +43,31 @@ class StepResult:
     field: str
 
 
-Input = ExecutionValue | StepResult
+Input = ExecutionValue | StepResult | StepValue
+
+
+# Iterations are three digits in run ids (`<execution>-001`), so that an execution's runs sort as they ran.
+MAX_ITERATION = 999
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """Run the step again while a boolean field of its result is true, at most `max_runs` times per
+    pipeline run; the next pipeline run goes on where this one stopped.
+
+    `max_runs` is the default; a deployment may set its own (AWS: the stack's `ingestMaxInvocations`).
+    """
+
+    while_field: str
+    max_runs: int = 10
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_runs <= MAX_ITERATION:
+            raise ValueError(f"max_runs must be between 1 and {MAX_ITERATION}, got {self.max_runs}")
+
+    def again(self, result: Mapping[str, Any], iteration: int, max_runs: int | None = None) -> bool:
+        """Whether the run after run `iteration`, which returned `result`, should happen."""
+        return result[self.while_field] is True and iteration < (max_runs or self.max_runs)
 
 
 @dataclass(frozen=True)
@@ -45,9 +77,9 @@ class Step:
     name: str
     kind: StepKind
     # The step's module. A FUNCTION module has `handler(event, context)` for Lambda and
-    # `run(event, settings)`, which the handler and the local runner call; a SPARK_JOB module has
-    # `main(argv)` for Glue, and `parse_args(argv)` and `run(spark, arguments)`, which main and the local
-    # runner call.
+    # `run(event, settings, deadline)`, which the handler (deadline: the invocation's remaining time) and
+    # the local runner (a local budget) call; a SPARK_JOB module has `main(argv)` for Glue, and
+    # `parse_args(argv)` and `run(spark, arguments)`, which main and the local runner call.
     entry_point: str
     description: str
     # Per-run inputs: event fields for a FUNCTION, `--name` job arguments for a SPARK_JOB.
@@ -57,6 +89,8 @@ class Step:
     settings: tuple[str, ...] = ()
     # Fields of the step's result that later steps and the run summary use.
     result_fields: tuple[str, ...] = ()
+    # Run the step again while its result says so (ingestion in bounded pieces); None: run it once.
+    repeat: Repeat | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +99,9 @@ class Pipeline:
 
     name: str
     steps: tuple[Step, ...]
+    # At most one run at a time per deployment: a lock on the data directory locally, a lock item in a
+    # DynamoDB table in AWS (Step Functions alone lets executions overlap).
+    exclusive: bool = True
 
     def __post_init__(self) -> None:
         names = [step.name for step in self.steps]
@@ -80,6 +117,14 @@ class Pipeline:
                         f"step {step.name!r} input {argument!r} refers to {value.step}.{value.field}, "
                         "which no earlier step returns"
                     )
+                if value is StepValue.ITERATION and step.repeat is None:
+                    raise ValueError(
+                        f"step {step.name!r} input {argument!r} is an iteration, but it never repeats"
+                    )
+            if step.repeat is not None and step.repeat.while_field not in step.result_fields:
+                raise ValueError(
+                    f"step {step.name!r} repeats while {step.repeat.while_field!r}, which it does not return"
+                )
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -104,6 +149,7 @@ INGESTION_RESULT_FIELDS = (
     "records",
     "objects",
     "watermark",
+    "has_more",
 )
 
 INGEST = Step(
@@ -111,8 +157,17 @@ INGEST = Step(
     kind=StepKind.FUNCTION,
     entry_point="etl.extract.handler",
     description="Bronze: pull new and changed orders from the source API into raw JSON Lines",
-    inputs=MappingProxyType({"run_id": ExecutionValue.RUN_ID, "started_at": ExecutionValue.STARTED_AT}),
+    inputs=MappingProxyType(
+        {
+            "run_id": ExecutionValue.RUN_ID,
+            "started_at": ExecutionValue.STARTED_AT,
+            "iteration": StepValue.ITERATION,
+        }
+    ),
     result_fields=INGESTION_RESULT_FIELDS,
+    # Each run stops before its deadline and says whether the source has more: a long history is
+    # fetched in many bounded runs, all merged by one Silver run.
+    repeat=Repeat(while_field="has_more"),
 )
 
 SILVER = Step(

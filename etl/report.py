@@ -44,7 +44,7 @@ def json_line(headers: Sequence[str], row: Sequence[Any]) -> str:
 
 def run_summary(run: PipelineRun) -> str:
     """The table printed at the end of `lakehouse run`."""
-    ingestion: dict[str, Any] = run.result("Ingest")
+    ingestions: list[dict[str, Any]] = run.results("Ingest")
     silver: SilverSummary = run.result("Silver")
     gold: GoldSummary = run.result("Gold")
     steps = text_table(
@@ -55,7 +55,8 @@ def run_summary(run: PipelineRun) -> str:
         ],
     )
     figures = [
-        ["records ingested", ingestion["records"]],
+        ["ingestion runs", len(ingestions)],
+        ["records ingested", sum(ingestion["records"] for ingestion in ingestions)],
         ["records read by Silver", silver.records],
         ["accepted", silver.accepted],
         ["quarantined", silver.quarantined],
@@ -66,7 +67,12 @@ def run_summary(run: PipelineRun) -> str:
         ["  duplicates in the batch", silver.duplicates],
         *([f"rows in gold.{table}", rows] for table, rows in gold.rows.items()),
     ]
-    return f"Run {run.run_id}\n\n{steps}\n\n{text_table(['', 'count'], figures, thousands=True)}"
+    summary = f"Run {run.run_id}\n\n{steps}\n\n{text_table(['', 'count'], figures, thousands=True)}"
+    if ingestions[-1]["has_more"]:
+        summary += (
+            "\n\nThe source has more changes than this run's ingestion cap allowed: run again to go on."
+        )
+    return summary
 
 
 def _describe(result: Any) -> str:

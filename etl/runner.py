@@ -1,12 +1,15 @@
 """The local runner: walks the pipeline definition and runs each step's entry point in this process.
 
 It resolves each step's inputs exactly as the state machine does (run id and start time of the execution,
-fields of earlier results), gives the Spark jobs the same `--name value` arguments Glue gives them, and
-runs every Spark step in one SparkSession, started when the first Spark step needs it.
+the iteration of a repeated step, fields of earlier results), repeats a step while its result says so (up
+to the same cap), gives the Spark jobs the same `--name value` arguments Glue gives them, and runs every
+Spark step in one SparkSession, started when the first Spark step needs it. An exclusive pipeline holds
+its data directory for the whole run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from collections.abc import Callable, Mapping
@@ -17,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from etl import pipeline
 from etl.bronze import new_run_id
+from etl.extract.deadline import Deadline
 from etl.extract.settings import IngestionSettings
-from etl.pipeline import ExecutionValue, Pipeline, Step, StepKind, StepResult
+from etl.pipeline import ExecutionValue, Pipeline, Step, StepKind, StepResult, StepValue
+from etl.run_lock import hold_data_dir
 from etl.timestamps import format_rfc3339, utc_now
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ class StepRun:
     step: Step
     seconds: float
     result: Any  # the entry point's return value
+    iteration: int = 1  # which run of a repeated step
 
 
 @dataclass
@@ -65,7 +71,15 @@ class PipelineRun:
     spark_start_seconds: float = 0.0
 
     def result(self, step_name: str) -> Any:
-        return next(run.result for run in self.steps if run.step.name == step_name)
+        """The result of the step's last run (as the state machine keeps it)."""
+        return self.results(step_name)[-1]
+
+    def results(self, step_name: str) -> list[Any]:
+        """The results of every run of the step, in order."""
+        found = [run.result for run in self.steps if run.step.name == step_name]
+        if not found:
+            raise KeyError(step_name)
+        return found
 
 
 class LocalRunner:
@@ -75,28 +89,53 @@ class LocalRunner:
         ingestion: IngestionSettings,
         spark_factory: Callable[[], SparkSession],
         progress: Callable[[str], None] = lambda _: None,
+        function_budget_seconds: float | None = None,
+        deadline_factory: Callable[[], Deadline] | None = None,
     ) -> None:
+        """`function_budget_seconds` bounds each run of a FUNCTION step, as Lambda's timeout does in AWS
+        (None: no bound); `deadline_factory` replaces it (tests count pages instead of seconds)."""
         self.layout = layout
         self.ingestion = ingestion
         self._spark_factory = spark_factory
         self._spark: SparkSession | None = None
         self._progress = progress
+        if deadline_factory is None:
+            budget = function_budget_seconds
+            deadline_factory = Deadline.never if budget is None else lambda: Deadline.after(budget)
+        self._deadline = deadline_factory
 
-    def run(self, definition: Pipeline = pipeline.ORDERS_PIPELINE, run_id: str | None = None) -> PipelineRun:
-        started_at = utc_now()
-        execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
-        for position, step in enumerate(definition.steps, start=1):
-            self._progress(f"[{position}/{len(definition.steps)}] {step.description}")
-            inputs = resolve_inputs(step, execution)
-            if step.kind is StepKind.SPARK_JOB:
-                spark = self._session(execution)
-                began = time.perf_counter()
-                result = run_spark_job(step, spark, {**self.step_settings(), **inputs})
-            else:
-                began = time.perf_counter()
-                result = run_function(step, inputs, self.ingestion)
-            execution.steps.append(StepRun(step, time.perf_counter() - began, result))
-        return execution
+    def run(
+        self,
+        definition: Pipeline = pipeline.ORDERS_PIPELINE,
+        run_id: str | None = None,
+        max_runs: int | None = None,
+    ) -> PipelineRun:
+        """Run every step in order; a repeated step runs up to `max_runs` times (default: its own cap)."""
+        with hold_data_dir(self.layout.data_dir) if definition.exclusive else contextlib.nullcontext():
+            started_at = utc_now()
+            execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
+            for position, step in enumerate(definition.steps, start=1):
+                self._progress(f"[{position}/{len(definition.steps)}] {step.description}")
+                iteration = 1
+                while True:
+                    result = self._run_step(step, execution, iteration)
+                    if step.repeat is None or not step.repeat.again(_as_mapping(result), iteration, max_runs):
+                        break
+                    iteration += 1
+                    self._progress(f"      again ({iteration}): the last run stopped at its deadline")
+            return execution
+
+    def _run_step(self, step: Step, execution: PipelineRun, iteration: int) -> Any:
+        inputs = resolve_inputs(step, execution, iteration)
+        if step.kind is StepKind.SPARK_JOB:
+            spark = self._session(execution)
+            began = time.perf_counter()
+            result = run_spark_job(step, spark, {**self.step_settings(), **inputs})
+        else:
+            began = time.perf_counter()
+            result = run_function(step, inputs, self.ingestion, self._deadline())
+        execution.steps.append(StepRun(step, time.perf_counter() - began, result, iteration))
+        return result
 
     def step_settings(self) -> dict[str, str]:
         """The deployment settings of the Spark steps, as the infrastructure sets them in AWS."""
@@ -111,29 +150,31 @@ class LocalRunner:
         return self._spark
 
 
-def resolve_inputs(step: Step, execution: PipelineRun) -> dict[str, str]:
+def resolve_inputs(step: Step, execution: PipelineRun, iteration: int = 1) -> dict[str, Any]:
     """The step's inputs for this execution, as the state machine would pass them."""
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for name, source in step.inputs.items():
         if source is ExecutionValue.RUN_ID:
             values[name] = execution.run_id
         elif source is ExecutionValue.STARTED_AT:
             values[name] = format_rfc3339(execution.started_at)
+        elif source is StepValue.ITERATION:
+            values[name] = iteration  # a JSON number in the state machine too
         elif isinstance(source, StepResult):
             values[name] = str(_as_mapping(execution.result(source.step))[source.field])
     return values
 
 
-def run_function(step: Step, event: dict[str, str], settings: IngestionSettings) -> Any:
-    """A FUNCTION step: its module's `run(event, settings)`, which the Lambda handler also calls."""
+def run_function(step: Step, event: dict[str, Any], settings: IngestionSettings, deadline: Deadline) -> Any:
+    """A FUNCTION step: its module's `run(event, settings, deadline)`, which the Lambda handler also calls."""
     module = importlib.import_module(step.entry_point)
-    return module.run(event, settings)
+    return module.run(event, settings, deadline)
 
 
-def run_spark_job(step: Step, spark: SparkSession, arguments: Mapping[str, str]) -> Any:
+def run_spark_job(step: Step, spark: SparkSession, arguments: Mapping[str, Any]) -> Any:
     """A SPARK_JOB step: its module's `run(spark, parse_args(argv))`, which its Glue `main` also calls."""
     module = importlib.import_module(step.entry_point)
-    argv = [part for name in (*step.settings, *step.inputs) for part in (name, arguments[name])]
+    argv = [part for name in (*step.settings, *step.inputs) for part in (name, str(arguments[name]))]
     return module.run(spark, module.parse_args(argv))
 
 

@@ -46,12 +46,19 @@ def sample_api(small_source: SampleSource) -> Iterator[SampleApiServer]:
 
 
 class FakeLambdaContext(LambdaContext):
-    def __init__(self) -> None:
+    def __init__(self, remaining_millis: list[int] | None = None) -> None:
+        # What get_remaining_time_in_millis answers, one value per call (the last one repeats).
+        self.remaining_millis = remaining_millis or [300_000]
         self._function_name = "lakehouse-ingest"
         self._function_version = "$LATEST"
         self._memory_limit_in_mb = 512
         self._invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:lakehouse-ingest"
         self._aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
+        if len(self.remaining_millis) > 1:
+            return self.remaining_millis.pop(0)
+        return self.remaining_millis[0]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from etl.bronze import BronzeLayout, read_manifest
-from etl.extract.handler import InvalidEvent, handler
+from etl.extract.handler import InvalidEvent, handler, parse_event
 from etl.extract.secrets import TokenError
 from etl.pipeline import INGESTION_RESULT_FIELDS
 from etl.sample_api.generator import SampleSource
@@ -68,12 +68,14 @@ def test_ingests_with_the_token_from_secrets_manager(
         result = handler(event, lambda_context)
 
     assert set(result) >= set(INGESTION_RESULT_FIELDS)
-    assert result["run_id"] == event["run_id"]
+    run_id = f"{event['run_id']}-002"  # the execution's second ingestion
+    assert result["run_id"] == run_id
     assert result["records"] == source.batch_size(1)
-    assert result["manifest"] == f"s3://lakehouse-bronze/_manifests/orders/{event['run_id']}.json"
+    assert result["has_more"] is False
+    assert result["manifest"] == f"s3://lakehouse-bronze/_manifests/orders/{run_id}.json"
 
     store = open_store("s3://lakehouse-bronze")
-    manifest = read_manifest(store, BronzeLayout("orders"), event["run_id"])
+    manifest = read_manifest(store, BronzeLayout("orders"), run_id)
     assert manifest is not None
     assert manifest.started_at == "2026-11-26T13:51:26.123000Z"
     assert all("ingestion_date=2026-11-26" in obj.key for obj in manifest.objects)
@@ -113,3 +115,34 @@ def test_a_bad_start_time_is_rejected_before_any_request(
     configure(monkeypatch, "http://127.0.0.1:9", "")
     with pytest.raises(InvalidEvent, match="started_at"):
         handler({"run_id": "r1", "started_at": "noon"}, lambda_context)
+
+
+def test_stops_before_the_invocation_times_out_and_says_there_is_more(
+    aws: None, monkeypatch: pytest.MonkeyPatch, source: SampleSource
+) -> None:
+    configure(monkeypatch, "http://127.0.0.1:9", "")
+    monkeypatch.setenv("SOURCE_API_TOKEN", "t")
+    # 100 s left at the first check, then 40 s: less than one request timeout (30 s) and the commit.
+    context = FakeLambdaContext(remaining_millis=[100_000, 40_000])
+    with SampleApiServer(source) as api:
+        monkeypatch.setenv("SOURCE_BASE_URL", api.url)
+        result = handler({"run_id": "exec-1", "iteration": 1}, context)
+        assert len(api.requests) == 2
+
+    assert (result["run_id"], result["pages"], result["records"]) == ("exec-1-001", 2, 100)
+    assert result["has_more"] is True
+    manifest = read_manifest(open_store("s3://lakehouse-bronze"), BronzeLayout("orders"), "exec-1-001")
+    assert manifest is not None and manifest.has_more is True
+
+
+@pytest.mark.parametrize("iteration", [0, 1000, -1, "1a", True, 1.5])
+def test_an_iteration_out_of_range_is_rejected(iteration: object) -> None:
+    with pytest.raises(InvalidEvent, match="iteration"):
+        parse_event({"run_id": "r", "iteration": iteration})
+
+
+def test_the_iteration_becomes_a_zero_padded_suffix_of_the_run_id() -> None:
+    assert parse_event({"run_id": "exec", "iteration": 7})[0] == "exec-007"
+    assert parse_event({"run_id": "exec", "iteration": "12"})[0] == "exec-012"
+    assert parse_event({"run_id": "exec"})[0] == "exec"
+    assert parse_event({"run_id": "x" * 80, "iteration": 999})[0] == "x" * 80 + "-999"

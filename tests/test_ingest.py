@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +14,8 @@ import pytest
 from moto import mock_aws
 
 from etl.bronze import BronzeLayout, list_run_ids, read_manifest, read_watermark
-from etl.extract.ingest import ingest
+from etl.extract.deadline import Deadline
+from etl.extract.ingest import IngestionSummary, ingest
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.extract.source import SourceError
 from etl.sample_api.generator import SampleSource
@@ -20,6 +23,7 @@ from etl.sample_api.server import Fault, FaultPlan, SampleApiServer
 from etl.storage import LocalStore, open_store
 from etl.timestamps import parse_rfc3339
 from tests.fixed_api import FixedPagesApi
+from tests.history_api import HistoryApi
 
 STARTED = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 LAYOUT = BronzeLayout("orders")
@@ -75,6 +79,7 @@ def test_lands_every_record_as_received_with_a_manifest_and_a_watermark(tmp_path
         "objects": 3,
         "updated_since": "1970-01-01T00:00:00Z",
         "watermark": manifest.watermark,
+        "has_more": False,
     }
 
 
@@ -220,3 +225,134 @@ def test_lands_the_same_objects_in_s3() -> None:
         lines.extend(gzip.decompress(data).decode().split("\n")[:-1])
     assert lines == [text for _, _, text in source.records()]
     assert read_watermark(store, LAYOUT) == parse_rfc3339(summary.watermark)
+
+
+class StoreThatDies:
+    """A local store whose process dies (an exception) on the put after `pages` page objects."""
+
+    def __init__(self, root: Path, pages: int) -> None:
+        self.store = LocalStore(root)
+        self.pages_left = pages
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        if key.endswith(".jsonl.gz"):
+            if self.pages_left == 0:
+                raise KeyboardInterrupt("killed between pages")
+            self.pages_left -= 1
+        self.store.put(key, data, content_type)
+
+    def get(self, key: str) -> bytes | None:
+        return self.store.get(key)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return self.store.list(prefix)
+
+    def uri(self, key: str) -> str:
+        return self.store.uri(key)
+
+
+def after_checks(checks: int) -> Deadline:
+    """A deadline reached at the `checks`-th check (one check per page): a run of that many pages."""
+    counter = itertools.count(1)
+    return Deadline(lambda: checks - next(counter), margin_seconds=0)
+
+
+def ingest_until_caught_up(
+    url: str, root: Path, pages_per_run: int, page_size: int = 100
+) -> list[IngestionSummary]:
+    summaries: list[IngestionSummary] = []
+    while not summaries or summaries[-1].has_more:
+        run_id = f"exec-{len(summaries) + 1:03d}"
+        settings = settings_for(url, str(root), page_size=page_size)
+        summaries.append(ingest(settings, run_id, STARTED, deadline=after_checks(pages_per_run)))
+        assert len(summaries) < 100, "ingestion does not converge"
+    return summaries
+
+
+def run_lines(root: Path, summaries: list[IngestionSummary]) -> list[list[str]]:
+    store = LocalStore(root)
+    lines = []
+    for summary in summaries:
+        manifest = read_manifest(store, LAYOUT, summary.run_id)
+        assert manifest is not None
+        lines.append(stored_lines(store, [obj.key for obj in manifest.objects]))
+    return lines
+
+
+def test_a_deadline_splits_a_backfill_into_runs_that_together_hold_every_record(tmp_path: Path) -> None:
+    source = SampleSource(seed=5, initial_orders=1000, change_fraction=0.3, batches=3)
+    with SampleApiServer(source) as api:
+        summaries = ingest_until_caught_up(api.url, tmp_path, pages_per_run=3)
+
+    served = [text for _, _, text in source.records()]
+    assert [s.has_more for s in summaries] == [True] * (len(summaries) - 1) + [False]
+    assert [s.pages for s in summaries[:-1]] == [3] * (len(summaries) - 1)
+    assert len(summaries) == 6  # 1,600 records in pages of 100, each run but the first repeats one
+    # Each run starts where the one before stopped: its first record is the last one before, again.
+    lines = run_lines(tmp_path, summaries)
+    for before, after in itertools.pairwise(lines):
+        assert after[0] == before[-1]
+    assert [text for run in lines for text in run[1:]] == served[1:]
+    assert lines[0][0] == served[0]
+    watermarks = [s.watermark for s in summaries]  # RFC 3339 in UTC, same format: sorts as time does
+    assert watermarks == sorted(watermarks) and len(set(watermarks)) == len(watermarks)
+    assert read_watermark(LocalStore(tmp_path), LAYOUT) == expected_watermark(served)
+
+
+def at(instant: str, order_id: int) -> str:
+    return json.dumps({"order_id": order_id, "updated_at": instant})
+
+
+def test_a_run_among_records_of_its_starting_instant_goes_on_until_the_watermark_moves(
+    tmp_path: Path,
+) -> None:
+    first, second = "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"
+    history = [at(first, n) for n in range(10)] + [at(second, n) for n in range(10, 15)]
+    with HistoryApi(history) as api:
+        summaries = ingest_until_caught_up(api.url, tmp_path, pages_per_run=1, page_size=3)
+
+    # Run 1 stops after one page (the watermark moved from 1970 to `first`). Run 2 starts at `first`:
+    # stopping after its first page would send run 3 to the same page, so it goes on until `second`.
+    assert [(s.updated_since, s.pages, s.watermark, s.has_more) for s in summaries] == [
+        ("1970-01-01T00:00:00Z", 1, "2026-11-01T00:00:00Z", True),
+        ("2026-11-01T00:00:00Z", 4, "2026-11-02T00:00:00Z", True),
+        ("2026-11-02T00:00:00Z", 2, "2026-11-02T00:00:00Z", False),
+    ]
+    delivered = {text for run in run_lines(tmp_path, summaries) for text in run}
+    assert delivered == set(history)
+
+
+def test_a_future_timestamp_never_lets_a_run_stop_or_move_the_watermark(tmp_path: Path) -> None:
+    history = [at("2026-11-26T01:00:00Z", 1), at("2026-11-26T02:00:00Z", 2), at("2999-01-01T00:00:00Z", 3)]
+    with HistoryApi(history) as api:
+        summaries = ingest_until_caught_up(api.url, tmp_path, pages_per_run=1, page_size=1)
+
+    assert [(s.pages, s.watermark, s.has_more) for s in summaries] == [
+        (1, "2026-11-26T01:00:00Z", True),
+        (2, "2026-11-26T02:00:00Z", True),
+        (2, "2026-11-26T02:00:00Z", False),  # the future record came, and did not move the watermark
+    ]
+    assert read_watermark(LocalStore(tmp_path), LAYOUT) == parse_rfc3339("2026-11-26T02:00:00Z")
+
+
+def test_a_run_killed_between_pages_loses_nothing_and_its_retry_writes_nothing_twice(tmp_path: Path) -> None:
+    source = SampleSource(seed=5, initial_orders=600, batches=1)
+    with SampleApiServer(source) as api:
+        first = ingest(settings_for(api.url, str(tmp_path)), "exec-001", STARTED, deadline=after_checks(2))
+        with pytest.raises(KeyboardInterrupt):
+            ingest(
+                settings_for(api.url, str(tmp_path)), "exec-002", STARTED, store=StoreThatDies(tmp_path, 2)
+            )
+        store = LocalStore(tmp_path)
+        assert read_manifest(store, LAYOUT, "exec-002") is None
+        assert read_watermark(store, LAYOUT) == parse_rfc3339(first.watermark)
+        # The task is retried with the same input: the same run id, from the same watermark.
+        retried = ingest(settings_for(api.url, str(tmp_path)), "exec-002", STARTED)
+
+    assert (first.has_more, retried.has_more) == (True, False)
+    lines = run_lines(tmp_path, [first, retried])
+    served = [text for _, _, text in source.records()]
+    assert lines[0] + lines[1][1:] == served
+    manifests = [read_manifest(store, LAYOUT, run_id) for run_id in ("exec-001", "exec-002")]
+    manifest_keys = {obj.key for manifest in manifests if manifest is not None for obj in manifest.objects}
+    assert set(store.list("orders/")) == manifest_keys  # the killed attempt's pages were overwritten

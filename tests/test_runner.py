@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +16,10 @@ import pytest
 
 from etl import pipeline
 from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.pipeline import ExecutionValue, Step, StepKind, StepResult
+from etl.pipeline import ExecutionValue, Repeat, Step, StepKind, StepResult, StepValue
+from etl.run_lock import RunInProgress, hold_data_dir
 from etl.runner import LocalLayout, LocalRunner, PipelineRun, StepRun, resolve_inputs
+from tests import scripted_step
 
 
 @dataclass
@@ -22,9 +29,10 @@ class FakeSummary:
 
 def test_inputs_come_from_the_execution_and_earlier_results() -> None:
     execution = PipelineRun(run_id="exec-1", started_at=datetime(2026, 11, 26, 8, 0, 0, 5, tzinfo=UTC))
-    assert resolve_inputs(pipeline.INGEST, execution) == {
+    assert resolve_inputs(pipeline.INGEST, execution, iteration=3) == {
         "run_id": "exec-1",
         "started_at": "2026-11-26T08:00:00.000005Z",
+        "iteration": 3,
     }
     execution.steps.append(StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "manifest": "/m/exec-1.json"}))
     assert resolve_inputs(pipeline.SILVER, execution) == {
@@ -58,3 +66,114 @@ def test_a_step_cannot_read_a_result_no_earlier_step_returns() -> None:
     bad = Step("Silver", StepKind.SPARK_JOB, "x", "", MappingProxyType({"--x": StepResult("Gold", "rows")}))
     with pytest.raises(ValueError, match="which no earlier step returns"):
         pipeline.Pipeline("p", (pipeline.INGEST, bad))
+
+
+def test_a_repeated_step_runs_again_while_its_result_has_more_up_to_its_cap(tmp_path: Path) -> None:
+    fetch = Step(
+        "Fetch",
+        StepKind.FUNCTION,
+        "tests.scripted_step",
+        "fetch",
+        MappingProxyType({"run_id": ExecutionValue.RUN_ID, "iteration": StepValue.ITERATION}),
+        result_fields=("run_id", "has_more"),
+        repeat=Repeat("has_more", max_runs=4),
+    )
+    definition = pipeline.Pipeline("p", (fetch,))
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
+    runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
+
+    scripted_step.events.clear()
+    scripted_step.has_more[:] = [True, True, False, True]
+    caught_up = runner.run(definition, run_id="exec")
+    assert [e["iteration"] for e in scripted_step.events] == [1, 2, 3]
+    assert [(r.iteration, r.result["run_id"]) for r in caught_up.steps] == [
+        (1, "exec-001"),
+        (2, "exec-002"),
+        (3, "exec-003"),
+    ]
+    assert caught_up.result("Fetch")["run_id"] == "exec-003"  # later steps read the last run
+
+    scripted_step.events.clear()
+    scripted_step.has_more[:] = [True] * 10
+    capped = runner.run(definition, run_id="next")
+    assert [e["iteration"] for e in scripted_step.events] == [1, 2, 3, 4]
+    assert capped.result("Fetch")["has_more"] is True
+    scripted_step.events.clear()
+    assert len(runner.run(definition, run_id="again", max_runs=2).steps) == 2
+
+
+def test_an_iteration_input_needs_a_repeated_step() -> None:
+    once = Step("Once", StepKind.FUNCTION, "x", "", MappingProxyType({"n": StepValue.ITERATION}))
+    with pytest.raises(ValueError, match="never repeats"):
+        pipeline.Pipeline("p", (once,))
+    unknown = Step("Loop", StepKind.FUNCTION, "x", "", repeat=Repeat("more"), result_fields=("other",))
+    with pytest.raises(ValueError, match="does not return"):
+        pipeline.Pipeline("p", (unknown,))
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from etl.run_lock import hold_data_dir
+with hold_data_dir(Path(sys.argv[1]), command="lakehouse run --data-dir held"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding tmp_path/data, as a run in progress does."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path / "data")], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    yield holder
+    holder.kill()
+    holder.wait()
+
+
+def test_a_second_run_on_a_held_data_directory_fails_at_once_naming_the_holder(
+    tmp_path: Path, held: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(RunInProgress) as raised, hold_data_dir(tmp_path / "data"):
+        pass
+    message = str(raised.value)
+    assert f"pid {held.pid} on {os.uname().nodename}" in message
+    assert "command 'lakehouse run --data-dir held'" in message
+    assert "started 20" in message
+
+    # A holder that dies, even by SIGKILL, leaves the directory free.
+    held.send_signal(signal.SIGKILL)
+    held.wait()
+    with hold_data_dir(tmp_path / "data", command="second"):
+        assert "second" in (tmp_path / "data" / ".lakehouse.lock").read_text()
+
+
+def test_the_runner_holds_its_data_directory_and_lets_it_go_after_a_failure(tmp_path: Path) -> None:
+    failing = Step("Fail", StepKind.FUNCTION, "tests.no_such_module", "")
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
+    runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ModuleNotFoundError):
+        runner.run(pipeline.Pipeline("p", (failing,)))
+    with hold_data_dir(tmp_path):  # free again
+        pass
+
+
+def test_lakehouse_run_on_a_held_data_directory_says_who_holds_it(
+    tmp_path: Path, held: subprocess.Popen[str]
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "etl", "run", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"another run is using {tmp_path / 'data'}: pid {held.pid}" in line
+    assert not (tmp_path / "data" / "sample_source.json").exists()  # it changed nothing

@@ -1,7 +1,9 @@
-"""The Bronze Lambda function: parses the event and runs one ingestion.
+"""The Bronze Lambda function: parses the event and runs one ingestion, bounded by the invocation's time.
 
-Event (from the state machine): {"run_id": "<execution name>", "started_at": "<RFC 3339>"}; both optional
-for a manual invocation. Returns the ingestion summary, which the Silver step reads.
+Event (from the state machine): {"run_id": "<execution name>", "started_at": "<RFC 3339>", "iteration": n};
+all optional for a manual invocation. The n-th ingestion of an execution is its own run, with the id
+`<execution name>-<n, three digits>`. Returns the ingestion summary, which the state machine (`has_more`)
+and the Silver step read.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from etl.bronze import new_run_id, validate_run_id
+from etl.extract.deadline import Deadline
 from etl.extract.ingest import ingest
 from etl.extract.secrets import TokenError, resolve_token
 from etl.extract.settings import IngestionSettings, SettingsError
 from etl.extract.source import SourceError
+from etl.pipeline import MAX_ITERATION
 from etl.timestamps import parse_rfc3339, utc_now
 
 logger = Logger(service="lakehouse")
@@ -38,11 +42,25 @@ def parse_event(event: dict[str, Any]) -> tuple[str, datetime]:
             raise InvalidEvent(f"started_at must be an RFC 3339 date-time, got {event['started_at']!r}")
         started_at = parsed
     run_id = str(event.get("run_id") or new_run_id(started_at))
+    if event.get("iteration") is not None:
+        run_id = f"{run_id}-{_iteration(event['iteration']):03d}"
     try:
         validate_run_id(run_id)
     except ValueError as e:
         raise InvalidEvent(f"{e}; name the execution with those characters only") from e
     return run_id, started_at
+
+
+def _iteration(value: Any) -> int:
+    text = str(value)
+    if (
+        isinstance(value, bool)
+        or not text.isascii()
+        or not text.isdigit()
+        or not 1 <= int(text) <= MAX_ITERATION
+    ):
+        raise InvalidEvent(f"iteration must be a whole number from 1 to {MAX_ITERATION}, got {value!r}")
+    return int(text)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -53,15 +71,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except SettingsError:
         logger.exception("Ingestion misconfigured")
         raise
-    return run(event, settings)
+    return run(event, settings, Deadline.of_lambda(context, settings.source.timeout_seconds))
 
 
-def run(event: dict[str, Any], settings: IngestionSettings) -> dict[str, Any]:
-    """Run the ingestion the event asks for; the local runner calls this with its own settings."""
+def run(
+    event: dict[str, Any], settings: IngestionSettings, deadline: Deadline | None = None
+) -> dict[str, Any]:
+    """Run the ingestion the event asks for; the local runner calls this with its own settings and budget."""
     try:
         run_id, started_at = parse_event(event)
         logger.append_keys(run_id=run_id)
-        summary = ingest(settings, run_id, started_at, token=resolve_token(settings))
+        summary = ingest(settings, run_id, started_at, token=resolve_token(settings), deadline=deadline)
     except (InvalidEvent, SettingsError, TokenError, SourceError) as e:
         # The error's type reaches Step Functions as the task's error name; the message says what to fix.
         logger.exception("Ingestion failed", extra={"error": type(e).__name__})

@@ -38,6 +38,7 @@ class Page:
     number: int  # 1-based position in this run
     records: list[tuple[str, Any]]  # (exact JSON text, parsed value)
     attempts: int
+    last: bool = False  # the source said there is no next page
 
 
 class SourceClient:
@@ -66,7 +67,7 @@ class SourceClient:
         while True:
             number += 1
             parsed, attempts = self._fetch(params, number)
-            yield Page(number=number, records=parsed.records, attempts=attempts)
+            yield Page(number, parsed.records, attempts, last=parsed.next_cursor is None)
             if parsed.next_cursor is None:
                 return
             if parsed.next_cursor == params.get(s.cursor_param):

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from etl import pipeline
 from etl.bronze import BronzeLayout, RunManifest, list_run_ids, read_manifest
 from etl.catalog import table_identifier
+from etl.commit_conflicts import retry_on_conflict
 from etl.jobs import (
     add_maintenance_arguments,
     ensure_tables,
@@ -208,17 +209,21 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
 def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> None:
     """Insert the rejected records not already there (a retried batch adds nothing twice)."""
     rejected.createOrReplaceTempView("rejected_records")
-    spark.sql(
-        f"""
-        MERGE INTO {table_identifier(database, SILVER_ORDERS_QUARANTINE.name)} AS t
+    table = table_identifier(database, SILVER_ORDERS_QUARANTINE.name)
+    # The MATCHED clause never acts, but makes Spark plan a row-level MERGE, which Iceberg checks against
+    # commits made since it read the table: an insert-only MERGE is planned as a plain append, which two
+    # racing writers would both commit. The loser is run again, and then finds its records there.
+    merge = f"""
+        MERGE INTO {table} AS t
         USING rejected_records AS s
         ON t.ingested_at = s.ingested_at  -- the partition column: lets Iceberg skip other days' files
            AND t.ingestion_run_id = s.ingestion_run_id
            AND t.source_object = s.source_object
            AND t.line_number = s.line_number
+        WHEN MATCHED AND false THEN DELETE
         WHEN NOT MATCHED THEN INSERT *
         """
-    )
+    retry_on_conflict(spark, table, lambda: spark.sql(merge))
 
 
 def save_orders(spark: SparkSession, latest: DataFrame, database: str) -> tuple[int, int, int]:

@@ -39,6 +39,7 @@ ARN_FORMATS = {
     "aws:secretsmanager/secret:Secret": ("secretsmanager", "secret:{name}-AbCdEf"),
     "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
     "aws:scheduler/schedule:Schedule": ("scheduler", "schedule/default/{name}"),
+    "aws:dynamodb/table:Table": ("dynamodb", "table/{name}"),
 }
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from components.config import ConfigError, declared_keys, load_stack_config, source_key
 from etl.extract.settings import SOURCE_ENV, SourceSettings
+from etl.pipeline import INGEST
 from tests.infra.stack_run import PROJECT_ROOT, TOKEN_KEY, stack_config
 from tests.infra.stacks import STACKS
 
@@ -170,3 +171,13 @@ def test_flex_runs_on_g1x_and_g2x(configure: Configure, worker_type: str) -> Non
 def test_any_worker_type_runs_without_flex(configure: Configure) -> None:
     configure({**stack_config("prod"), "lakehouse:glueFlex": "false", "lakehouse:glueWorkerType": "G.8X"})
     assert load_stack_config("lakehouse", "prod").spark.worker_type == "G.8X"
+
+
+def test_the_ingestion_cap_defaults_to_the_pipelines_own_and_is_bounded(configure: Configure) -> None:
+    assert INGEST.repeat is not None
+    assert declared_keys()["ingestMaxInvocations"].default == INGEST.repeat.max_runs
+    configure(stack_config("dev"))
+    assert load_stack_config("lakehouse", "dev").ingest.max_invocations == 5
+    for wrong in ("0", "1000"):
+        (problem,) = _problems(configure, {**stack_config("dev"), "lakehouse:ingestMaxInvocations": wrong})
+        assert problem.startswith("lakehouse:ingestMaxInvocations: must be between 1 and 999")

@@ -93,6 +93,9 @@ def test_every_scoped_resource_belongs_to_this_stack(stack: StackRun) -> None:
     prefixes |= {
         f"arn:aws:glue:eu-west-1:{ACCOUNT}:{kind}/{db}" for db in databases for kind in ("database", "table")
     }
+    (state_machine,) = stack.of_type("aws:sfn/stateMachine:StateMachine")
+    name = state_machine.outputs["name"]
+    prefixes |= {f"arn:aws:states:eu-west-1:{ACCOUNT}:{kind}:{name}" for kind in ("execution", "express")}
     for role in SERVICES_BY_ROLE:
         if stack.stack == "dev" and "scheduler" in role:
             continue
@@ -193,6 +196,10 @@ ACTIONS_BY_ROLE = {
         "glue:GetJobRuns",
         "glue:BatchStopJobRun",
         "sns:Publish",
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "states:DescribeExecution",
         "logs:CreateLogDelivery",
         "logs:GetLogDelivery",
         "logs:UpdateLogDelivery",
@@ -215,3 +222,17 @@ def test_each_role_is_granted_exactly_the_actions_its_actor_uses(stack: StackRun
         if stack.stack == "dev" and "scheduler" in role:
             continue
         assert set(_granted(stack, role)) == actions, role
+
+
+def test_the_state_machine_holds_only_its_own_run_lock_and_asks_only_about_its_own_executions(
+    stack: StackRun,
+) -> None:
+    granted = _granted(stack, "orders-orchestrator-role")
+    (table,) = stack.of_type("aws:dynamodb/table:Table")
+    for action in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"):
+        assert granted[action] == {table.outputs["arn"]}
+    name = f"lakehouse-{stack.stack}-orders"
+    assert granted["states:DescribeExecution"] == {
+        f"arn:aws:states:eu-west-1:{ACCOUNT}:execution:{name}:*",
+        f"arn:aws:states:eu-west-1:{ACCOUNT}:express:{name}:*",
+    }

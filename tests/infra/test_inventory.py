@@ -33,6 +33,7 @@ COMMON = {
     "aws:cloudwatch/eventRule:EventRule": 1,
     "aws:cloudwatch/eventTarget:EventTarget": 1,
     "aws:sfn/stateMachine:StateMachine": 1,
+    "aws:dynamodb/table:Table": 1,  # the run lock
 }
 BUCKET_SETTINGS = (
     "lakehouse:hardened_bucket:HardenedBucket",

@@ -11,6 +11,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from statelint.linter import Linter
 
 from components.asl import Catch, Fail, JsonPath, StateMachine, Task, render_payload
+from components.run_lock import RunLock
 from components.state_machine import (
     FAILED,
     NOTIFY_FAILURE,
@@ -28,11 +29,28 @@ INTEGRATION = {
 }
 
 
+LOCK_STATES = [
+    "AcquireRunLock",
+    "ReadRunLock",
+    "IsRunLockStillTaken",
+    "CheckRunLockHolder",
+    "IsRunLockHolderRunning",
+    "TakeOverRunLock",
+    "AnotherRunInProgress",
+    "ReleaseRunLock",
+]
+LOOP_STATES = ["StartIngest", "Ingest", "IngestHasMore", "CountIngest"]
+
+
 def _main_path(definition: dict[str, Any]) -> list[str]:
-    """State names from StartAt, following Next until a state ends the execution."""
+    """State names from StartAt, following Next (a Choice's Default) until a state ends the execution."""
     path = [definition["StartAt"]]
-    while "Next" in definition["States"][path[-1]]:
-        path.append(definition["States"][path[-1]]["Next"])
+    while True:
+        state = definition["States"][path[-1]]
+        following = state.get("Next", state.get("Default"))
+        if following is None or following in path:
+            break
+        path.append(following)
     assert definition["States"][path[-1]].get("End") is True
     return path
 
@@ -44,7 +62,15 @@ def test_statelint_accepts_the_definition(stack: StackRun) -> None:
 def test_motos_parser_accepts_the_definition_as_deployed(stack: StackRun) -> None:
     (state_machine,) = stack.of_type("aws:sfn/stateMachine:StateMachine")
     program: Any = AmazonStateLanguageParser.parse(state_machine.inputs["definition"])[0]
-    assert list(program.states.states) == [*(s.name for s in ORDERS_PIPELINE.steps), NOTIFY_FAILURE, FAILED]
+    assert set(program.states.states) == {
+        *LOCK_STATES,
+        *LOOP_STATES,
+        "Silver",
+        "Gold",
+        "ReleaseRunLockAfterFailure",
+        NOTIFY_FAILURE,
+        FAILED,
+    }
     with pytest.raises(ASLParserException):
         AmazonStateLanguageParser.parse(state_machine.inputs["definition"].replace('"Retry"', '"Retries"'))
 
@@ -55,14 +81,66 @@ def test_statelint_would_reject_a_broken_definition(stack: StackRun) -> None:
     assert Linter.validate(broken)
 
 
-def test_the_graph_is_the_pipeline(stack: StackRun) -> None:
+def test_the_graph_is_the_pipeline_inside_the_run_lock(stack: StackRun) -> None:
     definition = stack.state_machine_definition()
-    assert _main_path(definition) == [step.name for step in ORDERS_PIPELINE.steps]
+    assert _main_path(definition) == [
+        "AcquireRunLock",
+        "StartIngest",
+        "Ingest",
+        "IngestHasMore",
+        "Silver",
+        "Gold",
+        "ReleaseRunLock",
+    ]
     for step in ORDERS_PIPELINE.steps:
         state = definition["States"][step.name]
         assert state["Type"] == "Task"
         assert state["Resource"] == INTEGRATION[step.kind]
-    assert set(definition["States"]) == {*(s.name for s in ORDERS_PIPELINE.steps), NOTIFY_FAILURE, FAILED}
+
+
+def test_ingestion_runs_again_while_it_has_more_up_to_the_stacks_cap(stack: StackRun) -> None:
+    states = stack.state_machine_definition()["States"]
+    cap = {"dev": 5, "prod": 10}[stack.stack]
+    assert states["StartIngest"] == {
+        "Type": "Pass",
+        "Comment": "The first run of Ingest in this execution",
+        "Parameters": {"iteration": 1},
+        "ResultPath": "$.iterations.Ingest",
+        "Next": "Ingest",
+    }
+    assert states["Ingest"]["Next"] == "IngestHasMore"
+    (rule,) = states["IngestHasMore"]["Choices"]
+    assert rule == {
+        "And": [
+            {"Variable": "$.results.Ingest.has_more", "BooleanEquals": True},
+            {"Variable": "$.iterations.Ingest.iteration", "NumericLessThan": cap},
+        ],
+        "Next": "CountIngest",
+    }
+    assert states["IngestHasMore"]["Default"] == "Silver"
+    assert states["CountIngest"]["Parameters"] == {
+        "iteration.$": "States.MathAdd($.iterations.Ingest.iteration, 1)"
+    }
+    assert states["CountIngest"]["Next"] == "Ingest"
+
+
+def test_the_run_lock_is_an_item_of_the_stacks_table_taken_only_when_free(stack: StackRun) -> None:
+    states = stack.state_machine_definition()["States"]
+    (table,) = stack.of_type("aws:dynamodb/table:Table")
+    assert table.inputs["hashKey"] == "pipeline"
+    assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
+    acquire = states["AcquireRunLock"]
+    assert acquire["Resource"] == "arn:aws:states:::dynamodb:putItem"
+    assert acquire["Parameters"]["TableName"] == table.outputs["name"]
+    assert acquire["Parameters"]["ConditionExpression"] == "attribute_not_exists(pipeline)"
+    assert acquire["Parameters"]["Item"]["execution"] == {"S.$": "$$.Execution.Id"}
+    assert acquire["Catch"][0]["ErrorEquals"] == ["DynamoDB.ConditionalCheckFailedException"]
+    assert acquire["ResultPath"] is None
+    for release in ("ReleaseRunLock", "ReleaseRunLockAfterFailure"):
+        assert states[release]["Resource"] == "arn:aws:states:::dynamodb:deleteItem"
+        assert states[release]["Parameters"]["ConditionExpression"] == "execution = :me"
+    assert states["TakeOverRunLock"]["Parameters"]["ConditionExpression"] == "execution = :holder"
+    assert states["AnotherRunInProgress"]["Error"] == "PipelineBusy"
 
 
 def test_tasks_point_at_the_deployed_function_and_jobs(stack: StackRun) -> None:
@@ -80,6 +158,7 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
     assert states["Ingest"]["Parameters"]["Payload"] == {
         "run_id.$": "$$.Execution.Name",
         "started_at.$": "$$.Execution.StartTime",
+        "iteration.$": "$.iterations.Ingest.iteration",
     }
     # The ingestion summary is kept under the step's name, and its run id and manifest are
     # the Silver job's --run-id and --manifest.
@@ -91,6 +170,7 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
         "records.$",
         "objects.$",
         "watermark.$",
+        "has_more.$",
     }
     assert states["Silver"]["Parameters"]["Arguments"] == {
         "--run-id.$": "$.results.Ingest.run_id",
@@ -126,8 +206,10 @@ def test_every_failure_is_published_then_fails_the_execution(stack: StackRun) ->
     assert notify["Resource"] == "arn:aws:states:::sns:publish"
     assert notify["Parameters"]["Message"]["error.$"] == "$.error.Error"
     assert notify["Parameters"]["Message"]["cause.$"] == "$.error.Cause"
-    assert notify["Next"] == FAILED
-    assert notify["Catch"][0]["Next"] == FAILED
+    # The lock is given back (when this execution holds it) before the execution fails.
+    assert notify["Next"] == notify["Catch"][0]["Next"] == "ReleaseRunLockAfterFailure"
+    release = states["ReleaseRunLockAfterFailure"]
+    assert release["Next"] == release["Catch"][0]["Next"] == FAILED
     assert states[FAILED]["Type"] == "Fail"
 
 
@@ -135,7 +217,9 @@ def test_the_definition_uses_jsonpath_and_bounded_times(stack: StackRun) -> None
     definition = stack.state_machine_definition()
     assert "QueryLanguage" not in definition
     assert all("TimeoutSeconds" in definition["States"][s.name] for s in ORDERS_PIPELINE.steps)
-    step_timeouts = sum(definition["States"][s.name]["TimeoutSeconds"] for s in ORDERS_PIPELINE.steps)
+    cap = {"dev": 5, "prod": 10}[stack.stack]
+    runs = {"Ingest": cap, "Silver": 1, "Gold": 1}
+    step_timeouts = sum(definition["States"][name]["TimeoutSeconds"] * n for name, n in runs.items())
     assert definition["TimeoutSeconds"] > step_timeouts
 
 
@@ -188,7 +272,27 @@ def _integrations() -> Integrations:
         },
         alert_topic_arn="arn:aws:sns:eu-west-1:123456789012:t",
         alert_subject="failed",
+        lock=RunLock("lock-table"),
     )
+
+
+def test_an_exclusive_pipeline_cannot_be_rendered_without_its_lock() -> None:
+    with pytest.raises(ValueError, match="run lock"):
+        render_pipeline(ORDERS_PIPELINE, replace(_integrations(), lock=None))
+    concurrent = replace(ORDERS_PIPELINE, exclusive=False)
+    definition = render_pipeline(concurrent, replace(_integrations(), lock=None)).render()
+    assert definition["StartAt"] == "StartIngest"
+    assert definition["States"]["Gold"]["End"] is True
+    assert definition["States"][NOTIFY_FAILURE]["Next"] == FAILED
+    assert Linter.validate(definition) == []
+
+
+def test_a_repeated_last_step_ends_in_a_succeed_state() -> None:
+    only_ingest = replace(ORDERS_PIPELINE, steps=ORDERS_PIPELINE.steps[:1], exclusive=False)
+    definition = render_pipeline(only_ingest, replace(_integrations(), lock=None)).render()
+    assert definition["States"]["IngestHasMore"]["Default"] == "Succeeded"
+    assert definition["States"]["Succeeded"] == {"Type": "Succeed"}
+    assert Linter.validate(definition) == []
 
 
 def test_rendering_needs_a_target_for_every_step() -> None:
