@@ -13,7 +13,6 @@ neither the page nor the run: it is kept as its raw bytes (see etl/bronze.py) fo
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from dataclasses import dataclass
@@ -43,12 +42,12 @@ class ParsedPage:
 
 
 def parse_page(
-    body: bytes | str, data_field: str = "data", next_cursor_field: str = "next_cursor"
+    body: bytes | bytearray | str, data_field: str = "data", next_cursor_field: str = "next_cursor"
 ) -> ParsedPage:
     """The records and the next cursor of one page; `body` as received (bytes) or already decoded."""
     # Bytes that are not UTF-8 become lone surrogates (surrogateescape), which no decoded UTF-8 text
     # holds: the page still parses, and each record's exact bytes can be given back.
-    text = _decode(body) if isinstance(body, bytes) else body
+    text = body if isinstance(body, str) else _decode(body)
     try:
         fields = _scan_object(text, data_field)
     except (ValueError, IndexError) as e:
@@ -74,11 +73,9 @@ def parse_page(
     return ParsedPage(records=records, next_cursor=cursor)
 
 
-def _decode(body: bytes) -> str:
-    # JSON has no byte order mark, but some servers send one.
-    if body.startswith(codecs.BOM_UTF8):
-        body = body[len(codecs.BOM_UTF8) :]
-    return body.decode("utf-8", errors="surrogateescape")
+def _decode(body: bytes | bytearray) -> str:
+    # utf-8-sig: JSON has no byte order mark, but some servers send one.
+    return body.decode("utf-8-sig", errors="surrogateescape")
 
 
 def _is_one_value(text: str) -> bool:

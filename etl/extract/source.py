@@ -140,9 +140,9 @@ class SourceClient:
             with response:
                 status = response.status_code
                 if status == 200:
-                    body = self._read(response, deadline, s.max_body_bytes, number)
+                    body = self._read_page(response, deadline, number)
                 else:
-                    excerpt = _excerpt(self._read(response, deadline, _EXCERPT_BYTES, number))
+                    excerpt = _excerpt(_stream(response, deadline, _EXCERPT_BYTES + 1)[0])
         if status != 200:
             self._refuse(response, excerpt)
         try:
@@ -189,23 +189,16 @@ class SourceClient:
             )
         return target
 
-    def _read(self, response: requests.Response, deadline: _Deadline, limit: int, number: int) -> bytes:
-        """The body, streamed and counted: past `limit` bytes a page fails the run, an excerpt is cut."""
-        page = limit == self.settings.max_body_bytes
+    def _read_page(self, response: requests.Response, deadline: _Deadline, number: int) -> bytearray:
+        """The whole body, streamed and counted: one larger than SOURCE_MAX_BODY_BYTES fails the run."""
+        limit = self.settings.max_body_bytes
         declared = response.headers.get("Content-Length", "")
-        if page and declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and int(declared) > limit:
             raise self._too_large(number, f"{int(declared):,} bytes announced")
-        body = bytearray()
-        try:
-            for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
-                body += chunk
-                if len(body) > limit:
-                    if page:
-                        raise self._too_large(number, f"more than {limit:,} bytes received")
-                    break
-        except requests.RequestException as e:  # truncated, reset, or cut at the deadline
-            raise deadline.exceeded() if deadline.expired else _transient_error(e) from e
-        return bytes(body[:limit])
+        body, complete = _stream(response, deadline, limit)
+        if not complete:
+            raise self._too_large(number, f"more than {limit:,} bytes received")
+        return body
 
     def _too_large(self, number: int, what: str) -> SourceError:
         return SourceError(
@@ -251,7 +244,7 @@ def _retry_after(value: str | None) -> float | None:
     return float(value.strip())
 
 
-def _excerpt(body: bytes, limit: int = _EXCERPT_BYTES) -> str:
+def _excerpt(body: bytes | bytearray, limit: int = _EXCERPT_BYTES) -> str:
     text = body[:limit].decode("utf-8", errors="replace")
     return repr(text) + ("..." if len(body) > limit else "")
 
@@ -273,6 +266,20 @@ def _origin(url: str) -> str:
         return f"{scheme}://{host}:{parts.netloc.rpartition(':')[2]}"
     default = {"http": 80, "https": 443}.get(scheme)
     return f"{scheme}://{host}" + ("" if port is None or port == default else f":{port}")
+
+
+def _stream(response: requests.Response, deadline: _Deadline, limit: int) -> tuple[bytearray, bool]:
+    """(the body, True), or (its start, False) once it passes `limit` bytes: never a chunk more. The
+    bytearray is not copied into bytes, which would hold the page twice."""
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
+            body += chunk
+            if len(body) > limit:
+                return body, False
+    except requests.RequestException as e:  # truncated, reset, or cut at the deadline
+        raise deadline.exceeded() if deadline.expired else _transient_error(e) from e
+    return body, True
 
 
 def _transient_error(error: requests.RequestException) -> _Transient:
