@@ -14,8 +14,9 @@ import re
 # Arrays and objects a record may nest: far more than any order needs, far less than the stack allows.
 MAX_NESTING = 64
 
-_STRUCTURE = re.compile(r'["\[\]{}]')
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Everything up to the next bracket outside a string: strings and other text are skipped in one step.
+_TO_BRACKET = re.compile(r'(?:[^"\[\]{}]+|"[^"\\]*(?:\\.[^"\\]*)*")*', re.DOTALL)
 # A number, true, false or null: everything up to the next delimiter (validated by the json module).
 _SCALAR = re.compile(r"[^\s,\]}\[{\"]+")
 _CLOSES = {"]": "[", "}": "{"}
@@ -42,22 +43,16 @@ def value_extent(text: str, start: int) -> tuple[int, int]:
     deepest = 0
     index = start
     while True:
-        found = _STRUCTURE.search(text, index)
-        if found is None:
+        index = _next_bracket(text, index)
+        if index == len(text):
             raise ValueError(f"the value starting at {start} does not end")
-        char = found.group()
-        if char == '"':
-            string = _STRING.match(text, found.start())
-            if string is None:
-                raise ValueError(f"unterminated string starting at {found.start()}")
-            index = string.end()
-            continue
-        index = found.end()
+        char = text[index]
+        index += 1
         if char in "[{":
             open_brackets.append(char)
             deepest = max(deepest, len(open_brackets))
         elif not open_brackets or open_brackets.pop() != _CLOSES[char]:
-            raise ValueError(f"unexpected {char!r} at {found.start()}")
+            raise ValueError(f"unexpected {char!r} at {index - 1}")
         if not open_brackets:
             return index, deepest
 
@@ -68,19 +63,23 @@ def nesting_depth(text: str) -> int:
     depth = deepest = 0
     index = 0
     while True:
-        found = _STRUCTURE.search(text, index)
-        if found is None:
+        index = _next_bracket(text, index)
+        if index == len(text):
             return deepest
-        char = found.group()
-        if char == '"':
-            string = _STRING.match(text, found.start())
-            if string is None:
-                return deepest
-            index = string.end()
-            continue
-        index = found.end()
-        if char in "[{":
+        if text[index] in "[{":
             depth += 1
             deepest = max(deepest, depth)
         else:
             depth = max(depth - 1, 0)
+        index += 1
+
+
+def _next_bracket(text: str, index: int) -> int:
+    """Where the next bracket outside a string is; len(text) when there is none (or a string does not
+    end, which the callers treat alike)."""
+    skipped = _TO_BRACKET.match(text, index)
+    assert skipped is not None  # the pattern matches the empty string
+    end = skipped.end()
+    if end < len(text) and text[end] == '"':  # a string that does not end
+        return len(text)
+    return end
