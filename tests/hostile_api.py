@@ -3,11 +3,13 @@ byte if need be: for sources that misbehave in ways the sample API never does.""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,7 +62,8 @@ class Answer:
 class HostileApi:
     """Answers every GET with `respond(answer, request)`; `requests` records what arrived."""
 
-    def __init__(self, respond: Respond) -> None:
+    def __init__(self, respond: Respond, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) files to answer over HTTPS."""
         self.requests: list[Request] = []
         self.sent: list[int] = []  # bytes each answer got out before it ended or the client left
         requests, sent = self.requests, self.sent
@@ -85,6 +88,12 @@ class HostileApi:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -93,7 +102,7 @@ class HostileApi:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> HostileApi:
         self._thread.start()

@@ -3,12 +3,18 @@ to other hosts, pages that break the contract, records that are not UTF-8 or nes
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 import tracemalloc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from etl.bronze import BronzeLayout, raw_bytes_of, read_manifest, read_watermark
 from etl.extract.ingest import ingest
@@ -103,6 +109,54 @@ def test_headers_sent_one_byte_at_a_time_are_cut_at_the_request_timeout_and_retr
         pages = list(client(api.url, timeout_seconds=1).pages(SINCE))
     assert time.monotonic() - started < 2.0
     assert [(p.number, p.attempts) for p in pages] == [(1, 2)]
+
+
+def test_the_deadline_cuts_a_slow_answer_over_tls_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certificate = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))  # requests prefers it to session.verify
+    body = page([])
+
+    def respond(answer: Answer, request: Request) -> None:
+        answer.head(200, {"Content-Length": str(len(body))})
+        answer.drip(body, every_seconds=1.0)
+
+    with HostileApi(respond, tls=(certificate, tmp_path / "key.pem")) as api:
+        started = time.monotonic()
+        with pytest.raises(SourceError, match="no complete answer within 2 s"):
+            list(client(api.url, timeout_seconds=2, max_attempts=1).pages(SINCE))
+    assert api.url.startswith("https://")
+    assert 2.0 <= time.monotonic() - started < 3.5
+
+
+def self_signed_certificate(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 (its key in key.pem beside it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path = directory / "certificate.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
 
 
 # Case 5: a bounded body.
