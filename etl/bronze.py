@@ -6,10 +6,16 @@
 
 A run's manifest is written after all its objects, and is what the Silver job reads: objects that no
 manifest lists (left by a run that failed half way) are never read.
+
+Each line of a page object is one record: its JSON text exactly as the source sent it (line breaks between
+tokens turned into spaces). A record that cannot be kept as such a line, because it is not valid UTF-8,
+not JSON, or nested deeper than etl.json_nesting.MAX_NESTING, is kept as `base64:` followed by the
+standard base64 of the exact bytes received; no JSON text starts that way. Silver quarantines it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -22,6 +28,7 @@ from etl.timestamps import format_rfc3339, require_rfc3339
 
 # An execution name (at most 80 characters) and the iteration suffix of a repeated ingestion ("-001").
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,84}")
+RAW_BYTES_PREFIX = "base64:"
 
 
 def validate_run_id(run_id: str) -> str:
@@ -29,6 +36,18 @@ def validate_run_id(run_id: str) -> str:
     if not _RUN_ID.fullmatch(run_id):
         raise ValueError(f"run id must be 1-84 letters, digits, '.', '_' or '-', got {run_id!r}")
     return run_id
+
+
+def raw_bytes_line(data: bytes) -> str:
+    """The Bronze line of a record kept as raw bytes (see the module docstring)."""
+    return RAW_BYTES_PREFIX + base64.b64encode(data).decode("ascii")
+
+
+def raw_bytes_of(line: str) -> bytes | None:
+    """The bytes of a record kept as raw bytes; None for a line that holds a record's JSON text."""
+    if not line.startswith(RAW_BYTES_PREFIX):
+        return None
+    return base64.b64decode(line[len(RAW_BYTES_PREFIX) :], validate=True)
 
 
 @dataclass(frozen=True)

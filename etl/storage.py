@@ -7,7 +7,7 @@ object whole: a reader never sees half an object.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -39,8 +39,10 @@ class LocalStore:
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write aside and rename, so a crash never leaves a truncated object under the real name.
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        # Write aside and rename, so a crash never leaves a truncated object under the real name. Not
+        # mkstemp: its files are private (0600); objects get the usual mode (0644 under a 022 umask).
+        temporary = path.parent / f".tmp-{uuid.uuid4().hex}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)

@@ -3,6 +3,7 @@ independently of etl/transform and etl/load, for end-to-end comparisons. Plain P
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -48,10 +49,44 @@ def timestamp(value: Any) -> datetime | None:
     return parsed.replace(microsecond=micros, tzinfo=timezone(offset)).astimezone(UTC)
 
 
+def depth(text: str) -> int:
+    """Deepest nesting of arrays and objects outside strings, one character at a time."""
+    level = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif char in "]}":
+            level -= 1
+    return deepest
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise KeyError("duplicate")
+    return dict(pairs)
+
+
 def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
     """(typed order, None) or (None, reason)."""
+    if text.startswith("base64:"):  # a record Bronze keeps as the bytes received
+        try:
+            text = base64.b64decode(text[7:], validate=True).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "not_utf8"
+        except ValueError:
+            return None, "not_json"
+    if depth(text) > 64:
+        return None, "too_deep"
     try:
-        record = json.loads(text, parse_float=Decimal)
+        record = json.loads(text, parse_float=Decimal, object_pairs_hook=unique_keys)
+    except KeyError:
+        return None, "duplicate_key"
     except ValueError:
         return None, "not_json"
     if not isinstance(record, dict):
@@ -63,7 +98,9 @@ def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
     if type(oid) is int:
         order_id = oid
     elif isinstance(oid, str) and oid and all("0" <= c <= "9" for c in oid):
-        order_id = int(oid)
+        if len(oid.lstrip("0")) > 19:
+            return None, "invalid_order_id"
+        order_id = int(oid.lstrip("0") or "0")
     else:
         return None, "invalid_order_id"
     if not -(2**63) <= order_id < 2**63:

@@ -6,11 +6,13 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from etl.transform import orders
 from etl.transform.orders import (
     RAW_SCHEMA,
     accepted_orders,
@@ -18,6 +20,7 @@ from etl.transform.orders import (
     quarantined_records,
     validate_orders,
 )
+from etl.transform.rules import validate_order
 
 pytestmark = pytest.mark.spark
 
@@ -143,3 +146,20 @@ def test_validation_of_an_empty_batch_is_empty(spark: SparkSession) -> None:
     validated = validate_orders(raw(spark, []))
     assert validated.count() == 0
     assert "reason" in validated.columns
+
+
+def test_a_rule_that_raises_quarantines_its_record_and_validation_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    valid = order(1, "2026-01-01T10:00:00Z")
+
+    def fragile(text: str) -> object:
+        if text == "boom":
+            raise ZeroDivisionError("a bug in a rule")
+        return validate_order(text)
+
+    monkeypatch.setattr(orders, "validate_order", fragile)
+    batch = pa.RecordBatch.from_pydict({"raw_record": ["boom", valid]})
+    [checked] = list(orders._check_batches([batch]))
+    assert checked.column("reason").to_pylist() == ["check_failed", None]
+    assert checked.column("order_id").to_pylist() == [None, 1]

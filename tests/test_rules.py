@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from etl.bronze import raw_bytes_line
+from etl.json_nesting import MAX_NESTING
 from etl.transform.rules import REASONS, Order, Rejected, validate_order
 
 VALID = {
@@ -135,3 +137,43 @@ def test_the_first_broken_rule_names_the_reason() -> None:
     with pytest.raises(Rejected) as rejected:
         validate_order(record(customer_id="", currency="EURO", status="lost"))
     assert rejected.value.reason == "invalid_customer_id"
+
+
+def nested(levels: int) -> str:
+    return record().replace('"amount": 12.5', '"amount": 12.5, "items": ' + "[" * levels + "]" * levels)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (raw_bytes_line(b'{"order_id": 1, "customer_id": "caf\xe9"}'), "not_utf8"),
+        (raw_bytes_line(nested(MAX_NESTING).encode()), "too_deep"),
+        (nested(MAX_NESTING), "too_deep"),  # kept as text by an older ingestion
+        (nested(1_000), "too_deep"),  # RecursionError in json.loads without the check
+        (nested(100_000), "too_deep"),
+        (raw_bytes_line(b'{"order_id": 1 "x": 2}'), "not_json"),
+        ("base64:not base64!", "not_json"),
+        (record().replace('"order_id": 42', '"order_id": 42, "order_id": 43'), "duplicate_key"),
+        (record(items=[{"sku": "A"}]).replace('"sku": "A"', '"sku": "A", "sku": "B"'), "duplicate_key"),
+        (record(order_id="9" * 5000), "invalid_order_id"),  # int() refuses it with a ValueError
+    ],
+)
+def test_records_that_cannot_be_parsed_safely_are_rejected_with_their_own_reason(
+    line: str, reason: str
+) -> None:
+    with pytest.raises(Rejected) as rejected:
+        validate_order(line)
+    assert rejected.value.reason == reason
+    assert reason in REASONS
+
+
+def test_leading_zeros_of_any_length_are_a_valid_order_id() -> None:
+    assert validate_order(record(order_id="0" * 5000 + "42")).order_id == 42
+
+
+def test_a_raw_bytes_line_that_is_valid_utf8_is_checked_as_a_record() -> None:
+    assert validate_order(raw_bytes_line(record().encode())).order_id == 42
+
+
+def test_a_record_just_within_the_nesting_limit_is_accepted() -> None:
+    assert validate_order(nested(MAX_NESTING - 1)).items == "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1)

@@ -16,6 +16,8 @@ def test_reads_every_source_setting_from_the_environment() -> None:
         "SOURCE_PAGE_SIZE": "250",
         "SOURCE_SINCE_PARAM": "changed_after",
         "SOURCE_TIMEOUT_SECONDS": "2.5",
+        "SOURCE_MAX_PAGES": "7",
+        "SOURCE_MAX_BODY_BYTES": "65536",
         "SOURCE_AUTH_SCHEME": "",
         "SOURCE_API_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:t",
         "LAKEHOUSE_DATASET": "orders_eu",
@@ -24,6 +26,7 @@ def test_reads_every_source_setting_from_the_environment() -> None:
     assert settings.source.url == "https://api.example.com/v2/orders"
     assert (settings.source.page_size, settings.source.since_param) == (250, "changed_after")
     assert settings.source.timeout_seconds == 2.5
+    assert (settings.source.max_pages, settings.source.max_body_bytes) == (7, 65536)
     assert settings.source.auth_scheme == ""  # set but empty: send the bare token
     assert settings.token_secret_arn == "arn:aws:secretsmanager:eu-west-1:1:secret:t"
     assert (settings.bronze_root, settings.dataset) == ("s3://bronze", "orders_eu")
@@ -70,6 +73,8 @@ def test_the_token_is_not_in_the_repr() -> None:
         ({**BASE, "SOURCE_MAX_ATTEMPTS": "0"}, "max attempts must be at least 1"),
         ({**BASE, "SOURCE_BASE_URL": "ftp://x"}, "must start with http:// or https://"),
         ({**BASE, "LAKEHOUSE_DATASET": "../x"}, "dataset must be letters"),
+        ({**BASE, "SOURCE_MAX_PAGES": "0"}, "max pages must be at least 1"),
+        ({**BASE, "SOURCE_MAX_BODY_BYTES": "100"}, "max body bytes must be at least 1024"),
     ],
 )
 def test_bad_settings_fail_naming_the_setting(environ: dict[str, str], message: str) -> None:

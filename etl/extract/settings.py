@@ -34,6 +34,8 @@ SOURCE_ENV: Mapping[str, str] = {
     "backoff_base_seconds": "SOURCE_BACKOFF_BASE_SECONDS",
     "backoff_max_seconds": "SOURCE_BACKOFF_MAX_SECONDS",
     "initial_watermark": "SOURCE_INITIAL_WATERMARK",
+    "max_pages": "SOURCE_MAX_PAGES",
+    "max_body_bytes": "SOURCE_MAX_BODY_BYTES",
 }
 
 # Settings an empty variable sets to empty, rather than leaving at their default.
@@ -66,6 +68,12 @@ class SourceSettings:
     backoff_max_seconds: float = 60.0
     # The `updated_since` of the very first run, before any watermark exists.
     initial_watermark: str = "1970-01-01T00:00:00Z"
+    # Pages one run may read: a source whose cursors never end stops here, whatever they are.
+    max_pages: int = 10_000
+    # Largest answer accepted, counted as it streams in. Parsed, a page takes 3 to 4 times its size in
+    # memory for usual records, and up to 30 times for hostile ones (`[{}, {}, ...]`): 8 MiB stays within
+    # the smallest memory the function is given (512 MB) whatever the source sends.
+    max_body_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -74,6 +82,10 @@ class SourceSettings:
             raise SettingsError(f"page size must be between 1 and {MAX_PAGE_SIZE}, got {self.page_size}")
         if self.max_attempts < 1:
             raise SettingsError(f"max attempts must be at least 1, got {self.max_attempts}")
+        if self.max_pages < 1:
+            raise SettingsError(f"max pages must be at least 1, got {self.max_pages}")
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"max body bytes must be at least 1024, got {self.max_body_bytes}")
         if self.timeout_seconds <= 0 or self.backoff_base_seconds < 0 or self.backoff_max_seconds < 0:
             raise SettingsError("timeout must be positive and backoff times not negative")
 

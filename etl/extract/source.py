@@ -1,25 +1,44 @@
 """The source API client: follows the cursor page by page and retries what is transient.
 
 Transient: 429 (waiting at least its Retry-After), 5xx, timeouts, connection errors, and bodies that are
-not a valid page. Those are retried with exponential backoff and full jitter, a bounded number of
-times. Anything else (401, 404, ...) fails at once: retrying cannot fix it.
+not JSON. Those are retried with exponential backoff and full jitter, a bounded number of times.
+Anything else (401, 404, a page that breaks the contract, a cursor seen before, a body larger than
+SOURCE_MAX_BODY_BYTES, a redirect to another host, ...) fails at once: retrying cannot fix it.
+
+Each request has one deadline, SOURCE_TIMEOUT_SECONDS, for connecting and receiving the whole answer;
+the answer is streamed and counted, never held beyond SOURCE_MAX_BODY_BYTES.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from aws_lambda_powertools import Logger
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from etl.extract.page_parser import ContractViolation, MalformedPage, ParsedPage, parse_page
-from etl.extract.settings import SourceSettings
+from etl.extract.settings import SOURCE_ENV, SourceSettings
 
 logger = Logger(service="lakehouse", child=True)
+
+# Redirects followed within the configured host, per request.
+MAX_REDIRECTS = 5
+_CHUNK_BYTES = 64 * 1024
+_EXCERPT_BYTES = 200
+_UP_OR_MORE_ATTEMPTS = f"Check that the API is up, or raise {SOURCE_ENV['max_attempts']}"
 
 
 class SourceError(RuntimeError):
@@ -27,16 +46,19 @@ class SourceError(RuntimeError):
 
 
 class _Transient(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, remedy: str = _UP_OR_MORE_ATTEMPTS
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.remedy = remedy  # what to do when the last attempt fails too
 
 
 @dataclass(frozen=True)
 class Page:
     number: int  # 1-based position in this run
-    records: list[tuple[str, Any]]  # (exact JSON text, parsed value)
+    records: list[tuple[str, Any]]  # (Bronze line, parsed value): see page_parser.ParsedPage
     attempts: int
     last: bool = False  # the source said there is no next page
 
@@ -52,6 +74,10 @@ class SourceClient:
     ) -> None:
         self.settings = settings
         self._session = session or requests.Session()
+        adapter = _DeadlineAdapter()
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, adapter)
+        self._origin = _origin(settings.url)
         self._headers = {"Accept": "application/json"}
         if token:
             scheme = settings.auth_scheme.strip()
@@ -63,30 +89,41 @@ class SourceClient:
         """Every page of records changed at or after `updated_since`, fetched one at a time."""
         s = self.settings
         params: dict[str, str] = {s.since_param: updated_since, s.limit_param: str(s.page_size)}
+        # Every cursor of the run, with the page that returned it: a cycle of any length ends at once.
+        returned_by: dict[str, int] = {}
         number = 0
         while True:
             number += 1
             parsed, attempts = self._fetch(params, number)
-            yield Page(number, parsed.records, attempts, last=parsed.next_cursor is None)
-            if parsed.next_cursor is None:
+            cursor = parsed.next_cursor
+            yield Page(number=number, records=parsed.records, attempts=attempts, last=cursor is None)
+            if cursor is None:
                 return
-            if parsed.next_cursor == params.get(s.cursor_param):
+            if cursor in returned_by:
                 raise SourceError(
-                    f"the source API returned the cursor it was given ({parsed.next_cursor!r}) on page "
-                    f"{number}: its pagination would never end"
+                    f"the source API returned the cursor {_short(cursor)} on page {number}, as it did on "
+                    f"page {returned_by[cursor]}: its pagination loops, so the run stops before its "
+                    "manifest; the API must give each page a cursor of its own"
                 )
-            params[s.cursor_param] = parsed.next_cursor
+            if number >= s.max_pages:
+                raise SourceError(
+                    f"the source API has more than {s.max_pages} pages for this run, so it stops before its "
+                    f"manifest; if it really holds that many changes, raise {SOURCE_ENV['max_pages']} or "
+                    f"{SOURCE_ENV['page_size']}"
+                )
+            returned_by[cursor] = number
+            params[s.cursor_param] = cursor
 
     def _fetch(self, params: dict[str, str], number: int) -> tuple[ParsedPage, int]:
         s = self.settings
         for attempt in range(1, s.max_attempts + 1):
             try:
-                return self._fetch_once(params), attempt
+                return self._fetch_once(params, number), attempt
             except _Transient as problem:
                 if attempt == s.max_attempts:
                     raise SourceError(
                         f"the source API at {s.url} failed {attempt} times on page {number}; last error: "
-                        f"{problem.reason}. Check that the API is up, or raise SOURCE_MAX_ATTEMPTS."
+                        f"{problem.reason}. {problem.remedy}."
                     ) from problem
                 delay = self._backoff(attempt, problem.retry_after)
                 logger.warning(
@@ -97,16 +134,83 @@ class SourceClient:
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fetch_once(self, params: dict[str, str]) -> ParsedPage:
+    def _fetch_once(self, params: dict[str, str], number: int) -> ParsedPage:
         s = self.settings
+        with _Deadline(s.timeout_seconds) as deadline:
+            response = self._get(s.url, params, deadline)
+            with response:
+                status = response.status_code
+                if status == 200:
+                    body = self._read_page(response, deadline, number)
+                else:
+                    excerpt = _excerpt(_stream(response, deadline, _EXCERPT_BYTES + 1)[0])
+        if status != 200:
+            self._refuse(response, excerpt)
         try:
-            response = self._session.get(
-                s.url, params=params, headers=self._headers, timeout=s.timeout_seconds
+            return parse_page(body, s.data_field, s.next_cursor_field)
+        except ContractViolation as e:
+            raise SourceError(
+                f"the source API at {s.url} does not follow the page contract: {e} "
+                f"(page {number}; see SOURCE_DATA_FIELD and SOURCE_NEXT_CURSOR_FIELD): {_excerpt(body)}"
+            ) from e
+        except MalformedPage as e:
+            raise _Transient(
+                f"unreadable page ({e}): {_excerpt(body)}",
+                remedy="Its answers are not JSON: check the API (the next run repeats this window)",
+            ) from e
+
+    def _get(self, url: str, params: dict[str, str] | None, deadline: _Deadline) -> requests.Response:
+        """The answer's status and headers, redirects followed only within the configured host."""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._session.get(
+                    url,
+                    params=params,
+                    headers=self._headers,
+                    timeout=(deadline.remaining(), deadline.remaining()),
+                    stream=True,
+                    # requests would carry a custom auth header (X-Api-Key, ...) to any host it is sent to.
+                    allow_redirects=False,
+                )
+            except requests.RequestException as e:  # connection refused or reset, timeouts, ...
+                raise deadline.exceeded() if deadline.expired else _transient_error(e) from e
+            if not response.is_redirect:
+                return response
+            response.close()
+            url, params = self._redirect_target(response, url), None
+        raise SourceError(f"the source API at {self.settings.url} redirected more than {MAX_REDIRECTS} times")
+
+    def _redirect_target(self, response: requests.Response, url: str) -> str:
+        target = urljoin(url, response.headers.get("Location", ""))
+        if _origin(target) != self._origin:
+            raise SourceError(
+                f"the source API at {self._origin} redirected to another host, {_origin(target)}, which is "
+                "refused: no record or credential crosses hosts. If the API has moved there, set "
+                f"{SOURCE_ENV['base_url']} to it"
             )
-        except requests.Timeout as e:
-            raise _Transient(f"no answer within {s.timeout_seconds:g} s") from e
-        except requests.RequestException as e:  # connection refused or reset, truncated body, ...
-            raise _Transient(f"{type(e).__name__}: {e}") from e
+        return target
+
+    def _read_page(self, response: requests.Response, deadline: _Deadline, number: int) -> bytearray:
+        """The whole body, streamed and counted: one larger than SOURCE_MAX_BODY_BYTES fails the run."""
+        limit = self.settings.max_body_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(number, f"{int(declared):,} bytes announced")
+        body, complete = _stream(response, deadline, limit)
+        if not complete:
+            raise self._too_large(number, f"more than {limit:,} bytes received")
+        return body
+
+    def _too_large(self, number: int, what: str) -> SourceError:
+        return SourceError(
+            f"the source API's answer for page {number} is larger than {SOURCE_ENV['max_body_bytes']} "
+            f"({self.settings.max_body_bytes:,} bytes): {what}. Lower {SOURCE_ENV['page_size']}, or raise "
+            f"{SOURCE_ENV['max_body_bytes']} together with the function's memory"
+        )
+
+    def _refuse(self, response: requests.Response, excerpt: str) -> None:
+        """Raise what a status other than 200 means."""
+        s = self.settings
         status = response.status_code
         if status == 429:
             retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -124,20 +228,7 @@ class SourceClient:
                 f"the source API refused the credentials ({status} {response.reason}); check the token "
                 "(SOURCE_API_TOKEN locally, the Secrets Manager secret in AWS)"
             )
-        if status != 200:
-            raise SourceError(
-                f"the source API answered {status} {response.reason} for {s.url}: {_excerpt(response)}"
-            )
-        try:
-            # utf-8-sig: JSON has no byte order mark, but some servers send one.
-            return parse_page(response.content.decode("utf-8-sig"), s.data_field, s.next_cursor_field)
-        except ContractViolation as e:
-            raise SourceError(
-                f"the source API at {s.url} does not follow the page contract: {e} "
-                f"(see SOURCE_DATA_FIELD and SOURCE_NEXT_CURSOR_FIELD): {_excerpt(response)}"
-            ) from e
-        except (UnicodeDecodeError, MalformedPage) as e:
-            raise _Transient(f"unreadable page ({e}): {_excerpt(response)}") from e
+        raise SourceError(f"the source API answered {status} {response.reason} for {s.url}: {excerpt}")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
@@ -154,6 +245,156 @@ def _retry_after(value: str | None) -> float | None:
     return float(value.strip())
 
 
-def _excerpt(response: requests.Response, limit: int = 200) -> str:
-    text = response.content[:limit].decode("utf-8", errors="replace")
-    return repr(text) + ("..." if len(response.content) > limit else "")
+def _excerpt(body: bytes | bytearray, limit: int = _EXCERPT_BYTES) -> str:
+    text = body[:limit].decode("utf-8", errors="replace")
+    return repr(text) + ("..." if len(body) > limit else "")
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, without credentials; the port only when it is not the default."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: compare it as written
+        return f"{scheme}://{host}:{parts.netloc.rpartition(':')[2]}"
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + ("" if port is None or port == default else f":{port}")
+
+
+def _stream(response: requests.Response, deadline: _Deadline, limit: int) -> tuple[bytearray, bool]:
+    """(the body, True), or (its start, False) once it passes `limit` bytes: never a chunk more. The
+    bytearray is not copied into bytes, which would hold the page twice."""
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
+            body += chunk
+            if len(body) > limit:
+                return body, False
+    except requests.RequestException as e:  # truncated, reset, or cut at the deadline
+        raise deadline.exceeded() if deadline.expired else _transient_error(e) from e
+    return body, True
+
+
+def _transient_error(error: requests.RequestException) -> _Transient:
+    return _Transient(f"{type(error).__name__}: {error}")
+
+
+# The deadline of the request in progress on this thread, for the connections it uses.
+_current_deadline: ContextVar[_Deadline | None] = ContextVar("_current_deadline", default=None)
+
+
+class _Deadline:
+    """One request's time limit, from connecting to the last byte of the answer.
+
+    A socket timeout bounds each wait for data, not the whole answer: a server that sends a byte every
+    second never trips it. So a watchdog thread shuts the connection's socket down when the time is up,
+    which ends any read in progress; the request then fails as a timeout (and is retried).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+        self._connection: HTTPConnection | None = None
+        self._done = threading.Event()
+        self._expired = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="source-request-deadline", daemon=True)
+
+    @property
+    def expired(self) -> bool:
+        return self._expired.is_set() or time.monotonic() >= self._end
+
+    def remaining(self) -> float:
+        return max(self._end - time.monotonic(), 0.001)
+
+    def exceeded(self) -> _Transient:
+        return _Transient(
+            f"no complete answer within {self.seconds:g} s",
+            remedy=f"Check that the API is up, or raise {SOURCE_ENV['timeout_seconds']}",
+        )
+
+    def uses(self, connection: HTTPConnection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> _Deadline:
+        self._token = _current_deadline.set(self)
+        self._watchdog.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._done.set()
+        self._watchdog.join()
+        _current_deadline.reset(self._token)
+
+    def _watch(self) -> None:
+        if self._done.wait(self._end - time.monotonic()):
+            return
+        self._expired.set()
+        # Again until the request gives up: a connection may only be getting its socket now.
+        while True:
+            sock = self._connection.sock if self._connection is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    # The plain socket's shutdown, also under TLS: it wakes a read blocked in another thread.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            if self._done.wait(0.05):
+                return
+
+
+def _watched(connection: HTTPConnection) -> None:
+    deadline = _current_deadline.get()
+    if deadline is not None:
+        deadline.uses(connection)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        _watched(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watched(self)  # a connection kept alive from an earlier request connects no more
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        _watched(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connections a request's deadline can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+        return manager

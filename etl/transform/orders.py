@@ -90,8 +90,10 @@ def _check_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch
             try:
                 order = validate_order(text)
             except Rejected as rejected:
-                for name, values in columns.items():
-                    values.append(rejected.reason if name == "reason" else None)
+                _append_rejected(columns, rejected.reason)
+                continue
+            except Exception:  # a bug in a rule: quarantine the record rather than fail every run on it
+                _append_rejected(columns, "check_failed")
                 continue
             for name, values in columns.items():
                 values.append(None if name == "reason" else getattr(order, name))
@@ -99,3 +101,8 @@ def _check_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch
         yield pa.RecordBatch.from_arrays(
             [*batch.columns, *typed], names=[*batch.schema.names, *(name for name, _, _ in _TYPED)]
         )
+
+
+def _append_rejected(columns: dict[str, list[object]], reason: str) -> None:
+    for name, values in columns.items():
+        values.append(reason if name == "reason" else None)

@@ -14,12 +14,17 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from etl.bronze import raw_bytes_of
+from etl.json_nesting import MAX_NESTING, nesting_depth
 from etl.tables import ORDER_STATUSES
 from etl.timestamps import parse_rfc3339
 
 # Stable reason codes, in the order the rules are checked.
 REASONS = (
+    "not_utf8",  # kept in Bronze as raw bytes (see etl/bronze.py)
+    "too_deep",  # nests deeper than MAX_NESTING: parsing it could exhaust the stack
     "not_json",
+    "duplicate_key",  # an object with a key twice: which value counts is ambiguous, so neither does
     "not_an_object",
     "missing_order_id",
     "invalid_order_id",
@@ -37,6 +42,7 @@ REASONS = (
     "invalid_created_at",
     "missing_updated_at",
     "invalid_updated_at",
+    "check_failed",  # a rule raised an error of its own: a bug, but one record must not stop Silver
 )
 
 BIGINT_MAX = 2**63 - 1
@@ -68,11 +74,21 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def validate_order(text: str) -> Order:
-    """The typed order in `text`, or Rejected with the first rule it breaks."""
+class _DuplicateKey(Exception):
+    pass
+
+
+def validate_order(line: str) -> Order:
+    """The typed order in a Bronze line, or Rejected with the first rule it breaks."""
+    text = _record_text(line)
+    # Measured without recursion first: json.loads and compact_json recurse once per level.
+    if nesting_depth(text) > MAX_NESTING:
+        raise Rejected("too_deep")
     try:
         # Decimals straight from the JSON text: 0.1 stays 0.1, never a binary float.
-        record = json.loads(text, parse_float=Decimal)
+        record = json.loads(text, parse_float=Decimal, object_pairs_hook=_without_duplicate_keys)
+    except _DuplicateKey as e:
+        raise Rejected("duplicate_key") from e
     except ValueError as e:
         raise Rejected("not_json") from e
     if not isinstance(record, dict):
@@ -90,13 +106,37 @@ def validate_order(text: str) -> Order:
     )
 
 
+def _record_text(line: str) -> str:
+    """The record's text: the line itself, or the bytes a raw-bytes line holds, decoded."""
+    try:
+        raw = raw_bytes_of(line)
+    except ValueError as e:  # the line claims raw bytes but is not base64
+        raise Rejected("not_json") from e
+    if raw is None:
+        return line
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Rejected("not_utf8") from e
+
+
+def _without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise _DuplicateKey
+    return record
+
+
 def _order_id(value: Any) -> int:
     if value is None:
         raise Rejected("missing_order_id")
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and _DIGITS.fullmatch(value):
-        number = int(value)
+        digits = value.lstrip("0") or "0"
+        if len(digits) > len(str(BIGINT_MAX)):  # int() refuses over 4300 digits: check the length first
+            raise Rejected("invalid_order_id")
+        number = int(digits)
     else:
         raise Rejected("invalid_order_id")
     if not -BIGINT_MAX - 1 <= number <= BIGINT_MAX:
