@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from etl.catalog import CATALOG, table_identifier
 from etl.maintenance import MaintenancePolicy
-from etl.tables import TableDefinition
+from etl.tables import STORAGE_PROPERTIES, TableDefinition
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -52,7 +52,20 @@ def ensure_tables(
     tables: Iterable[TableDefinition],
     property_overrides: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the database's missing tables from their definitions; existing tables are left as they are."""
+    """Create the database's missing tables from their definitions; existing tables only get the storage
+    properties they lack."""
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{database}")
     for table in tables:
-        spark.sql(table.create_sql(table_identifier(database, table.name), property_overrides))
+        identifier = table_identifier(database, table.name)
+        spark.sql(table.create_sql(identifier, property_overrides))
+        add_missing_properties(spark, identifier, STORAGE_PROPERTIES)
+
+
+def add_missing_properties(spark: SparkSession, identifier: str, properties: Mapping[str, str]) -> None:
+    """Set the `properties` a table does not have (tables created before they were defined); a value set
+    on purpose stays."""
+    present = {row["key"] for row in spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()}
+    missing = {key: value for key, value in properties.items() if key not in present}
+    if missing:
+        assignments = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(missing.items()))
+        spark.sql(f"ALTER TABLE {identifier} SET TBLPROPERTIES ({assignments})")
