@@ -215,3 +215,12 @@ def test_each_role_is_granted_exactly_the_actions_its_actor_uses(stack: StackRun
         if stack.stack == "dev" and "scheduler" in role:
             continue
         assert set(_granted(stack, role)) == actions, role
+
+
+def test_only_the_silver_job_may_touch_the_checkpoint_prefix(stack: StackRun) -> None:
+    silver_bucket = stack.outputs["bucketNames"]["silver"]
+    for role, expected in (("orders-silver-role", True), ("orders-gold-role", False)):
+        granted = _granted(stack, role)
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            checkpoints = {arn for arn in granted[action] if "_checkpoints" in arn}
+            assert checkpoints == ({f"arn:aws:s3:::{silver_bucket}/_checkpoints/*"} if expected else set())
