@@ -26,6 +26,9 @@ def add_maintenance_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compact-at-delete-files", type=int, default=defaults.compact_at_delete_files)
     parser.add_argument("--snapshot-retention-days", type=float, default=defaults.snapshot_retention.days)
     parser.add_argument("--retain-last-snapshots", type=int, default=defaults.retain_last)
+    parser.add_argument(
+        "--orphan-sweep-days", type=float, default=defaults.orphan_sweep_interval / timedelta(days=1)
+    )
 
 
 def maintenance_policy(arguments: argparse.Namespace) -> MaintenancePolicy:
@@ -33,6 +36,7 @@ def maintenance_policy(arguments: argparse.Namespace) -> MaintenancePolicy:
         compact_at_delete_files=arguments.compact_at_delete_files,
         snapshot_retention=timedelta(days=arguments.snapshot_retention_days),
         retain_last=arguments.retain_last_snapshots,
+        orphan_sweep_interval=timedelta(days=arguments.orphan_sweep_days),
     )
 
 

@@ -35,11 +35,22 @@ def order(order_id: int, updated_at: str, status: str = "placed") -> str:
 
 def land(bronze: Path, run_id: str, day: int, *pages: list[str]) -> None:
     with FixedPagesApi(list(pages)) as api:
-        ingest(IngestionSettings(SourceSettings(api.url), str(bronze)), run_id, datetime(2026, 2, day, tzinfo=UTC))
+        ingest(
+            IngestionSettings(SourceSettings(api.url), str(bronze)),
+            run_id,
+            datetime(2026, 2, day, tzinfo=UTC),
+        )
 
 
 def merge(spark: SparkSession, bronze: Path, database: str, checkpoints: Path) -> silver.SilverSummary:
-    argv = ["--bronze-root", str(bronze), "--silver-database", database, "--checkpoint-root", str(checkpoints)]
+    argv = [
+        "--bronze-root",
+        str(bronze),
+        "--silver-database",
+        database,
+        "--checkpoint-root",
+        str(checkpoints),
+    ]
     return silver.run(spark, silver.parse_args(argv))
 
 

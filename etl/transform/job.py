@@ -99,7 +99,9 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
     parser.add_argument(pipeline.DATASET, default="orders")
     parser.add_argument(pipeline.RUN_ID, default=None)
     parser.add_argument(pipeline.MANIFEST, default=None)
-    parser.add_argument(pipeline.CHECKPOINT_ROOT, default=None, help="s3://bucket/prefix or a local directory")
+    parser.add_argument(
+        pipeline.CHECKPOINT_ROOT, default=None, help="s3://bucket/prefix or a local directory"
+    )
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
     return SilverArguments(

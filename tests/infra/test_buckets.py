@@ -171,5 +171,7 @@ def test_layer_buckets_expire_deleted_iceberg_files_and_leftover_checkpoints_soo
         assert checkpoints["expiration"] == {"days": 1}
     for name in ("artifacts", "access-logs"):
         for bucket in (b for b in _buckets(stack) if b.name.startswith(name)):
-            rules = _setting(stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket)
+            rules = _setting(
+                stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket
+            )
             assert not {"expire-warehouse", "expire-checkpoints"} & {rule["id"] for rule in rules["rules"]}

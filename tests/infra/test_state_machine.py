@@ -243,5 +243,7 @@ def test_a_failed_spark_run_is_retried_once_but_a_wrong_request_is_not(stack: St
         assert retries[hopeless]["MaxAttempts"] == 0
         assert "States.Permissions" in retries[hopeless]["ErrorEquals"]
         throttled = next(i for i, r in enumerate(retries) if "Glue.ThrottlingException" in r["ErrorEquals"])
-        busy = next(i for i, r in enumerate(retries) if "Glue.ConcurrentRunsExceededException" in r["ErrorEquals"])
+        busy = next(
+            i for i, r in enumerate(retries) if "Glue.ConcurrentRunsExceededException" in r["ErrorEquals"]
+        )
         assert max(throttled, busy, hopeless) < run_failed
