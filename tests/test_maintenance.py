@@ -172,7 +172,8 @@ def test_tables_created_before_the_storage_properties_get_them_on_the_next_run(s
             create = "\n".join(line for line in create.splitlines() if key not in line)
         spark.sql(create)
     spark.sql(
-        f"ALTER TABLE {database}.orders_quarantine SET TBLPROPERTIES ('write.metadata.previous-versions-max' = '50')"
+        f"ALTER TABLE {database}.orders_quarantine "
+        "SET TBLPROPERTIES ('write.metadata.previous-versions-max' = '50')"
     )
     assert "write.metadata.delete-after-commit.enabled" not in properties(spark, f"{database}.orders")
 

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from etl import pipeline
 from etl.bronze import BronzeLayout, RunManifest, list_run_ids, read_manifest
 from etl.catalog import table_identifier
+from etl.checkpoints import checkpoint_directory
 from etl.jobs import (
     add_maintenance_arguments,
     ensure_tables,
@@ -31,7 +32,6 @@ from etl.jobs import (
     maintenance_policy,
     parse_job_arguments,
 )
-from etl.checkpoints import checkpoint_directory
 from etl.maintenance import MaintenancePolicy, maintain
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS, SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_TABLES
