@@ -117,8 +117,9 @@ class MedallionLayer(pulumi.ComponentResource):
 def _prefix_expiries(args: MedallionLayerArgs) -> tuple[PrefixExpiry, ...]:
     return (
         PrefixExpiry(f"{WAREHOUSE_PREFIX}/", args.warehouse_noncurrent_version_days),
+        # No slash: the `_checkpoints_$folder$` marker Hadoop's S3 file system may write expires too.
         PrefixExpiry(
-            f"{CHECKPOINT_PREFIX}/",
+            CHECKPOINT_PREFIX,
             noncurrent_days=CHECKPOINT_EXPIRY_DAYS,
             current_days=CHECKPOINT_EXPIRY_DAYS,
         ),

@@ -322,7 +322,8 @@ class Pipeline(pulumi.ComponentResource):
         else:
             keys = (f"{WAREHOUSE_PREFIX}/*",)
             if checkpoints:
-                keys += (f"{CHECKPOINT_PREFIX}/*",)
+                # No slash: Hadoop's S3 file system may also write a `_checkpoints_$folder$` marker.
+                keys += (f"{CHECKPOINT_PREFIX}*",)
             database = self._naming.database_name(layer)
         return LayerAccess(
             bucket_arn=medallion.bucket_arn,

@@ -28,7 +28,7 @@ def checkpoint_directory(spark: SparkSession, root: str | None, run_id: str) -> 
     bucket's lifecycle rule for the checkpoint prefix.
     """
     if root is None:
-        if not spark.sparkContext.master.startswith("local"):
+        if not (spark.sparkContext.master or "").startswith("local"):
             raise ValueError("this Spark is a cluster: pass --checkpoint-root s3://<bucket>/<prefix>")
         directory = tempfile.mkdtemp(prefix="lakehouse-checkpoint-")
     else:

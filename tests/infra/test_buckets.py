@@ -166,7 +166,7 @@ def test_layer_buckets_expire_deleted_iceberg_files_and_leftover_checkpoints_soo
         assert warehouse["noncurrentVersionExpiration"] == {"noncurrentDays": warehouse_days}
         assert "expiration" not in warehouse or warehouse["expiration"] is None  # current files stay
         checkpoints = rules["expire-checkpoints"]
-        assert checkpoints["filter"] == {"prefix": "_checkpoints/"}
+        assert checkpoints["filter"] == {"prefix": "_checkpoints"}
         assert checkpoints["noncurrentVersionExpiration"] == {"noncurrentDays": 1}
         assert checkpoints["expiration"] == {"days": 1}
     for name in ("artifacts", "access-logs"):
