@@ -127,7 +127,8 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         return SilverSummary()
 
     # Checkpointed: every later step reads it, and its rows must not be re-read nor re-validated; the
-    # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic.
+    # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic. A reliable
+    # checkpoint (written to the run's directory, not kept on the executors): FLEX may take executors away.
     with checkpoint_directory(spark, args.checkpoint_root, manifests[-1].run_id):
         validated = validate_orders(load_raw_records(spark, store, manifests)).checkpoint(eager=True)
         per_run = _count_per_run(validated, manifests)
