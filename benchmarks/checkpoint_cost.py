@@ -3,7 +3,7 @@
 Lands N sample orders in Bronze once, then merges them into fresh Silver databases, alternating a
 Silver job that checkpoints its validated batch to a directory (what it does: it survives the loss of
 an executor) with one whose checkpoint is local (executor memory and disk: it does not). Prints each
-time and the ratio of the medians; one SparkSession serves every run, after a small warm-up.
+time and the ratios of the fastest and of the median runs; one SparkSession serves every run, after a small warm-up.
 
     .venv/bin/python -m benchmarks.checkpoint_cost --orders 300000
 """
@@ -77,11 +77,13 @@ def main() -> None:
             took = merge(spark, bronze, args.work_dir, f"silver_{kind}_{repeat}", kind)
             seconds[kind].append(took)
             print(f"  {kind:<8} checkpoint: Silver {took:.1f} s", flush=True)
-    local, reliable = (statistics.median(seconds[kind]) for kind in KINDS)
-    print(
-        f"\nSilver on {args.orders:,} records, median of {args.repeats}: local checkpoint {local:.1f} s, "
-        f"reliable checkpoint {reliable:.1f} s, ratio {reliable / local:.2f}"
-    )
+    # The fastest run is the one other processes disturbed least: its ratio is the cost of the checkpoint.
+    for label, pick in (("fastest", min), ("median", statistics.median)):
+        local, reliable = (pick(seconds[kind]) for kind in KINDS)
+        print(
+            f"Silver on {args.orders:,} records, {label} of {args.repeats}: local checkpoint {local:.1f} s, "
+            f"reliable checkpoint {reliable:.1f} s, ratio {reliable / local:.2f}"
+        )
 
 
 def merge(spark: Any, bronze: Path, work_dir: Path, database: str, kind: str) -> float:
