@@ -3,7 +3,8 @@
 Lands N sample orders in Bronze once, then merges them into fresh Silver databases, alternating a
 Silver job that checkpoints its validated batch to a directory (what it does: it survives the loss of
 an executor) with one whose checkpoint is local (executor memory and disk: it does not). Prints each
-time and the ratios of the fastest and of the median runs; one SparkSession serves every run, after a small warm-up.
+time and the ratios of the fastest and of the median runs; one SparkSession serves every run, after a
+small warm-up.
 
     .venv/bin/python -m benchmarks.checkpoint_cost --orders 300000
 """
