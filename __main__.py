@@ -41,6 +41,7 @@ layers = {
             layer=layer,
             naming=naming,
             noncurrent_version_days=storage.noncurrent_version_days,
+            warehouse_noncurrent_version_days=storage.warehouse_noncurrent_version_days,
             deletion_window_days=storage.deletion_window_days,
             transition=Transition(t.days, t.storage_class) if (t := storage.transitions[layer]) else None,
             force_destroy=storage.force_destroy,

@@ -4,7 +4,8 @@ For each Silver write mode (merge-on-read, copy-on-write) it runs the real pipel
 local runner and prints time and throughput per step and the ratio of the incremental run to the full run
 (Spark start excluded: one session serves every run). It does the same for the naive alternative, which
 rebuilds Silver from all of Bronze and overwrites it. Then it measures the ingestion's peak memory at two
-sizes in a process of its own. The sample API always runs in a separate process.
+sizes in a process of its own, and last the bytes on disk per table after `--storage-runs` small runs
+(benchmarks/storage.py). The sample API always runs in a separate process.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 
 from benchmarks.naive import rebuild_silver
 from benchmarks.sample_process import sample_api_process
+from benchmarks.storage import TableStorage, print_storage, storage_after_runs
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.jobs import ensure_tables
+from etl.maintenance import MaintenancePolicy
 from etl.report import text_table
 from etl.runner import LocalLayout, LocalRunner, PipelineRun
 from etl.sample_api.generator import SampleSource
@@ -57,6 +60,8 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench"))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--storage-runs", type=int, default=30, help="0 to skip the storage measurement")
+    parser.add_argument("--storage-orders", type=int, default=10_000)
     args = parser.parse_args()
 
     shutil.rmtree(args.work_dir, ignore_errors=True)
@@ -84,6 +89,18 @@ def main() -> None:
         memory = {size: ingestion_memory(size, args.work_dir) for size in sizes}
         print_memory(memory)
 
+    storage: list[TableStorage] = []
+    if args.storage_runs:
+        policy = MaintenancePolicy()
+        storage = storage_after_runs(
+            spark,
+            LocalLayout(args.work_dir / "storage", "silver_storage", "gold_storage"),
+            SampleSource(initial_orders=args.storage_orders, change_fraction=args.change),
+            args.storage_runs,
+            policy,
+        )
+        print_storage(storage, args.storage_runs, policy)
+
     results = args.work_dir / "results.json"
     results.write_text(
         json.dumps(
@@ -92,6 +109,7 @@ def main() -> None:
                 "change": args.change,
                 "runs": [asdict(m) for m in measurements],
                 "memory": memory,
+                "storage": [asdict(table) for table in storage],
             },
             indent=2,
         )

@@ -133,6 +133,7 @@ class StorageTransition:
 @dataclass(frozen=True)
 class StorageConfig:
     noncurrent_version_days: int
+    warehouse_noncurrent_version_days: int
     transitions: Mapping[Layer, StorageTransition | None]
     access_logging: bool
     access_log_retention_days: int
@@ -386,6 +387,7 @@ def _read_storage(reader: _Reader) -> StorageConfig:
     )
     return StorageConfig(
         noncurrent_version_days=reader.integer("noncurrentVersionDays", 1),
+        warehouse_noncurrent_version_days=reader.integer("warehouseNoncurrentVersionDays", 1),
         transitions=MappingProxyType(transitions),
         access_logging=reader.boolean("accessLogging"),
         access_log_retention_days=reader.integer("accessLogRetentionDays", 1),

@@ -23,6 +23,19 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class PrefixExpiry:
+    """Delete objects under `prefix` sooner than the bucket-wide rule does.
+
+    S3 honours the shorter of two overlapping expirations, so this only ever shortens the bucket's.
+    """
+
+    prefix: str  # e.g. "warehouse/"
+    noncurrent_days: int
+    # Delete current objects too, this many days after they were written (scratch space); None keeps them.
+    current_days: int | None = None
+
+
+@dataclass(frozen=True)
 class AccessLogTarget:
     """Where S3 server access logs of the bucket go."""
 
@@ -42,6 +55,7 @@ class HardenedBucketArgs:
     force_destroy: bool = False
     protect: bool = False
     transition: Transition | None = None
+    prefix_expiries: tuple[PrefixExpiry, ...] = ()
     # Delete current objects after this many days (access logs); None keeps them.
     expiration_days: int | None = None
     access_logs: AccessLogTarget | None = None
@@ -197,6 +211,16 @@ def _lifecycle_rules(args: HardenedBucketArgs) -> list[aws.s3.BucketLifecycleCon
             "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_UPLOADS_DAYS},
         },
     ]
+    for expiry in args.prefix_expiries:
+        rule: aws.s3.BucketLifecycleConfigurationRuleArgsDict = {
+            "id": f"expire-{expiry.prefix.strip('/').replace('/', '-').replace('_', '')}",
+            "status": "Enabled",
+            "filter": {"prefix": expiry.prefix},
+            "noncurrent_version_expiration": {"noncurrent_days": expiry.noncurrent_days},
+        }
+        if expiry.current_days is not None:
+            rule["expiration"] = {"days": expiry.current_days}
+        rules.append(rule)
     if args.transition is not None:
         rules.append(
             {

@@ -7,13 +7,23 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.hardened_bucket import AccessLogTarget, HardenedBucket, HardenedBucketArgs, Transition
+from components.hardened_bucket import (
+    AccessLogTarget,
+    HardenedBucket,
+    HardenedBucketArgs,
+    PrefixExpiry,
+    Transition,
+)
 from components.keys import customer_managed_key
 from components.naming import Naming
 from etl.tables import Layer
 
 # Iceberg tables of a layer live under this prefix of its bucket (the Glue database's location).
 WAREHOUSE_PREFIX = "warehouse"
+# A job's reliable Spark checkpoints, one directory per run, deleted by the job when the run ends.
+CHECKPOINT_PREFIX = "_checkpoints"
+# What a run that died left under the checkpoint prefix is deleted after this many days.
+CHECKPOINT_EXPIRY_DAYS = 1
 
 
 @dataclass
@@ -21,6 +31,10 @@ class MedallionLayerArgs:
     layer: Layer
     naming: Naming
     noncurrent_version_days: int
+    # Noncurrent versions under the warehouse prefix: the files Iceberg deleted (expired snapshots,
+    # compacted files, old metadata). Iceberg's snapshots are the tables' history; these are only a
+    # safety net against a wrong delete, and would otherwise cost as much as the tables themselves.
+    warehouse_noncurrent_version_days: int
     deletion_window_days: int
     transition: Transition | None = None
     force_destroy: bool = False
@@ -39,6 +53,8 @@ class MedallionLayer(pulumi.ComponentResource):
     """Name of the layer's Glue Data Catalog database."""
     warehouse_uri: pulumi.Output[str]
     """s3:// location of the layer's Iceberg tables (the database's location)."""
+    checkpoint_uri: pulumi.Output[str]
+    """s3:// prefix under which the layer's jobs keep their Spark checkpoints."""
 
     def __init__(
         self, name: str, args: MedallionLayerArgs, opts: pulumi.ResourceOptions | None = None
@@ -63,6 +79,7 @@ class MedallionLayer(pulumi.ComponentResource):
                 kms_key_arn=key.arn,
                 noncurrent_version_days=args.noncurrent_version_days,
                 transition=args.transition,
+                prefix_expiries=_prefix_expiries(args),
                 force_destroy=args.force_destroy,
                 protect=args.protect,
                 access_logs=args.access_logs,
@@ -70,6 +87,7 @@ class MedallionLayer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.warehouse_uri = pulumi.Output.format("s3://{0}/{1}", storage.bucket_name, WAREHOUSE_PREFIX)
+        self.checkpoint_uri = pulumi.Output.format("s3://{0}/{1}", storage.bucket_name, CHECKPOINT_PREFIX)
         database = aws.glue.CatalogDatabase(
             f"{name}-database",
             name=args.naming.database_name(args.layer),
@@ -91,5 +109,18 @@ class MedallionLayer(pulumi.ComponentResource):
                 "key_arn": self.key_arn,
                 "database_name": self.database_name,
                 "warehouse_uri": self.warehouse_uri,
+                "checkpoint_uri": self.checkpoint_uri,
             }
         )
+
+
+def _prefix_expiries(args: MedallionLayerArgs) -> tuple[PrefixExpiry, ...]:
+    return (
+        PrefixExpiry(f"{WAREHOUSE_PREFIX}/", args.warehouse_noncurrent_version_days),
+        # No slash: the `_checkpoints_$folder$` marker Hadoop's S3 file system may write expires too.
+        PrefixExpiry(
+            CHECKPOINT_PREFIX,
+            noncurrent_days=CHECKPOINT_EXPIRY_DAYS,
+            current_days=CHECKPOINT_EXPIRY_DAYS,
+        ),
+    )

@@ -24,7 +24,7 @@ from components.hardened_bucket import HardenedBucket, HardenedBucketArgs
 from components.ingest_function import FunctionSizing, IngestFunction, IngestFunctionArgs, TokenSecret
 from components.keys import customer_managed_key
 from components.log_group import LogSettings
-from components.medallion_layer import WAREHOUSE_PREFIX, MedallionLayer
+from components.medallion_layer import CHECKPOINT_PREFIX, WAREHOUSE_PREFIX, MedallionLayer
 from components.naming import PIPELINE_LAYER, Naming
 from components.orchestrator import Orchestrator, OrchestratorArgs, Schedule
 from components.spark_job import JobCode, SparkJob, SparkJobArgs, SparkSizing
@@ -32,7 +32,17 @@ from components.state_machine import StepTarget
 from etl.bronze import BronzeLayout
 from etl.catalog import glue_catalog_conf, glue_conf_argument
 from etl.extract.settings import ENV_BRONZE_ROOT, ENV_DATASET, ENV_TOKEN_SECRET_ARN
-from etl.pipeline import BRONZE_ROOT, DATASET, GOLD, GOLD_DATABASE, SILVER, SILVER_DATABASE, Step, StepKind
+from etl.pipeline import (
+    BRONZE_ROOT,
+    CHECKPOINT_ROOT,
+    DATASET,
+    GOLD,
+    GOLD_DATABASE,
+    SILVER,
+    SILVER_DATABASE,
+    Step,
+    StepKind,
+)
 from etl.pipeline import Pipeline as PipelineDefinition
 from etl.tables import GOLD_TABLES, SILVER_TABLES, Layer, TableDefinition
 
@@ -268,10 +278,13 @@ class Pipeline(pulumi.ComponentResource):
             SILVER_DATABASE: layers[Layer.SILVER].database_name,
             GOLD_DATABASE: layers[Layer.GOLD].database_name,
         }
+        data = SPARK_STEP_DATA[step.name]
+        if CHECKPOINT_ROOT in step.settings:
+            # Under the bucket of the layer the step writes, whose role may write there anyway.
+            settings[CHECKPOINT_ROOT] = layers[data.writes[0]].checkpoint_uri
         missing = [setting for setting in step.settings if setting not in settings]
         if missing:
             raise ValueError(f"step {step.name} needs settings {missing} the infrastructure does not provide")
-        data = SPARK_STEP_DATA[step.name]
         sizing = config.spark
         workers = {SILVER.name: sizing.silver_workers, GOLD.name: sizing.gold_workers}
         return SparkJob(
@@ -289,7 +302,10 @@ class Pipeline(pulumi.ComponentResource):
                 ),
                 data=[
                     *(self._layer_access(layer, write=False) for layer in data.reads),
-                    *(self._layer_access(layer, write=True) for layer in data.writes),
+                    *(
+                        self._layer_access(layer, write=True, checkpoints=CHECKPOINT_ROOT in step.settings)
+                        for layer in data.writes
+                    ),
                 ],
                 sizing=SparkSizing(
                     sizing.worker_type, workers[step.name], sizing.flex, sizing.timeout_minutes
@@ -299,7 +315,7 @@ class Pipeline(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _layer_access(self, layer: Layer, write: bool) -> LayerAccess:
+    def _layer_access(self, layer: Layer, write: bool, checkpoints: bool = False) -> LayerAccess:
         medallion = self._args.layers[layer]
         if layer is Layer.BRONZE:
             layout = BronzeLayout(self._args.config.source.dataset)
@@ -307,6 +323,9 @@ class Pipeline(pulumi.ComponentResource):
             database = None
         else:
             keys = (f"{WAREHOUSE_PREFIX}/*",)
+            if checkpoints:
+                # No slash: Hadoop's S3 file system may also write a `_checkpoints_$folder$` marker.
+                keys += (f"{CHECKPOINT_PREFIX}*",)
             database = self._naming.database_name(layer)
         return LayerAccess(
             bucket_arn=medallion.bucket_arn,

@@ -61,10 +61,29 @@ GLUE_SERVICE_ERRORS = (
 # A job allows one run at a time: a run still going (a manual one, or a slow previous execution) clears
 # within minutes, so wait longer between these attempts than between throttling retries.
 GLUE_BUSY_ERRORS = ("Glue.ConcurrentRunsExceededException",)
+# A `.sync` job run that ends FAILED, TIMEOUT or STOPPED surfaces as States.TaskFailed, whatever the reason
+# (the Cause holds the job run). Retried once, after a pause: the transient reasons are capacity (FLEX
+# reclaiming executors, no workers to start on), S3 throttling and lost nodes. A run that fails for good
+# (a bug, a damaged Bronze object) fails once more and is then reported. The retry is safe: the Silver job
+# skips the runs its ledger lists and writes the ledger last, and the Gold job rebuilds its tables whole.
+GLUE_RUN_FAILED_ERRORS = ("States.TaskFailed",)
+# In a Retry, States.TaskFailed also matches every other task error but States.Timeout, so the requests
+# that cannot succeed the second time are named first, with no attempt: retriers apply in order.
+GLUE_REQUEST_ERRORS = (
+    "Glue.EntityNotFoundException",
+    "Glue.InvalidInputException",
+    "Glue.AccessDeniedException",
+    "Glue.ResourceNumberLimitExceededException",
+    "States.Permissions",
+)
 
 LAMBDA_RETRY = Retry(LAMBDA_SERVICE_ERRORS, interval_seconds=2, max_attempts=6, max_delay_seconds=60)
 GLUE_RETRY = Retry(GLUE_SERVICE_ERRORS, interval_seconds=10, max_attempts=5, max_delay_seconds=300)
 GLUE_BUSY_RETRY = Retry(GLUE_BUSY_ERRORS, interval_seconds=120, max_attempts=5, max_delay_seconds=900)
+GLUE_REQUEST_NO_RETRY = Retry(GLUE_REQUEST_ERRORS, interval_seconds=1, max_attempts=0, max_delay_seconds=1)
+GLUE_RUN_FAILED_RETRY = Retry(
+    GLUE_RUN_FAILED_ERRORS, interval_seconds=300, max_attempts=1, max_delay_seconds=600
+)
 NOTIFY_RETRY = Retry(("States.TaskFailed",), interval_seconds=2, max_attempts=3, max_delay_seconds=30)
 
 # Room beyond the function's own timeout (cold start, invocation), and beyond the job's (queueing for
@@ -268,7 +287,7 @@ def _step_task(
             parameters={"JobName": target.resource, "Arguments": inputs},
             result_path=result_path(step.name),
             timeout_seconds=target.timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS,
-            retries=(GLUE_RETRY, GLUE_BUSY_RETRY),
+            retries=(GLUE_RETRY, GLUE_BUSY_RETRY, GLUE_REQUEST_NO_RETRY, GLUE_RUN_FAILED_RETRY),
             catches=catches,
             next=following,
         )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from etl.catalog import CATALOG, table_identifier
 from etl.maintenance import MaintenancePolicy
-from etl.tables import TableDefinition
+from etl.tables import STORAGE_PROPERTIES, TableDefinition
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -26,6 +26,9 @@ def add_maintenance_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compact-at-delete-files", type=int, default=defaults.compact_at_delete_files)
     parser.add_argument("--snapshot-retention-days", type=float, default=defaults.snapshot_retention.days)
     parser.add_argument("--retain-last-snapshots", type=int, default=defaults.retain_last)
+    parser.add_argument(
+        "--orphan-sweep-days", type=float, default=defaults.orphan_sweep_interval / timedelta(days=1)
+    )
 
 
 def maintenance_policy(arguments: argparse.Namespace) -> MaintenancePolicy:
@@ -33,6 +36,7 @@ def maintenance_policy(arguments: argparse.Namespace) -> MaintenancePolicy:
         compact_at_delete_files=arguments.compact_at_delete_files,
         snapshot_retention=timedelta(days=arguments.snapshot_retention_days),
         retain_last=arguments.retain_last_snapshots,
+        orphan_sweep_interval=timedelta(days=arguments.orphan_sweep_days),
     )
 
 
@@ -52,7 +56,20 @@ def ensure_tables(
     tables: Iterable[TableDefinition],
     property_overrides: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the database's missing tables from their definitions; existing tables are left as they are."""
+    """Create the database's missing tables from their definitions; existing tables only get the storage
+    properties they lack."""
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{database}")
     for table in tables:
-        spark.sql(table.create_sql(table_identifier(database, table.name), property_overrides))
+        identifier = table_identifier(database, table.name)
+        spark.sql(table.create_sql(identifier, property_overrides))
+        add_missing_properties(spark, identifier, STORAGE_PROPERTIES)
+
+
+def add_missing_properties(spark: SparkSession, identifier: str, properties: Mapping[str, str]) -> None:
+    """Set the `properties` a table does not have (tables created before they were defined); a value set
+    on purpose stays."""
+    present = {row["key"] for row in spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()}
+    missing = {key: value for key, value in properties.items() if key not in present}
+    if missing:
+        assignments = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(missing.items()))
+        spark.sql(f"ALTER TABLE {identifier} SET TBLPROPERTIES ({assignments})")

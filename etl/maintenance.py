@@ -5,7 +5,13 @@ at are rewritten; and every commit keeps the files of the snapshots before it (G
 every run). Without maintenance reads slow down and storage grows with each run, so:
 - a table with `compact_at_delete_files` or more delete files gets those data files rewritten;
 - snapshots older than `snapshot_retention` are expired, keeping at least the last `retain_last`, which
-  also deletes the files only they used (time travel reaches back as far as the retention).
+  also deletes the files only they used (time travel reaches back as far as the retention);
+- files under the table's location that no snapshot and no metadata file references (left by a writer
+  that died before its commit, or by a commit that lost a race) are deleted once they are older than the
+  snapshot retention, and never younger than a day: a younger file may belong to a commit in progress.
+  This lists the whole table location, so it runs at most once per `orphan_sweep_interval` per table (the
+  time of the last sweep is a table property).
+Each table also keeps at most `etl.tables.METADATA_VERSIONS_KEPT` old metadata files (table properties).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from etl.catalog import CATALOG, table_identifier
-from etl.timestamps import utc_now
+from etl.timestamps import format_rfc3339, parse_rfc3339, utc_now
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -26,6 +32,13 @@ class MaintenancePolicy:
     compact_at_delete_files: int = 50
     snapshot_retention: timedelta = timedelta(days=7)
     retain_last: int = 10
+    orphan_sweep_interval: timedelta = timedelta(days=1)
+
+
+# Iceberg's procedure refuses a younger cut-off: a file that young may belong to a commit in progress.
+ORPHAN_MIN_AGE = timedelta(days=1)
+# Table property: when orphan files were last removed (RFC 3339, UTC).
+ORPHANS_REMOVED_AT = "lakehouse.orphan-files-removed-at"
 
 
 def maintain(
@@ -36,16 +49,38 @@ def maintain(
     compact: bool = True,
     now: datetime | None = None,
 ) -> list[str]:
-    """Compact (when asked and needed) and expire old snapshots; what was done, for the run summary."""
+    """Compact (when asked and needed), expire old snapshots and remove orphan files; what was done, for
+    the run summary."""
     done = []
+    now = now or utc_now()
     if compact:
         removed = compact_delete_files(spark, database, table, policy.compact_at_delete_files)
         if removed:
             done.append(f"compacted {database}.{table} ({removed} delete files)")
-    expired = expire_snapshots(spark, database, table, policy, now or utc_now())
+    expired = expire_snapshots(spark, database, table, policy, now)
     if expired:
         done.append(f"expired {expired} snapshots of {database}.{table}")
+    if orphan_sweep_due(spark, database, table, policy.orphan_sweep_interval, now):
+        # Never younger than a day by the real clock either (`now` may be given, in tests).
+        older_than = min(now - max(policy.snapshot_retention, ORPHAN_MIN_AGE), utc_now() - ORPHAN_MIN_AGE)
+        orphans = remove_orphan_files(spark, database, table, older_than)
+        spark.sql(
+            f"ALTER TABLE {table_identifier(database, table)} "
+            f"SET TBLPROPERTIES ('{ORPHANS_REMOVED_AT}' = '{format_rfc3339(now)}')"
+        )
+        if orphans:
+            done.append(f"removed {orphans} orphan files of {database}.{table}")
     return done
+
+
+def orphan_sweep_due(
+    spark: SparkSession, database: str, table: str, interval: timedelta, now: datetime
+) -> bool:
+    """True when the table's orphan files were never removed, or longer than `interval` ago."""
+    rows = spark.sql(f"SHOW TBLPROPERTIES {table_identifier(database, table)}").collect()
+    last = next((row["value"] for row in rows if row["key"] == ORPHANS_REMOVED_AT), None)
+    swept = parse_rfc3339(last) if last is not None else None
+    return swept is None or swept <= now - interval
 
 
 def compact_delete_files(spark: SparkSession, database: str, table: str, threshold: int) -> int:
@@ -86,3 +121,14 @@ def expire_snapshots(
         f"older_than => TIMESTAMP '{cutoff}', retain_last => {policy.retain_last})"
     )
     return before - spark.sql(f"SELECT * FROM {identifier}.snapshots").count()
+
+
+def remove_orphan_files(spark: SparkSession, database: str, table: str, older_than: datetime) -> int:
+    """Delete the files under the table's location that its metadata does not reference and that are older
+    than `older_than`; the number deleted."""
+    cutoff = older_than.strftime("%Y-%m-%d %H:%M:%S.%f")
+    removed = spark.sql(
+        f"CALL {CATALOG}.system.remove_orphan_files(table => '{database}.{table}', "
+        f"older_than => TIMESTAMP '{cutoff}')"
+    )
+    return removed.count()

@@ -140,6 +140,8 @@ SILVER_DATABASE = "--silver-database"
 GOLD_DATABASE = "--gold-database"
 RUN_ID = "--run-id"
 MANIFEST = "--manifest"
+# Where the Silver job checkpoints its validated batch: reliable storage, since FLEX may take executors away.
+CHECKPOINT_ROOT = "--checkpoint-root"
 
 # Fields of the ingestion summary (etl.extract.ingest.IngestionSummary).
 INGESTION_RESULT_FIELDS = (
@@ -178,7 +180,7 @@ SILVER = Step(
     inputs=MappingProxyType(
         {RUN_ID: StepResult("Ingest", "run_id"), MANIFEST: StepResult("Ingest", "manifest")}
     ),
-    settings=(BRONZE_ROOT, DATASET, SILVER_DATABASE),
+    settings=(BRONZE_ROOT, DATASET, SILVER_DATABASE, CHECKPOINT_ROOT),
 )
 
 GOLD = Step(

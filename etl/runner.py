@@ -46,12 +46,17 @@ class LocalLayout:
     def warehouse(self) -> Path:
         return self.data_dir / "warehouse"
 
+    @property
+    def checkpoints(self) -> Path:
+        return self.data_dir / "checkpoints"
+
     def settings(self) -> dict[str, str]:
         """Where the Spark steps find the data."""
         return {
             pipeline.BRONZE_ROOT: str(self.bronze),
             pipeline.SILVER_DATABASE: self.silver_database,
             pipeline.GOLD_DATABASE: self.gold_database,
+            pipeline.CHECKPOINT_ROOT: str(self.checkpoints),
         }
 
 

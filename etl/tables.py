@@ -26,12 +26,26 @@ class Column:
     comment: str
 
 
+# Table metadata files (`*.metadata.json`, one per commit) kept besides the current one. Snapshots, and
+# with them time travel, live in the current file: older files only help to inspect a table's history.
+METADATA_VERSIONS_KEPT = 10
+
+# Properties that keep a table's storage bounded. Existing tables get them too (see etl.jobs.ensure_tables):
+# without them every commit leaves one more metadata file behind, for good.
+STORAGE_PROPERTIES: Mapping[str, str] = MappingProxyType(
+    {
+        "write.metadata.delete-after-commit.enabled": "true",
+        "write.metadata.previous-versions-max": str(METADATA_VERSIONS_KEPT),
+    }
+)
+
 # Iceberg format v2 (row-level deletes). Parquet with zstd: smaller than snappy at similar speed.
 BASE_PROPERTIES: Mapping[str, str] = MappingProxyType(
     {
         "format-version": "2",
         "write.format.default": "parquet",
         "write.parquet.compression-codec": "zstd",
+        **STORAGE_PROPERTIES,
     }
 )
 

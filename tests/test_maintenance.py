@@ -1,16 +1,19 @@
-"""Table maintenance on real Iceberg tables: compaction of merge-on-read deletes, snapshot expiry."""
+"""Table maintenance on real Iceberg tables: compaction of merge-on-read deletes, snapshot expiry, orphan
+files, and the properties that bound metadata files."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
 from etl.jobs import ensure_tables
 from etl.maintenance import MaintenancePolicy, maintain
-from etl.tables import SILVER_ORDERS, SILVER_TABLES
+from etl.tables import METADATA_VERSIONS_KEPT, SILVER_ORDERS, SILVER_TABLES, STORAGE_PROPERTIES
 
 pytestmark = pytest.mark.spark
 
@@ -77,3 +80,108 @@ def test_expires_snapshots_past_the_retention_but_keeps_the_last_ones(
     assert done == [f"expired 2 snapshots of {orders}.orders"]
     assert count(spark, orders, "snapshots") == 1
     assert rows(spark, orders)[0] == (1, "shipped")
+
+
+def location(spark: SparkSession, database: str, table: str) -> Path:
+    row = spark.sql(f"DESCRIBE TABLE EXTENDED {database}.{table}").where("col_name = 'Location'").first()
+    assert row is not None
+    return Path(row["data_type"].removeprefix("file:"))
+
+
+def test_removes_files_no_snapshot_references_once_they_are_old_enough(
+    spark: SparkSession, orders: str
+) -> None:
+    before = rows(spark, orders)
+    data = location(spark, orders, "orders") / "data"
+    stale, fresh = data / "left-by-a-dead-writer.parquet", data / "being-written.parquet"
+    for path in (stale, fresh):
+        path.write_bytes(b"not referenced")
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    os.utime(stale, (two_days_ago, two_days_ago))
+    referenced = {
+        Path(r.file_path.removeprefix("file:"))
+        for r in spark.sql(f"SELECT * FROM {orders}.orders.all_files").collect()
+    }
+
+    policy = MaintenancePolicy(snapshot_retention=timedelta(days=1))
+    done = maintain(spark, orders, "orders", policy, compact=False)
+
+    assert done == [f"removed 1 orphan files of {orders}.orders"]
+    assert not stale.exists()
+    assert fresh.exists()  # younger than a day: it may belong to a commit in progress
+    assert all(path.exists() for path in referenced)
+    assert rows(spark, orders) == before
+
+
+def test_orphan_files_are_kept_as_long_as_the_snapshot_retention(spark: SparkSession, orders: str) -> None:
+    stray = location(spark, orders, "orders") / "data" / "stray.parquet"
+    stray.write_bytes(b"not referenced")
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).timestamp()
+    os.utime(stray, (three_days_ago, three_days_ago))
+    every_run = timedelta(0)
+
+    week = MaintenancePolicy(snapshot_retention=timedelta(days=7), orphan_sweep_interval=every_run)
+    assert maintain(spark, orders, "orders", week, compact=False) == []
+    assert stray.exists()
+    two_days = MaintenancePolicy(snapshot_retention=timedelta(days=2), orphan_sweep_interval=every_run)
+    assert maintain(spark, orders, "orders", two_days, compact=False) == [
+        f"removed 1 orphan files of {orders}.orders"
+    ]
+    assert not stray.exists()
+
+
+def test_orphan_files_are_looked_for_at_most_once_per_sweep_interval(
+    spark: SparkSession, orders: str
+) -> None:
+    stray = location(spark, orders, "orders") / "data" / "stray.parquet"
+    policy = MaintenancePolicy(snapshot_retention=timedelta(days=1), orphan_sweep_interval=timedelta(days=1))
+    maintain(spark, orders, "orders", policy, compact=False)  # the first sweep
+
+    stray.write_bytes(b"not referenced")
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).timestamp()
+    os.utime(stray, (three_days_ago, three_days_ago))
+    assert maintain(spark, orders, "orders", policy, compact=False) == []
+    assert stray.exists()  # swept less than a day ago: not listed again
+
+    in_two_days = datetime.now(UTC) + timedelta(days=2)
+    done = maintain(spark, orders, "orders", policy, compact=False, now=in_two_days)
+    assert f"removed 1 orphan files of {orders}.orders" in done
+    assert not stray.exists()
+
+
+def properties(spark: SparkSession, identifier: str) -> dict[str, str]:
+    return {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()}
+
+
+def test_every_table_keeps_a_bounded_number_of_metadata_files(spark: SparkSession) -> None:
+    database = f"silver_{uuid.uuid4().hex[:8]}"
+    ensure_tables(spark, database, SILVER_TABLES)
+    for table in SILVER_TABLES:
+        created = properties(spark, f"{database}.{table.name}")
+        assert created["write.metadata.delete-after-commit.enabled"] == "true"
+        assert created["write.metadata.previous-versions-max"] == str(METADATA_VERSIONS_KEPT)
+
+
+def test_tables_created_before_the_storage_properties_get_them_on_the_next_run(spark: SparkSession) -> None:
+    database = f"silver_{uuid.uuid4().hex[:8]}"
+    old_style = {key: None for key in STORAGE_PROPERTIES}
+    spark.sql(f"CREATE NAMESPACE lakehouse.{database}")
+    for table in SILVER_TABLES:
+        create = table.create_sql(f"lakehouse.{database}.{table.name}")
+        for key in old_style:
+            create = "\n".join(line for line in create.splitlines() if key not in line)
+        spark.sql(create)
+    spark.sql(
+        f"ALTER TABLE {database}.orders_quarantine "
+        "SET TBLPROPERTIES ('write.metadata.previous-versions-max' = '50')"
+    )
+    assert "write.metadata.delete-after-commit.enabled" not in properties(spark, f"{database}.orders")
+
+    ensure_tables(spark, database, SILVER_TABLES)
+
+    for table in SILVER_TABLES:
+        now = properties(spark, f"{database}.{table.name}")
+        assert now["write.metadata.delete-after-commit.enabled"] == "true"
+        # A value set on purpose stays.
+        expected = "50" if table.name == "orders_quarantine" else str(METADATA_VERSIONS_KEPT)
+        assert now["write.metadata.previous-versions-max"] == expected

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from etl import pipeline
 from etl.bronze import BronzeLayout, RunManifest, list_run_ids, read_manifest
 from etl.catalog import table_identifier
+from etl.checkpoints import checkpoint_directory
 from etl.commit_conflicts import retry_on_conflict
 from etl.jobs import (
     add_maintenance_arguments,
@@ -69,6 +70,9 @@ class SilverArguments:
     manifest: str | None = None  # where the caller says that run's manifest is
     dataset: str = "orders"
     maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
+    # Where the validated batch is checkpointed (s3://<silver bucket>/_checkpoints in AWS); None: a
+    # temporary local directory, which only a local Spark can use.
+    checkpoint_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
     parser.add_argument(pipeline.DATASET, default="orders")
     parser.add_argument(pipeline.RUN_ID, default=None)
     parser.add_argument(pipeline.MANIFEST, default=None)
+    parser.add_argument(
+        pipeline.CHECKPOINT_ROOT, default=None, help="s3://bucket/prefix or a local directory"
+    )
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
     return SilverArguments(
@@ -105,6 +112,7 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
         args.manifest or None,
         args.dataset,
         maintenance_policy(args),
+        args.checkpoint_root or None,
     )
 
 
@@ -120,17 +128,16 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         return SilverSummary()
 
     # Checkpointed: every later step reads it, and its rows must not be re-read nor re-validated; the
-    # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic.
-    validated = validate_orders(load_raw_records(spark, store, manifests)).localCheckpoint(eager=True)
-    try:
+    # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic. A reliable
+    # checkpoint (written to the run's directory, not kept on the executors): FLEX may take executors away.
+    with checkpoint_directory(spark, args.checkpoint_root, manifests[-1].run_id):
+        validated = validate_orders(load_raw_records(spark, store, manifests)).checkpoint(eager=True)
         per_run = _count_per_run(validated, manifests)
         save_quarantine(spark, quarantined_records(validated), args.silver_database)
         accepted = accepted_orders(validated)
         latest = latest_versions(accepted)
         inserted, updated, unchanged = save_orders(spark, latest, args.silver_database)
         save_ledger(spark, manifests, per_run, args.silver_database, store)
-    finally:
-        validated.unpersist()  # drops the checkpoint's blocks
     # Only silver.orders takes merge-on-read deletes; the other tables are appended to.
     maintenance = [
         done

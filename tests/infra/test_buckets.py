@@ -149,3 +149,29 @@ def test_force_destroy_and_deletion_protection_follow_the_stack(stack: StackRun)
         assert {r.protect for r in stack.of_type(type_token)} == {protected}, type_token
     for log_group in stack.of_type("aws:cloudwatch/logGroup:LogGroup"):
         assert log_group.inputs["deletionProtectionEnabled"] is protected
+
+
+def test_layer_buckets_expire_deleted_iceberg_files_and_leftover_checkpoints_sooner(stack: StackRun) -> None:
+    warehouse_days = {"dev": 1, "prod": 3}[stack.stack]
+    for layer in ("bronze", "silver", "gold"):
+        bucket = stack.one("aws:s3/bucket:Bucket", f"{layer}-storage-bucket")
+        rules = {
+            rule["id"]: rule
+            for rule in _setting(
+                stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket
+            )["rules"]
+        }
+        warehouse = rules["expire-warehouse"]
+        assert warehouse["filter"] == {"prefix": "warehouse/"}
+        assert warehouse["noncurrentVersionExpiration"] == {"noncurrentDays": warehouse_days}
+        assert "expiration" not in warehouse or warehouse["expiration"] is None  # current files stay
+        checkpoints = rules["expire-checkpoints"]
+        assert checkpoints["filter"] == {"prefix": "_checkpoints"}
+        assert checkpoints["noncurrentVersionExpiration"] == {"noncurrentDays": 1}
+        assert checkpoints["expiration"] == {"days": 1}
+    for name in ("artifacts", "access-logs"):
+        for bucket in (b for b in _buckets(stack) if b.name.startswith(name)):
+            rules = _setting(
+                stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket
+            )
+            assert not {"expire-warehouse", "expire-checkpoints"} & {rule["id"] for rule in rules["rules"]}

@@ -88,6 +88,8 @@ def test_job_arguments_are_the_step_settings_and_the_iceberg_catalog(stack: Stac
         "--dataset": _function_environment(stack)["LAKEHOUSE_DATASET"],
         "--silver-database": databases["silver"],
         "--gold-database": databases["gold"],
+        # Reliable checkpoints under the bucket of the layer the job writes (FLEX may take executors away).
+        "--checkpoint-root": f"s3://{buckets['silver']}/_checkpoints",
     }
     own = {name: value for name, value in arguments.items() if name in settings}
     assert own == {name: settings[name] for name in step.settings}

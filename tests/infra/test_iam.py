@@ -236,3 +236,12 @@ def test_the_state_machine_holds_only_its_own_run_lock_and_asks_only_about_its_o
         f"arn:aws:states:eu-west-1:{ACCOUNT}:execution:{name}:*",
         f"arn:aws:states:eu-west-1:{ACCOUNT}:express:{name}:*",
     }
+
+
+def test_only_the_silver_job_may_touch_the_checkpoint_prefix(stack: StackRun) -> None:
+    silver_bucket = stack.outputs["bucketNames"]["silver"]
+    for role, expected in (("orders-silver-role", True), ("orders-gold-role", False)):
+        granted = _granted(stack, role)
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            checkpoints = {arn for arn in granted[action] if "_checkpoints" in arn}
+            assert checkpoints == ({f"arn:aws:s3:::{silver_bucket}/_checkpoints*"} if expected else set())

@@ -189,7 +189,7 @@ def test_retries_back_off_with_jitter(stack: StackRun) -> None:
             assert retry["BackoffRate"] > 1
             assert retry["JitterStrategy"] == "FULL"
             assert retry["MaxDelaySeconds"] >= retry["IntervalSeconds"]
-            # Service errors only: a failed ingestion or Spark run is reported, not repeated.
+            # Never every error: a failed ingestion is reported, not repeated.
             assert "States.ALL" not in retry["ErrorEquals"]
     glue_errors = {e for retry in states["Silver"]["Retry"] for e in retry["ErrorEquals"]}
     assert "Glue.ConcurrentRunsExceededException" in glue_errors
@@ -331,3 +331,23 @@ def test_inputs_map_to_execution_and_result_paths() -> None:
     assert input_path(StepResult("Ingest", "manifest")).path == "$.results.Ingest.manifest"
     rendered = render_pipeline(ORDERS_PIPELINE, _integrations()).render()
     assert Linter.validate(rendered) == []
+
+
+def test_a_failed_spark_run_is_retried_once_but_a_wrong_request_is_not(stack: StackRun) -> None:
+    states = stack.state_machine_definition()["States"]
+    assert not any("States.TaskFailed" in r["ErrorEquals"] for r in states["Ingest"]["Retry"])
+    for step in ("Silver", "Gold"):
+        retries = states[step]["Retry"]
+        (run_failed,) = (i for i, r in enumerate(retries) if r["ErrorEquals"] == ["States.TaskFailed"])
+        assert retries[run_failed]["MaxAttempts"] == 1
+        assert retries[run_failed]["IntervalSeconds"] >= 60
+        # States.TaskFailed matches every task error in a Retry: the hopeless ones come first, with no
+        # attempt, and the throttling and busy retries keep their own (earlier) retriers.
+        (hopeless,) = (i for i, r in enumerate(retries) if "Glue.EntityNotFoundException" in r["ErrorEquals"])
+        assert retries[hopeless]["MaxAttempts"] == 0
+        assert "States.Permissions" in retries[hopeless]["ErrorEquals"]
+        throttled = next(i for i, r in enumerate(retries) if "Glue.ThrottlingException" in r["ErrorEquals"])
+        busy = next(
+            i for i, r in enumerate(retries) if "Glue.ConcurrentRunsExceededException" in r["ErrorEquals"]
+        )
+        assert max(throttled, busy, hopeless) < run_failed

@@ -1,0 +1,154 @@
+"""A retried Silver run on real Iceberg: no double merge, and a reliable checkpoint deleted after each run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from etl.extract.ingest import ingest
+from etl.extract.settings import IngestionSettings, SourceSettings
+from etl.transform import job as silver
+from tests.fixed_api import FixedPagesApi
+
+pytestmark = pytest.mark.spark
+
+
+def order(order_id: int, updated_at: str, status: str = "placed") -> str:
+    return json.dumps(
+        {
+            "order_id": order_id,
+            "customer_id": f"C{order_id}",
+            "status": status,
+            "amount": "10.00",
+            "currency": "EUR",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": updated_at,
+        }
+    )
+
+
+def land(bronze: Path, run_id: str, day: int, *pages: list[str]) -> None:
+    with FixedPagesApi(list(pages)) as api:
+        ingest(
+            IngestionSettings(SourceSettings(api.url), str(bronze)),
+            run_id,
+            datetime(2026, 2, day, tzinfo=UTC),
+        )
+
+
+def merge(spark: SparkSession, bronze: Path, database: str, checkpoints: Path) -> silver.SilverSummary:
+    argv = [
+        "--bronze-root",
+        str(bronze),
+        "--silver-database",
+        database,
+        "--checkpoint-root",
+        str(checkpoints),
+    ]
+    return silver.run(spark, silver.parse_args(argv))
+
+
+def table(spark: SparkSession, database: str, name: str, *written_at: str) -> list[tuple[Any, ...]]:
+    """Every row of the table, sorted, without the columns that say when the job wrote it."""
+    rows = spark.table(f"{database}.{name}").drop(*written_at).collect()
+    return sorted(tuple(row) for row in rows)
+
+
+def tables(spark: SparkSession, database: str) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        "orders": table(spark, database, "orders"),
+        "orders_quarantine": table(spark, database, "orders_quarantine", "quarantined_at"),
+        "ingestion_runs": table(spark, database, "ingestion_runs", "merged_at"),
+    }
+
+
+@pytest.fixture
+def bronze(tmp_path: Path) -> Path:
+    """Two ingestion runs: new orders, then updates, a stale version, a duplicate and invalid records."""
+    root = tmp_path / "bronze"
+    land(root, "r1", 1, [order(1, "2026-01-01T01:00:00Z"), order(2, "2026-01-01T01:00:00Z"), '"oops"'])
+    land(
+        root,
+        "r2",
+        2,
+        [order(1, "2026-01-01T02:00:00Z", "paid"), order(2, "2026-01-01T00:30:00Z", "cancelled")],
+        [order(3, "2026-01-01T03:00:00Z"), order(3, "2026-01-01T03:00:00Z"), order(4, "x", "lost")],
+    )
+    return root
+
+
+def test_a_run_that_fails_after_the_merge_and_is_retried_equals_one_clean_run(
+    spark: SparkSession, bronze: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    clean = f"silver_{uuid.uuid4().hex[:8]}"
+    merge(spark, bronze, clean, checkpoints)
+
+    retried = f"silver_{uuid.uuid4().hex[:8]}"
+    ledger_write = silver.save_ledger
+
+    def die_before_the_ledger(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("executor lost")  # what FLEX reclaiming the last executors looks like
+
+    monkeypatch.setattr(silver, "save_ledger", die_before_the_ledger)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        merge(spark, bronze, retried, checkpoints)
+    # The quarantine and the orders MERGE were committed, the ledger was not.
+    assert tables(spark, retried)["orders"] == tables(spark, clean)["orders"]
+    assert tables(spark, retried)["ingestion_runs"] == []
+
+    monkeypatch.setattr(silver, "save_ledger", ledger_write)
+    summary = merge(spark, bronze, retried, checkpoints)
+
+    assert summary.runs == ("r1", "r2")  # both runs again: the ledger did not list them
+    assert (summary.inserted, summary.updated) == (0, 0)  # every version is already stored
+    assert summary.unchanged == 3
+    assert tables(spark, retried) == tables(spark, clean)
+    assert len(tables(spark, clean)["orders"]) == 3
+    assert len(tables(spark, clean)["orders_quarantine"]) == 2
+    assert [row[0] for row in tables(spark, clean)["ingestion_runs"]] == ["r1", "r2"]
+    assert merge(spark, bronze, retried, checkpoints) == silver.SilverSummary()  # nothing left to merge
+
+
+def test_the_validated_batch_is_checkpointed_under_the_run_and_deleted_after_it(
+    spark: SparkSession, bronze: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    seen: list[list[Path]] = []
+    quarantine_write = silver.save_quarantine
+
+    def look_then_save(spark: SparkSession, rejected: DataFrame, database: str) -> None:
+        seen.append([path for path in checkpoints.rglob("*") if path.is_file()])
+        quarantine_write(spark, rejected, database)
+
+    monkeypatch.setattr(silver, "save_quarantine", look_then_save)
+    database = f"silver_{uuid.uuid4().hex[:8]}"
+    summary = merge(spark, bronze, database, checkpoints)
+
+    assert summary.records == 8
+    (files,) = seen
+    # Spark writes the checkpoint under a directory of its own inside the run's: <root>/<run>/<uuid>/rdd-N.
+    assert files
+    assert {path.relative_to(checkpoints).parts[0] for path in files} == {"r2"}
+    assert any(part.startswith("rdd-") for path in files for part in path.parts)
+    assert list(checkpoints.iterdir()) == []
+
+
+def test_a_failed_run_deletes_its_checkpoint_too(
+    spark: SparkSession, bronze: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("MERGE failed")
+
+    monkeypatch.setattr(silver, "save_orders", fail)
+    with pytest.raises(RuntimeError, match="MERGE failed"):
+        merge(spark, bronze, f"silver_{uuid.uuid4().hex[:8]}", checkpoints)
+    assert list(checkpoints.iterdir()) == []
