@@ -121,7 +121,11 @@ def read_manifest(store: ObjectStore, layout: BronzeLayout, run_id: str) -> RunM
 def list_run_ids(store: ObjectStore, layout: BronzeLayout) -> list[str]:
     """Ids of every run that finished (has a manifest) and was not set aside."""
     names = [key.removeprefix(layout.manifest_prefix) for key in store.list(layout.manifest_prefix)]
-    set_aside = {name.removeprefix("_set_aside/").removesuffix(".json") for name in names}
+    set_aside = {
+        name.removeprefix("_set_aside/").removesuffix(".json")
+        for name in names
+        if name.startswith("_set_aside/")
+    }
     return [
         name.removesuffix(".json")
         for name in names
