@@ -163,7 +163,7 @@ def damage_of(store: ObjectStore, obj: BronzeObject) -> str | None:
         return f"it is not a complete gzip object ({e})"
     lines = text.count(b"\n")
     if lines != obj.records:
-        return f"it holds {lines} lines, its manifest lists {obj.records} records"
+        return f"its manifest lists {obj.records} records, Bronze holds {lines}"
     return None
 
 

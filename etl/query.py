@@ -33,15 +33,13 @@ class NotOneStatement(ValueError):
 
 def refuse_writes(spark: SparkSession, sql: str) -> None:
     """Return when `sql` is one statement that only reads; raise WriteRefused or NotOneStatement."""
-    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+    from pyspark.errors import ParseException
 
     try:
+        # PySpark turns the JVM's ParseException into its own (its handler wraps every py4j call).
         plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
-    except Py4JJavaError as error:
-        java = error.java_exception
-        if "ParseException" not in java.getClass().getName():
-            raise
-        first = (str(java.getMessage()).strip().splitlines() or [""])[0]
+    except ParseException as error:
+        first = (str(error).strip().splitlines() or [""])[0]
         raise NotOneStatement(f"lakehouse query runs exactly one SQL statement: {first}") from error
     writing = _writing_node(spark, plan)
     if writing is not None:

@@ -3,7 +3,6 @@ damaged Bronze objects, gaps between runs, a dropped table; and the ways out (re
 
 from __future__ import annotations
 
-import gzip
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path

@@ -65,7 +65,7 @@ class BronzeMismatch(RuntimeError):
     """Bronze holds fewer or more records than a run manifest lists: refuse to merge a partial run."""
 
 
-class DamagedBronzeObject(RuntimeError):
+class DamagedBronzeObject(BronzeMismatch):
     """A Bronze object of a run to merge cannot be read whole."""
 
 
