@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl.bronze import BronzeLayout, list_run_ids, read_manifest, read_watermark
+from etl.cli import _one_line
 from etl.rebuild import rebuild
 from etl.repair import RepairRefused, repair_run, rewind_watermark
 from etl.storage import LocalStore
@@ -224,3 +225,21 @@ def test_a_rebuild_from_bronze_gives_back_exactly_the_tables_merged_run_by_run(l
     assert rebuilt.silver.runs == ("r1", "r2")
     assert {table: whole_table(lake.spark, f"{lake.database}.{table}") for table in silver_tables} == before
     assert rebuilt.gold.rows == {"daily_sales": 1, "customer_summary": 3}
+
+
+def test_a_table_directory_that_cannot_be_written_is_named_in_the_one_line_error(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z")], day=1)
+    lake.merge()
+    # Running as root, permissions would not stop a write: a file where the next partition's directory
+    # must go fails the same Parquet writer as a read-only directory does.
+    warehouse = Path(lake.spark.conf.get("spark.sql.catalog.lakehouse.warehouse") or "")
+    blocked = warehouse / lake.database / "orders" / "data" / "created_at_month=2026-03"
+    blocked.write_text("in the way")
+    march = order(2, "2026-02-01T05:00:00Z").replace("2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z")
+    lake.land("r2", [march], day=3)
+
+    with pytest.raises(Exception) as failed:
+        lake.merge()
+    line = _one_line(failed.value)
+    assert line.startswith("java.io.UncheckedIOException: Failed to create Parquet file (caused by ")
+    assert str(blocked) in line
