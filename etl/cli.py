@@ -298,7 +298,9 @@ def _one_line(error: BaseException) -> str:
     if root is not None and root not in first:
         first = f"{first} (caused by {root})"
     # Spark's analysis errors carry the plan after the first line; the first line says what is wrong.
-    return first if len(first) <= 500 else first[:500] + "..."
+    # Our own messages name objects and commands in full; a JVM's first line can run on for pages.
+    limit = 500 if java is not None else 2000
+    return first if len(first) <= limit else first[:limit] + "..."
 
 
 # Spark's wrapper around a task's failure; the exception after it says what failed.

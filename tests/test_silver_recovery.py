@@ -109,7 +109,7 @@ def test_a_damaged_bronze_object_is_named_with_its_run_and_repaired_losing_nothi
         lake.merge()
     message = str(refused.value)
     assert f"Bronze object {path} of run r2 is damaged" in message
-    assert "1 other run wait" in message
+    assert "1 other run waits to be merged" in message
     assert f"`lakehouse bronze repair r2 --bronze-root {lake.bronze}`" in message
     assert "\n" not in message
     assert [row[0] for row in ledger(lake)] == ["r1"]  # nothing merged

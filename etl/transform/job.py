@@ -304,7 +304,7 @@ def find_damaged_object(store: ObjectStore, manifests: Sequence[RunManifest]) ->
 def _repair_hint(args: SilverArguments, manifests: Sequence[RunManifest], damaged: str) -> str:
     run_id = next(m.run_id for m in manifests if f" of run {m.run_id} is damaged" in damaged)
     waiting = len(manifests) - 1
-    behind = f"; {waiting} other run{'s' if waiting != 1 else ''} wait to be merged" if waiting else ""
+    behind = f"; {waiting} other run{'s wait' if waiting != 1 else ' waits'} to be merged" if waiting else ""
     return (
         f". Nothing was merged{behind}. Set the run aside and ingest its window again: "
         f"`lakehouse bronze repair {run_id}{_bronze_root_option(args)}`, then run the pipeline"
