@@ -13,8 +13,13 @@ from tests.test_end_to_end import assert_tables_match, lakehouse, read_table
 
 pytestmark = pytest.mark.spark
 
-TABLES = ("silver.orders", "silver.orders_quarantine", "silver.ingestion_runs", "gold.daily_sales")
-TABLES += ("gold.customer_summary",)
+TABLES = (
+    "silver.orders",
+    "silver.orders_quarantine",
+    "silver.ingestion_runs",
+    "gold.daily_sales",
+    "gold.customer_summary",
+)
 
 
 def whole_tables(data_dir: Path) -> dict[str, list[str]]:
