@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
-from etl.cli import _one_line
+import pytest
+
+from etl.bronze import BronzeLayout, read_watermark, write_watermark
+from etl.cli import _one_line, _parser
+from etl.repair import RepairRefused
 from etl.report import json_line, text_table
+from etl.storage import LocalStore
 
 
 def test_an_error_in_a_python_worker_is_reported_by_its_last_line() -> None:
@@ -38,3 +44,28 @@ def test_json_lines_keep_decimal_digits_and_write_utc() -> None:
 def test_text_tables_align_numbers_right() -> None:
     table = text_table(["name", "n"], [["a", 5], ["bb", 12345]], thousands=True)
     assert table.splitlines() == ["name       n", "----  ------", "a          5", "bb    12,345"]
+
+
+def cli(*argv: str) -> int:
+    """A `lakehouse` command run in this process, its errors raised (main turns them into one line)."""
+    args = _parser().parse_args(argv)
+    code: int = args.command(args)
+    return code
+
+
+def test_bronze_rewind_moves_the_watermark_back_and_refuses_to_move_it_forward(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LocalStore(tmp_path / "bronze")
+    write_watermark(store, BronzeLayout("orders"), datetime(2026, 1, 5, tzinfo=UTC), "r1")
+
+    assert cli("bronze", "rewind", "--to", "2026-01-02T00:00:00Z", "--data-dir", str(tmp_path)) == 0
+    assert capsys.readouterr().out.startswith("Watermark 2026-01-05T00:00:00Z -> 2026-01-02T00:00:00Z: ")
+    with pytest.raises(RepairRefused, match="moving it forward to 2026-01-03T00:00:00Z would skip"):
+        cli("bronze", "rewind", "--to", "2026-01-03T00:00:00Z", "--data-dir", str(tmp_path))
+    assert read_watermark(store, BronzeLayout("orders")) == datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def test_bronze_commands_on_a_directory_without_bronze_say_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no Bronze data in .*: pass --data-dir or --bronze-root"):
+        cli("bronze", "repair", "r1", "--data-dir", str(tmp_path))
