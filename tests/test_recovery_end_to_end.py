@@ -66,9 +66,9 @@ def test_a_write_is_refused_by_query_and_a_dropped_table_is_restored_exactly_by_
 def test_a_damaged_object_stops_silver_in_one_line_and_a_repair_loses_nothing(tmp_path: Path) -> None:
     records = [
         '{"order_id": 1, "customer_id": "a", "status": "paid", "amount": 5, "currency": "EUR", '
-        '"created_at": "2026-05-01T00:00:00Z", "updated_at": "2026-05-01T00:00:00Z"}',
+        '"created_at": "2025-05-01T00:00:00Z", "updated_at": "2025-05-01T00:00:00Z"}',
         '{"order_id": 2, "customer_id": "b", "status": "paid", "amount": 7, "currency": "EUR", '
-        '"created_at": "2026-05-01T00:00:00Z", "updated_at": "2026-05-02T00:00:00Z"}',
+        '"created_at": "2025-05-01T00:00:00Z", "updated_at": "2025-05-02T00:00:00Z"}',
         '{"order_id": "x"}',
     ]
     data_dir = tmp_path / "data"
