@@ -3,9 +3,11 @@
     <dataset>/ingestion_date=YYYY-MM-DD/run_id=<run>/page-000001.jsonl.gz   records as received
     _manifests/<dataset>/<run>.json                                          what a finished run wrote
     _state/<dataset>/watermark.json                                          highest updated_at ingested
+    _manifests/<dataset>/_set_aside/<run>.json                               a run set aside by a repair
 
 A run's manifest is written after all its objects, and is what the Silver job reads: objects that no
-manifest lists (left by a run that failed half way) are never read.
+manifest lists (left by a run that failed half way) are never read. A run set aside (one of its objects
+is damaged) is never read either: its window is ingested again by a later run.
 
 Each line of a page object is one record: its JSON text exactly as the source sent it (line breaks between
 tokens turned into spaces). A record that cannot be kept as such a line, because it is not valid UTF-8,
@@ -16,19 +18,27 @@ standard base64 of the exact bytes received; no JSON text starts that way. Silve
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
 import uuid
+import zlib
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from etl.storage import ObjectStore
-from etl.timestamps import format_rfc3339, require_rfc3339
+from etl.timestamps import format_rfc3339, require_rfc3339, utc_now
 
 # An execution name (at most 80 characters) and the iteration suffix of a repeated ingestion ("-001").
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,84}")
 RAW_BYTES_PREFIX = "base64:"
+_RUN_ID_IN_PAGE_KEY = re.compile(r"/run_id=([^/]+)/page-[0-9]+\.jsonl\.gz$")
+
+# A record stamped further in the future than this after its run started (clock skew, a bad record) does
+# not move the watermark (a watermark in the future would skip every real change until that time), and
+# Silver quarantines it (a version from the future would win over every real later update).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def validate_run_id(run_id: str) -> str:
@@ -102,6 +112,14 @@ class BronzeLayout:
     def watermark_key(self) -> str:
         return f"_state/{self.dataset}/watermark.json"
 
+    @property
+    def page_prefix(self) -> str:
+        return f"{self.dataset}/"
+
+    def set_aside_key(self, run_id: str) -> str:
+        # Under the manifests' prefix: whoever may read manifests (the Silver job) may read these too.
+        return f"{self.manifest_prefix}_set_aside/{run_id}.json"
+
 
 def read_watermark(store: ObjectStore, layout: BronzeLayout) -> datetime | None:
     data = store.get(layout.watermark_key)
@@ -123,12 +141,52 @@ def read_manifest(store: ObjectStore, layout: BronzeLayout, run_id: str) -> RunM
 
 
 def list_run_ids(store: ObjectStore, layout: BronzeLayout) -> list[str]:
-    """Ids of every run that finished (has a manifest)."""
+    """Ids of every run that finished (has a manifest) and was not set aside."""
+    names = [key.removeprefix(layout.manifest_prefix) for key in store.list(layout.manifest_prefix)]
+    set_aside = {
+        name.removeprefix("_set_aside/").removesuffix(".json")
+        for name in names
+        if name.startswith("_set_aside/")
+    }
     return [
-        key.removeprefix(layout.manifest_prefix).removesuffix(".json")
-        for key in store.list(layout.manifest_prefix)
-        if key.endswith(".json")
+        name.removesuffix(".json")
+        for name in names
+        if name.endswith(".json") and "/" not in name and name.removesuffix(".json") not in set_aside
     ]
+
+
+def list_set_aside(store: ObjectStore, layout: BronzeLayout) -> list[str]:
+    """Ids of the runs set aside by `set_aside_run`."""
+    prefix = layout.set_aside_key("")[: -len(".json")]
+    return [key.removeprefix(prefix).removesuffix(".json") for key in store.list(prefix)]
+
+
+def set_aside_run(store: ObjectStore, layout: BronzeLayout, run_id: str, reason: str) -> None:
+    """Make the Silver job (and a rebuild) skip a finished run; its manifest and objects stay as evidence."""
+    body = {"run_id": run_id, "reason": reason, "set_aside_at": format_rfc3339(utc_now())}
+    store.put(layout.set_aside_key(run_id), json.dumps(body).encode(), "application/json")
+
+
+def list_page_run_ids(store: ObjectStore, layout: BronzeLayout) -> set[str]:
+    """Ids of every run that wrote at least one page, finished or not (one listing of all pages)."""
+    return {
+        match.group(1) for key in store.list(layout.page_prefix) if (match := _RUN_ID_IN_PAGE_KEY.search(key))
+    }
+
+
+def damage_of(store: ObjectStore, obj: BronzeObject) -> str | None:
+    """What is wrong with a Bronze object (missing, not complete gzip, other line count), or None."""
+    data = store.get(obj.key)
+    if data is None:
+        return "it is missing"
+    try:
+        text = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        return f"it is not a complete gzip object ({e})"
+    lines = text.count(b"\n")
+    if lines != obj.records:
+        return f"its manifest lists {obj.records} records, Bronze holds {lines}"
+    return None
 
 
 def new_run_id(started_at: datetime) -> str:

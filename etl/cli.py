@@ -1,7 +1,10 @@
 """The `lakehouse` command: run the pipeline on this machine, query its tables, serve the sample API.
 
 lakehouse run [--source-url URL] [--data-dir DIR]
-lakehouse query "SQL" [--data-dir DIR] [--format table|json]
+lakehouse query "SQL" [--data-dir DIR] [--format table|json] [--allow-writes]
+lakehouse rebuild [--data-dir DIR]
+lakehouse bronze repair RUN [--data-dir DIR | --bronze-root ROOT]
+lakehouse bronze rewind --to TIMESTAMP [--data-dir DIR | --bronze-root ROOT]
 lakehouse sample-api [--port N] [--orders N] [--batches N]
 """
 
@@ -11,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -24,6 +28,8 @@ DEFAULT_DATA_DIR = Path("data")
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from etl.storage import ObjectStore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,6 +103,10 @@ def query_command(args: argparse.Namespace) -> int:
     if not layout.warehouse.is_dir():
         raise FileNotFoundError(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
     spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-query"), args.verbose)
+    if not args.allow_writes:
+        from etl.query import refuse_writes
+
+        refuse_writes(spark, args.sql)
     frame = spark.sql(args.sql)
     headers = frame.columns
     rows = [tuple(row) for row in frame.collect()]
@@ -107,6 +117,66 @@ def query_command(args: argparse.Namespace) -> int:
         print(text_table(headers, rows))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return 0
+
+
+def rebuild_command(args: argparse.Namespace) -> int:
+    from etl.rebuild import rebuild
+    from etl.runner import LocalLayout
+    from etl.spark import build_session
+
+    layout = LocalLayout(args.data_dir.resolve())
+    if not layout.bronze.is_dir():
+        raise FileNotFoundError(f"no Bronze data in {layout.bronze}: nothing to rebuild from")
+    print(f"Rebuilding Silver and Gold in {layout.warehouse} from {layout.bronze}", flush=True)
+    spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-rebuild"), args.verbose)
+    rebuilt = rebuild(spark, str(layout.bronze), layout.silver_database, layout.gold_database, args.dataset)
+    runs = len(rebuilt.silver.runs)
+    print(
+        f"Replayed {runs} run{'s' if runs != 1 else ''}: {rebuilt.silver.records:,} records, "
+        f"{rebuilt.silver.merged:,} orders in silver.orders, {rebuilt.silver.quarantined:,} rejections; "
+        + ", ".join(f"{rows:,} rows in gold.{table}" for table, rows in rebuilt.gold.rows.items())
+    )
+    return 0
+
+
+def bronze_repair_command(args: argparse.Namespace) -> int:
+    from etl.bronze import BronzeLayout
+    from etl.repair import repair_run
+    from etl.timestamps import format_rfc3339
+
+    repaired = repair_run(_bronze_store(args), BronzeLayout(args.dataset), args.run_id)
+    for damage in repaired.damaged:
+        print(f"damaged: {damage}")
+    print(
+        f"Run {repaired.run_id} is set aside (its objects stay where they are); the watermark is at "
+        f"{format_rfc3339(repaired.watermark.after)}: the next pipeline run ingests everything changed "
+        "since then from the source again, and merges it with the runs waiting"
+    )
+    return 0
+
+
+def bronze_rewind_command(args: argparse.Namespace) -> int:
+    from etl.bronze import BronzeLayout
+    from etl.repair import rewind_watermark
+    from etl.timestamps import format_rfc3339
+
+    rewound = rewind_watermark(_bronze_store(args), BronzeLayout(args.dataset), args.to, "rewind")
+    before = "none" if rewound.before is None else format_rfc3339(rewound.before)
+    print(
+        f"Watermark {before} -> {format_rfc3339(rewound.after)}: the next pipeline run ingests everything "
+        "changed since then from the source"
+    )
+    return 0
+
+
+def _bronze_store(args: argparse.Namespace) -> ObjectStore:
+    from etl.runner import LocalLayout
+    from etl.storage import open_store
+
+    root = args.bronze_root or str(LocalLayout(args.data_dir.resolve()).bronze)
+    if "://" not in root and not Path(root).is_dir():
+        raise FileNotFoundError(f"no Bronze data in {root}: pass --data-dir or --bronze-root")
+    return open_store(root)
 
 
 def sample_api_command(args: argparse.Namespace) -> int:
@@ -156,6 +226,37 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='e.g. "SELECT * FROM gold.daily_sales LIMIT 5"')
     query.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     query.add_argument("--format", choices=("table", "json"), default="table", help="json: JSON Lines")
+    query.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="also run statements that change tables (INSERT, DELETE, DROP, ...); without it only reads run",
+    )
+
+    rebuild = commands.add_parser("rebuild", help="drop Silver and Gold and replay them from Bronze")
+    rebuild.set_defaults(command=rebuild_command)
+    rebuild.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    rebuild.add_argument("--dataset", default="orders")
+
+    bronze = commands.add_parser(
+        "bronze", help="repair Bronze: set a damaged run aside, rewind the watermark"
+    )
+    bronze_commands = bronze.add_subparsers(required=True, metavar="ACTION")
+    repair = bronze_commands.add_parser(
+        "repair", help="set aside a run with a damaged object and re-ingest its window on the next run"
+    )
+    repair.set_defaults(command=bronze_repair_command)
+    repair.add_argument("run_id", metavar="RUN", help="the run the Silver job named")
+    rewind = bronze_commands.add_parser(
+        "rewind", help="move the watermark back, so that the next run ingests from there again"
+    )
+    rewind.set_defaults(command=bronze_rewind_command)
+    rewind.add_argument("--to", required=True, help="RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z")
+    for action in (repair, rewind):
+        action.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+        action.add_argument(
+            "--bronze-root", help="s3://bucket[/prefix] or a directory (default: DATA_DIR/bronze)"
+        )
+        action.add_argument("--dataset", default="orders")
 
     sample = commands.add_parser("sample-api", help="serve the sample source API until stopped")
     sample.set_defaults(command=sample_api_command)
@@ -200,9 +301,31 @@ def _one_line(error: BaseException) -> str:
     text = str(java.toString() if java is not None else error).strip() or type(error).__name__
     if "Traceback (most recent call last)" in text:  # an error in a Python worker: its last line says what
         text = [line for line in text.splitlines() if line.strip()][-1].strip()
-    first = text.splitlines()[0]
+    first = _STAGE_FAILURE.sub("", text.splitlines()[0])
+    root = _root_cause(java) if java is not None else None
+    # A wrapper's message can leave out what failed (Iceberg's "Failed to create Parquet file" names no
+    # file): the root cause names the path.
+    if root is not None and root not in first:
+        first = f"{first} (caused by {root})"
     # Spark's analysis errors carry the plan after the first line; the first line says what is wrong.
-    return first if len(first) <= 500 else first[:500] + "..."
+    # Our own messages name objects and commands in full; a JVM's first line can run on for pages.
+    limit = 500 if java is not None else 2000
+    return first if len(first) <= limit else first[:limit] + "..."
+
+
+# Spark's wrapper around a task's failure; the exception after it says what failed.
+_STAGE_FAILURE = re.compile(r"org\.apache\.spark\.SparkException: Job aborted due to stage failure: .*?\): ")
+
+
+def _root_cause(java: object) -> str | None:
+    """The first line of the innermost cause of a JVM exception, or None when it has no cause."""
+    cause, seen = getattr(java, "getCause", lambda: None)(), 0
+    root = None
+    while cause is not None and seen < 20:
+        root, cause, seen = cause, cause.getCause(), seen + 1
+    if root is None:
+        return None
+    return (str(root.toString()).strip().splitlines() or [""])[0] or None
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ class Expected:
     silver: dict[
         int, tuple[Any, ...]
     ]  # order_id -> (customer_id, status, amount, currency, created, updated)
-    quarantine: Counter[tuple[str, str]]  # (raw record, reason) -> how many times
+    quarantine: Counter[tuple[str, str]]  # (raw record, reason) -> 1: a record received again is kept once
     daily_sales: set[tuple[Any, ...]]
     customer_summary: set[tuple[Any, ...]]
+    rejections: int = 0  # every rejected record of every run, as the ledger counts them
 
 
 def timestamp(value: Any) -> datetime | None:
@@ -150,15 +151,27 @@ def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
     return (order_id, customer, status.lower(), amount, currency.upper(), times[0], times[1]), None
 
 
-def expected(runs: Iterable[Iterable[str]]) -> Expected:
-    """What the lakehouse must hold after ingesting `runs` (each the record texts of one run, in order)."""
+def expected(runs: Iterable[Iterable[str]], run_starts: Iterable[datetime] | None = None) -> Expected:
+    """What the lakehouse must hold after ingesting `runs` (each the record texts of one run, in order).
+
+    With `run_starts` (when each run started), a version stamped more than five minutes after its run
+    started is rejected as future_updated_at."""
     silver: dict[int, tuple[Any, ...]] = {}
     quarantine: Counter[tuple[str, str]] = Counter()
-    for records in runs:
+    rejections = 0
+    starts = list(run_starts) if run_starts is not None else None
+    for position, records in enumerate(runs):
         for text in records:
             order, reason = check(text)
+            if (
+                order is not None
+                and starts is not None
+                and order[6] > starts[position] + timedelta(minutes=5)
+            ):
+                order, reason = None, "future_updated_at"
             if order is None:
-                quarantine[(text, reason or "")] += 1
+                quarantine[(text, reason or "")] = 1
+                rejections += 1
                 continue
             current = silver.get(order[0])
             if current is None or order[6] > current[5]:  # strictly newer wins; ties keep the first
@@ -180,4 +193,5 @@ def expected(runs: Iterable[Iterable[str]]) -> Expected:
         quarantine=quarantine,
         daily_sales={(key[0], key[1], *values) for key, values in daily.items()},
         customer_summary={(customer, *values) for customer, values in customers.items()},
+        rejections=rejections,
     )

@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from etl import pipeline
-from etl.cli import _one_line
+from etl.bronze import BronzeLayout, read_watermark, write_watermark
+from etl.cli import _one_line, _parser
 from etl.load.job import GoldSummary
+from etl.repair import RepairRefused
 from etl.report import json_line, run_summary, text_table
 from etl.runner import PipelineRun, StepRun
+from etl.storage import LocalStore
 from etl.transform.job import SilverSummary
 
 
@@ -61,3 +67,28 @@ def test_the_run_summary_counts_every_ingestion_run_and_says_when_the_source_has
     assert summary.endswith("run again to go on.")
     run.steps[1] = StepRun(pipeline.INGEST, 1.0, ingestion(40, False), 2)
     assert "run again" not in run_summary(run)
+
+
+def cli(*argv: str) -> int:
+    """A `lakehouse` command run in this process, its errors raised (main turns them into one line)."""
+    args = _parser().parse_args(argv)
+    code: int = args.command(args)
+    return code
+
+
+def test_bronze_rewind_moves_the_watermark_back_and_refuses_to_move_it_forward(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LocalStore(tmp_path / "bronze")
+    write_watermark(store, BronzeLayout("orders"), datetime(2026, 1, 5, tzinfo=UTC), "r1")
+
+    assert cli("bronze", "rewind", "--to", "2026-01-02T00:00:00Z", "--data-dir", str(tmp_path)) == 0
+    assert capsys.readouterr().out.startswith("Watermark 2026-01-05T00:00:00Z -> 2026-01-02T00:00:00Z: ")
+    with pytest.raises(RepairRefused, match="moving it forward to 2026-01-03T00:00:00Z would skip"):
+        cli("bronze", "rewind", "--to", "2026-01-03T00:00:00Z", "--data-dir", str(tmp_path))
+    assert read_watermark(store, BronzeLayout("orders")) == datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def test_bronze_commands_on_a_directory_without_bronze_say_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no Bronze data in .*: pass --data-dir or --bronze-root"):
+        cli("bronze", "repair", "r1", "--data-dir", str(tmp_path))

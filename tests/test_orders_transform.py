@@ -24,8 +24,9 @@ from etl.transform.rules import validate_order
 
 pytestmark = pytest.mark.spark
 
-RUN_1 = datetime(2026, 1, 1, tzinfo=UTC)
-RUN_2 = datetime(2026, 1, 2, tzinfo=UTC)
+# Runs start after the records' updated_at: a version stamped later than its run's start is quarantined.
+RUN_1 = datetime(2026, 1, 2, tzinfo=UTC)
+RUN_2 = datetime(2026, 1, 3, tzinfo=UTC)
 ORDER_SCHEMA = (
     "order_id BIGINT, customer_id STRING, status STRING, amount DECIMAL(12,2), currency STRING, "
     "created_at TIMESTAMP, updated_at TIMESTAMP, items STRING, "

@@ -154,7 +154,7 @@ def test_a_batch_interrupted_before_the_ledger_is_merged_again_without_duplicate
     assert summary.runs == ("r1",)
     assert (summary.inserted, summary.updated, summary.unchanged) == (0, 0, 1)
     assert (lake.orders(), lake.quarantine()) == before
-    assert len(before[1]) == 2  # two identical bad lines stay two rows: they are two records
+    assert len(before[1]) == 1  # two identical bad lines are one rejected record: kept once
 
 
 def test_pending_runs_merged_together_equal_runs_merged_one_by_one(

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from etl.bronze import (
+    MAX_CLOCK_SKEW,
     BronzeLayout,
     BronzeObject,
     RunManifest,
@@ -37,10 +38,6 @@ from etl.storage import ObjectStore, open_store
 from etl.timestamps import format_rfc3339, parse_rfc3339, utc_now
 
 logger = Logger(service="lakehouse", child=True)
-
-# A record stamped further in the future than this (clock skew, a bad record) is ingested, but does not
-# move the watermark: a watermark in the future would skip every real change until that time.
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,14 @@
          -> save_quarantine -> save_orders (MERGE) -> save_ledger
 
 Re-running is safe at every point: runs listed in silver.ingestion_runs are skipped, the quarantine is
-written with an insert-if-absent MERGE keyed by record position, and the orders MERGE only takes versions
-newer than the stored ones. The ledger is written last, so a run is either fully merged or retried.
+written with an insert-if-absent MERGE keyed by the record's text and reason (a record delivered again,
+by any run, is quarantined once), and the orders MERGE only takes versions newer than the stored ones.
+The ledger is written last, so a run is either fully merged or retried.
+
+Before anything is written the job refuses, in one line that says the way out: a Silver table missing
+while the ledger lists merged runs (`lakehouse rebuild`), a hole between the windows of the runs to merge
+and the runs before them (`lakehouse bronze rewind`), and, when reading fails, a damaged Bronze object
+(`lakehouse bronze repair`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from etl import pipeline
-from etl.bronze import BronzeLayout, RunManifest, list_run_ids, read_manifest
+from etl.bronze import (
+    BronzeLayout,
+    RunManifest,
+    damage_of,
+    list_page_run_ids,
+    list_run_ids,
+    read_manifest,
+)
 from etl.catalog import table_identifier
 from etl.checkpoints import checkpoint_directory
 from etl.commit_conflicts import retry_on_conflict
@@ -36,7 +49,7 @@ from etl.jobs import (
 from etl.maintenance import MaintenancePolicy, maintain
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS, SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_TABLES
-from etl.timestamps import require_rfc3339
+from etl.timestamps import format_rfc3339, require_rfc3339
 from etl.transform.orders import (
     RAW_SCHEMA,
     accepted_orders,
@@ -52,6 +65,18 @@ _RUN_ID_IN_KEY = r"/run_id=([^/]+)/"
 
 class BronzeMismatch(RuntimeError):
     """Bronze holds fewer or more records than a run manifest lists: refuse to merge a partial run."""
+
+
+class DamagedBronzeObject(BronzeMismatch):
+    """A Bronze object of a run to merge cannot be read whole."""
+
+
+class BronzeGap(RuntimeError):
+    """The runs to merge do not start where the runs before them ended: records would be lost."""
+
+
+class SilverTableMissing(RuntimeError):
+    """A Silver table is gone while the ledger lists merged runs: recreating it empty would lose them."""
 
 
 class RunCounts(NamedTuple):
@@ -121,12 +146,25 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
+    refuse_missing_tables(spark, args.silver_database)
     ensure_tables(spark, args.silver_database, SILVER_TABLES)
     store = open_store(args.bronze_root)
     manifests = load_pending_runs(spark, store, args)
     if not manifests:
         return SilverSummary()
+    try:
+        return merge_runs(spark, store, manifests, args)
+    except Exception as error:
+        damaged = find_damaged_object(store, manifests)
+        if damaged is None:
+            raise
+        raise DamagedBronzeObject(damaged + _repair_hint(args, manifests, damaged)) from error
 
+
+def merge_runs(
+    spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest], args: SilverArguments
+) -> SilverSummary:
+    """Validate, quarantine and MERGE the runs' records, then record the runs in the ledger."""
     # Checkpointed: every later step reads it, and its rows must not be re-read nor re-validated; the
     # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic. A reliable
     # checkpoint (written to the run's directory, not kept on the executors): FLEX may take executors away.
@@ -181,7 +219,114 @@ def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArgum
                 "the ingestion and the Silver job are configured with different Bronze locations"
             )
     manifests = [read_manifest(store, layout, run_id) for run_id in finished if run_id not in merged]
-    return sorted((m for m in manifests if m is not None), key=lambda m: (_instant(m.started_at), m.run_id))
+    pending = sorted((m for m in manifests if m is not None), key=_start_order)
+    if pending:
+        refuse_gaps(pending, _newest_merged(spark, store, layout, ledger, set(finished)), store, args)
+    return pending
+
+
+def refuse_missing_tables(spark: SparkSession, database: str) -> None:
+    """A Silver table dropped while the ledger lists runs would come back empty and stay short of them."""
+    ledger = table_identifier(database, SILVER_INGESTION_RUNS.name)
+    if not spark.catalog.tableExists(ledger) or spark.table(ledger).isEmpty():
+        return
+    for table in (SILVER_ORDERS, SILVER_ORDERS_QUARANTINE):
+        identifier = table_identifier(database, table.name)
+        if not spark.catalog.tableExists(identifier):
+            raise SilverTableMissing(
+                f"{identifier} is missing, but {ledger} lists runs merged into it: run `lakehouse rebuild` "
+                "to replay Silver and Gold from Bronze (a normal run would recreate it empty)"
+            )
+
+
+def refuse_gaps(
+    pending: Sequence[RunManifest],
+    newest_merged: RunManifest | None,
+    store: ObjectStore,
+    args: SilverArguments,
+) -> None:
+    """Each run to merge must start at or before the highest watermark reached by the runs before it.
+
+    A hole means a run whose window lies in between is missing (its manifest deleted, say): its records
+    would never be merged. A later run that starts at or before the hole (a re-ingestion after
+    `lakehouse bronze rewind`) fills it. Without a merged run to compare with, the first run is taken
+    as it is: the initial watermark is a setting of the ingestion.
+    """
+    reached = None if newest_merged is None else _instant(newest_merged.watermark)
+    previous = newest_merged
+    for position, manifest in enumerate(pending):
+        since = _instant(manifest.updated_since)
+        if reached is not None and since > reached:
+            later = pending[position + 1 :]
+            if not any(_instant(m.updated_since) <= reached for m in later):
+                raise BronzeGap(_gap_message(manifest, previous, reached, store, args))
+        watermark = _instant(manifest.watermark)
+        if reached is None or watermark >= reached:
+            reached, previous = watermark, manifest
+
+
+def _gap_message(
+    manifest: RunManifest,
+    previous: RunManifest | None,
+    reached: datetime,
+    store: ObjectStore,
+    args: SilverArguments,
+) -> str:
+    layout = BronzeLayout(args.dataset)
+    orphans = sorted(list_page_run_ids(store, layout) - set(list_run_ids(store, layout)))
+    cause = (
+        f"runs with pages but no manifest: {', '.join(orphans)}"
+        if orphans
+        else "no run in between has a manifest"
+    )
+    before = f" (run {previous.run_id})" if previous is not None else ""
+    return (
+        f"Bronze has a gap: run {manifest.run_id} ingested changes since {manifest.updated_since}, but the "
+        f"runs before it reached only {format_rfc3339(reached)}{before}; {cause}. Nothing was merged. "
+        f"Re-ingest the gap: `lakehouse bronze rewind --to {format_rfc3339(reached)}"
+        f"{_bronze_root_option(args)}`, then run the pipeline"
+    )
+
+
+def _newest_merged(
+    spark: SparkSession, store: ObjectStore, layout: BronzeLayout, ledger: str, finished: set[str]
+) -> RunManifest | None:
+    """The manifest of the newest run in the ledger that still has one: where the pending runs start."""
+    rows = spark.table(ledger).select("run_id").orderBy(F.col("ingested_at").desc(), F.col("run_id").desc())
+    for row in rows.limit(10).collect():
+        if row.run_id in finished:
+            return read_manifest(store, layout, row.run_id)
+    return None
+
+
+def find_damaged_object(store: ObjectStore, manifests: Sequence[RunManifest]) -> str | None:
+    """One line naming the first damaged object of the runs (read in the driver), or None."""
+    for manifest in manifests:
+        for obj in manifest.objects:
+            damage = damage_of(store, obj)
+            if damage is not None:
+                return f"Bronze object {store.uri(obj.key)} of run {manifest.run_id} is damaged: {damage}"
+    return None
+
+
+def _repair_hint(args: SilverArguments, manifests: Sequence[RunManifest], damaged: str) -> str:
+    run_id = next(m.run_id for m in manifests if f" of run {m.run_id} is damaged" in damaged)
+    waiting = len(manifests) - 1
+    behind = f"; {waiting} other run{'s wait' if waiting != 1 else ' waits'} to be merged" if waiting else ""
+    return (
+        f". Nothing was merged{behind}. Set the run aside and ingest its window again: "
+        f"`lakehouse bronze repair {run_id}{_bronze_root_option(args)}`, then run the pipeline"
+    )
+
+
+def _bronze_root_option(args: SilverArguments) -> str:
+    return f" --bronze-root {args.bronze_root}" + (
+        f" --dataset {args.dataset}" if args.dataset != "orders" else ""
+    )
+
+
+def _start_order(manifest: RunManifest) -> tuple[datetime, str]:
+    return _instant(manifest.started_at), manifest.run_id
 
 
 def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest]) -> DataFrame:
@@ -214,8 +359,17 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
 
 
 def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> None:
-    """Insert the rejected records not already there (a retried batch adds nothing twice)."""
-    rejected.createOrReplaceTempView("rejected_records")
+    """Insert each rejected record (text and reason) not already there, as first received.
+
+    A record delivered again (at the inclusive watermark, by a re-ingested window, twice in a page) is
+    the same record: it is kept once, with the lineage of its first delivery. The ledger still counts
+    every rejection of every run.
+    """
+    first_received = Window.partitionBy("raw_record", "reason").orderBy(
+        "ingested_at", "ingestion_run_id", "source_object", "line_number"
+    )
+    distinct = rejected.withColumn("_rank", F.row_number().over(first_received)).where("_rank = 1")
+    distinct.drop("_rank").createOrReplaceTempView("rejected_records")
     table = table_identifier(database, SILVER_ORDERS_QUARANTINE.name)
     # The MATCHED clause never acts, but makes Spark plan a row-level MERGE, which Iceberg checks against
     # commits made since it read the table: an insert-only MERGE is planned as a plain append, which two
@@ -223,10 +377,7 @@ def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> 
     merge = f"""
         MERGE INTO {table} AS t
         USING rejected_records AS s
-        ON t.ingested_at = s.ingested_at  -- the partition column: lets Iceberg skip other days' files
-           AND t.ingestion_run_id = s.ingestion_run_id
-           AND t.source_object = s.source_object
-           AND t.line_number = s.line_number
+        ON t.raw_record = s.raw_record AND t.reason = s.reason
         WHEN MATCHED AND false THEN DELETE
         WHEN NOT MATCHED THEN INSERT *
         """

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
+from datetime import timedelta
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from etl.bronze import MAX_CLOCK_SKEW
 from etl.tables import SILVER_ORDERS
 from etl.transform.rules import Order, Rejected, validate_order
 
@@ -39,12 +41,25 @@ _RAW_NAMES = [column.split()[0] for column in RAW_SCHEMA.split(", ")]
 LINEAGE_COLUMNS = ("ingestion_run_id", "ingested_at", "source_object")
 
 
-def validate_orders(raw: DataFrame) -> DataFrame:
+def validate_orders(raw: DataFrame, max_clock_skew: timedelta = MAX_CLOCK_SKEW) -> DataFrame:
     """Every raw row with its typed order columns, or a null order and the reason it was rejected.
 
     The rules run in Python (see rules.py) over Arrow batches; the raw columns pass through unchanged.
     """
-    return raw.select(*_RAW_NAMES).mapInArrow(_check_batches, _VALIDATED_SCHEMA)
+    checked = raw.select(*_RAW_NAMES).mapInArrow(_check_batches, _VALIDATED_SCHEMA)
+    return reject_future_versions(checked, max_clock_skew)
+
+
+def reject_future_versions(validated: DataFrame, max_clock_skew: timedelta) -> DataFrame:
+    """Valid rows stamped more than `max_clock_skew` after their run started get the reason
+    future_updated_at: such a version would win over every real later update of the order. The run's
+    start, not the job's clock, is the reference, with the tolerance the watermark uses, so that a
+    replay of the same runs decides the same way."""
+    limit = F.col("ingested_at") + F.expr(f"INTERVAL {int(max_clock_skew.total_seconds())} SECONDS")
+    future = F.col("reason").isNull() & (F.col("updated_at") > limit)
+    return validated.withColumn(
+        "reason", F.when(future, F.lit("future_updated_at")).otherwise(F.col("reason"))
+    )
 
 
 def accepted_orders(validated: DataFrame) -> DataFrame:
