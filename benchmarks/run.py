@@ -26,11 +26,11 @@ from benchmarks.storage import TableStorage, print_storage, storage_after_runs
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.jobs import ensure_tables
 from etl.maintenance import MaintenancePolicy
+from etl.registry import silver_tables
 from etl.report import text_table
 from etl.runner import LocalLayout, LocalRunner, PipelineRun
 from etl.sample_api.generator import SampleSource
 from etl.spark import build_session
-from etl.tables import SILVER_TABLES
 
 MODES = ("merge-on-read", "copy-on-write")
 TARGET_INCREMENTAL_RATIO = 0.25
@@ -124,10 +124,10 @@ def pipeline_runs(
     tag = f"{work_dir.name}_{mode}".replace("-", "_")
     layout = LocalLayout(work_dir / tag, silver_database=f"silver_{tag}", gold_database=f"gold_{tag}")
     overrides = {f"write.{op}.mode": mode for op in ("merge", "update", "delete")}
-    ensure_tables(spark, layout.silver_database, SILVER_TABLES, overrides)
+    ensure_tables(spark, layout.silver_database, silver_tables(), overrides)
     naive_database = f"silver_naive_{tag}"
     if with_naive:
-        ensure_tables(spark, naive_database, SILVER_TABLES)
+        ensure_tables(spark, naive_database, silver_tables())
 
     results = []
     for batches, run in ((1, "full"), (2, "incremental")):

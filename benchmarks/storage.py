@@ -22,10 +22,11 @@ from etl.extract.ingest import ingest
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.load import job as gold
 from etl.maintenance import MaintenancePolicy
+from etl.registry import all_tables
 from etl.report import text_table
 from etl.runner import LocalLayout
 from etl.sample_api.generator import SampleSource
-from etl.tables import ALL_TABLES, Layer
+from etl.tables import Layer
 from etl.timestamps import utc_now
 from etl.transform import job as silver
 
@@ -102,7 +103,7 @@ def storage_after_runs(
         silver.run(spark, silver.parse_args(silver_argv))
         gold.run(spark, gold.parse_args(gold_argv))
     databases = {Layer.SILVER: layout.silver_database, Layer.GOLD: layout.gold_database}
-    return [table_storage(spark, databases[table.layer], table.name) for table in ALL_TABLES]
+    return [table_storage(spark, databases[table.layer], table.name) for table in all_tables()]
 
 
 def table_storage(spark: Any, database: str, table: str) -> TableStorage:

@@ -1,4 +1,4 @@
-"""A small typed model of Amazon States Language: task, pass, choice, succeed and fail
+"""A small typed model of Amazon States Language: task, pass, choice, map, succeed and fail
 states, with retries and catches.
 
 Only what the pipeline uses is modelled. `render()` gives the JSON document Step Functions takes; the
@@ -226,7 +226,47 @@ class Succeed:
         return {"Type": "Succeed", **({"Comment": self.comment} if self.comment else {})}
 
 
-State = Task | Pass | Choice | Fail | Succeed
+@dataclass(frozen=True)
+class Map:
+    """Run `iterator` (a state machine of its own) once per item of the list at `items_path`, at most
+    `max_concurrency` iterations at a time (0: no limit). Each iteration's input is `parameters`
+    (`$$.Map.Item.Value` is the item). The iterations' results are dropped: the state's output is its
+    input. An iteration that fails fails the state (Step Functions stops the others)."""
+
+    items_path: str
+    parameters: Mapping[str, Any]
+    iterator: StateMachine
+    next: str | None = None
+    comment: str = ""
+    max_concurrency: int = 0
+    catches: tuple[Catch, ...] = ()
+
+    def transitions(self) -> tuple[str, ...]:
+        return tuple(([self.next] if self.next else []) + [catch.next for catch in self.catches])
+
+    def render(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"Type": "Map"}
+        if self.comment:
+            document["Comment"] = self.comment
+        document.update(
+            {
+                "ItemsPath": self.items_path,
+                "Parameters": render_payload(self.parameters),
+                "MaxConcurrency": self.max_concurrency,
+                "Iterator": self.iterator.render(),
+                "ResultPath": None,
+            }
+        )
+        if self.catches:
+            document["Catch"] = [catch.render() for catch in self.catches]
+        if self.next:
+            document["Next"] = self.next
+        else:
+            document["End"] = True
+        return document
+
+
+State = Task | Pass | Choice | Fail | Succeed | Map
 
 
 @dataclass(frozen=True)

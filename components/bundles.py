@@ -1,8 +1,12 @@
 """Builds of the code AWS runs: the Lambda bundle of the ingestion and the `etl` package for the Glue jobs.
 
-The Lambda bundle holds exactly the `etl` modules the handler imports (found by reading their imports, so
-the Spark parts stay out) and the pure-Python files of its dependencies as installed from requirements.txt.
-Building from the installed distributions needs no network and pins the bundle to the tested versions.
+Both carry the dataset declarations (`datasets/`, with the Gold SQL in the Glue package): the jobs and the
+function find them by name through etl/registry.py, which no import walker sees.
+
+The Lambda bundle holds exactly the `etl` modules the handler and the declarations import (found by
+reading their imports, so the Spark parts stay out) and the pure-Python files of its dependencies as
+installed from requirements.txt. Building from the installed distributions needs no network and pins the
+bundle to the tested versions.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = PROJECT_ROOT / "build"
 REQUIREMENTS_FILE = PROJECT_ROOT / "requirements.txt"
 ETL_PACKAGE = "etl"
+DATASETS_PACKAGE = "datasets"
 
 # What the ingestion imports besides the standard library, `etl` and the Lambda runtime's boto3.
 LAMBDA_DEPENDENCIES = ("requests", "aws-lambda-powertools")
@@ -63,8 +68,10 @@ def build_lambda_bundle(handler_module: str, destination: Path) -> Artifact:
     """Zip the handler's `etl` modules with the pure-Python files of LAMBDA_DEPENDENCIES."""
     distributions = distribution_closure(LAMBDA_DEPENDENCIES)
     entries: dict[str, bytes] = {}
-    for path in module_closure(handler_module, _top_level_modules(distributions)):
-        entries[path.relative_to(PROJECT_ROOT).as_posix()] = path.read_bytes()
+    bundled = _top_level_modules(distributions)
+    for module in (handler_module, *declaration_modules()):
+        for path in module_closure(module, bundled):
+            entries[path.relative_to(PROJECT_ROOT).as_posix()] = path.read_bytes()
     for distribution in distributions:
         for name, source in distribution_files(distribution):
             entries[name] = source.read_bytes()
@@ -72,14 +79,25 @@ def build_lambda_bundle(handler_module: str, destination: Path) -> Artifact:
 
 
 def build_etl_package(destination: Path) -> Artifact:
-    """Zip the whole `etl` package (code and package data) for the Glue jobs' `--extra-py-files`."""
-    root = PROJECT_ROOT / ETL_PACKAGE
+    """Zip the whole `etl` and `datasets` packages (code and package data) for the Glue jobs'
+    `--extra-py-files`."""
     entries = {
         path.relative_to(PROJECT_ROOT).as_posix(): path.read_bytes()
-        for path in root.rglob("*")
+        for package in (ETL_PACKAGE, DATASETS_PACKAGE)
+        for path in (PROJECT_ROOT / package).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     }
     return write_zip(destination, entries)
+
+
+def declaration_modules() -> list[str]:
+    """Every module under datasets/ (declarations and Gold models), as dotted names."""
+    root = PROJECT_ROOT / DATASETS_PACKAGE
+    return sorted(
+        ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in root.rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
 
 
 def module_file(module: str) -> Path:
@@ -97,7 +115,12 @@ def module_closure(entry_module: str, bundled_modules: set[str]) -> list[Path]:
     Imports under `if TYPE_CHECKING:` are skipped: they never run. A module importing Spark, or a library
     neither in `bundled_modules` nor in the Lambda runtime, stops the build with a message naming both.
     """
-    provided = bundled_modules | LAMBDA_RUNTIME_MODULES | set(sys.stdlib_module_names) | {ETL_PACKAGE}
+    provided = (
+        bundled_modules
+        | LAMBDA_RUNTIME_MODULES
+        | set(sys.stdlib_module_names)
+        | {ETL_PACKAGE, DATASETS_PACKAGE}
+    )
     seen: dict[str, Path] = {}
     pending = [entry_module]
     while pending:
@@ -118,7 +141,7 @@ def module_closure(entry_module: str, bundled_modules: set[str]) -> list[Path]:
                     f"runtime nor {', '.join(LAMBDA_DEPENDENCIES)}: add its distribution to "
                     "LAMBDA_DEPENDENCIES"
                 )
-            if top == ETL_PACKAGE:
+            if top in (ETL_PACKAGE, DATASETS_PACKAGE):
                 pending.append(_project_module(imported))
     return sorted(set(seen.values()))
 

@@ -122,6 +122,7 @@ class OrchestrationConfig:
     schedule_timezone: str
     log_level: str
     alarm_email: str | None
+    dataset_concurrency: int = 0  # dataset branches at once; 0: all
 
 
 @dataclass(frozen=True)
@@ -357,6 +358,7 @@ def _read_orchestration(reader: _Reader) -> OrchestrationConfig:
         schedule_timezone=reader.string("scheduleTimezone"),
         log_level=reader.string("stateMachineLogLevel", STATE_MACHINE_LOG_LEVELS),
         alarm_email=alarm_email or None,
+        dataset_concurrency=reader.integer("datasetConcurrency", 0, 100),
     )
 
 

@@ -40,6 +40,7 @@ class OrchestratorArgs:
     log_level: str
     logs: LogSettings
     schedule: Schedule | None = None
+    dataset_concurrency: int = 0  # dataset branches at once (0: all)
 
 
 class Orchestrator(pulumi.ComponentResource):
@@ -139,6 +140,7 @@ def _definition(args: OrchestratorArgs, lock_table: aws.dynamodb.Table | None) -
             alert_subject=f"{args.naming.prefix}: the {args.pipeline.name} pipeline failed",
             partition=partition,
             lock=RunLock(lock_table_name) if lock_table_name else None,
+            max_concurrency=args.dataset_concurrency,
         )
         return render_pipeline(args.pipeline, integrations).to_json()
 

@@ -44,10 +44,14 @@ from etl.pipeline import (
     StepKind,
 )
 from etl.pipeline import Pipeline as PipelineDefinition
-from etl.tables import GOLD_TABLES, SILVER_TABLES, Layer, TableDefinition
+from etl.registry import datasets, gold_tables, silver_tables
+from etl.tables import Layer, TableDefinition
 
 ETL_PACKAGE_PREFIX = "glue/python"
-TABLES: Mapping[Layer, tuple[TableDefinition, ...]] = {Layer.SILVER: SILVER_TABLES, Layer.GOLD: GOLD_TABLES}
+TABLES: Mapping[Layer, tuple[TableDefinition, ...]] = {
+    Layer.SILVER: silver_tables(),
+    Layer.GOLD: gold_tables(),
+}
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,7 @@ class Pipeline(pulumi.ComponentResource):
                     if orchestration.schedule
                     else None
                 ),
+                dataset_concurrency=orchestration.dataset_concurrency,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -236,7 +241,6 @@ class Pipeline(pulumi.ComponentResource):
         config = self._args.config
         source = config.source
         bronze = self._args.layers[Layer.BRONZE]
-        layout = BronzeLayout(source.dataset)
         environment: dict[str, pulumi.Input[str]] = {
             ENV_BRONZE_ROOT: pulumi.Output.format("s3://{0}", bronze.bucket_name),
             ENV_DATASET: source.dataset,
@@ -256,8 +260,12 @@ class Pipeline(pulumi.ComponentResource):
                 bronze=LayerAccess(
                     bucket_arn=bronze.bucket_arn,
                     key_arn=bronze.key_arn,
-                    # Raw pages, run manifests and the watermark of this dataset, nothing else.
-                    object_keys=(f"{layout.dataset}/*", f"{layout.manifest_prefix}*", layout.watermark_key),
+                    # Raw pages, run manifests and the watermark of each declared dataset, nothing else.
+                    object_keys=tuple(
+                        key
+                        for layout in _bronze_layouts()
+                        for key in (f"{layout.dataset}/*", f"{layout.manifest_prefix}*", layout.watermark_key)
+                    ),
                     write=True,
                 ),
                 token=token,
@@ -318,8 +326,11 @@ class Pipeline(pulumi.ComponentResource):
     def _layer_access(self, layer: Layer, write: bool, checkpoints: bool = False) -> LayerAccess:
         medallion = self._args.layers[layer]
         if layer is Layer.BRONZE:
-            layout = BronzeLayout(self._args.config.source.dataset)
-            keys: tuple[str, ...] = (f"{layout.dataset}/*", f"{layout.manifest_prefix}*")
+            keys: tuple[str, ...] = tuple(
+                key
+                for layout in _bronze_layouts()
+                for key in (f"{layout.dataset}/*", f"{layout.manifest_prefix}*")
+            )
             database = None
         else:
             keys = (f"{WAREHOUSE_PREFIX}/*",)
@@ -336,3 +347,8 @@ class Pipeline(pulumi.ComponentResource):
             database=database,
             tables=tuple(table.name for table in TABLES.get(layer, ())),
         )
+
+
+def _bronze_layouts() -> tuple[BronzeLayout, ...]:
+    """Where each declared dataset keeps its Bronze objects: what the ingestion and Silver may touch."""
+    return tuple(BronzeLayout(dataset.name) for dataset in datasets())

@@ -4,7 +4,11 @@ Each step becomes one task state named after the step, in the pipeline's order: 
 its Lambda function with the step's inputs as the event, a SPARK_JOB step runs its Glue job to completion
 with the inputs as job arguments. Step results are kept at `$.results.<step>`, where later inputs find them.
 A repeated step counts its runs at `$.iterations.<step>` and loops through a Choice state while its
-result says so, up to its cap. An exclusive pipeline first takes the run lock (see run_lock_states) and
+result says so, up to its cap. The per-dataset branch of the pipeline (Ingest and Silver) runs in a Map
+state, once per declared dataset, at most `max_concurrency` at a time; the steps after it (Gold) run
+when every dataset's branch succeeded. A branch that fails fails the Map, which alerts and skips Gold:
+what the other branches merged stays valid (each Silver run commits whole, its ledger last), and the
+next execution completes it. An exclusive pipeline first takes the run lock (see run_lock_states) and
 gives it back at the end, on success and on failure. Every failure is caught, published to the alert
 topic, and ends the execution in a Fail state.
 """
@@ -23,6 +27,7 @@ from components.asl import (
     Condition,
     Fail,
     JsonPath,
+    Map,
     Pass,
     Retry,
     Rule,
@@ -32,7 +37,8 @@ from components.asl import (
     Task,
 )
 from components.run_lock import RunLock, release_on_failure, run_lock_states
-from etl.pipeline import ExecutionValue, Input, Pipeline, Step, StepKind, StepResult, StepValue
+from etl import registry
+from etl.pipeline import BranchValue, ExecutionValue, Input, Pipeline, Step, StepKind, StepResult, StepValue
 
 NOTIFY_FAILURE = "NotifyFailure"
 FAILED = "Failed"
@@ -40,6 +46,9 @@ SUCCEEDED = "Succeeded"  # only where a Choice needs somewhere to end
 RESULTS_PATH = "$.results"
 ITERATIONS_PATH = "$.iterations"
 ERROR_PATH = "$.error"
+DATASETS_STATE = "Datasets"  # the Map state of the per-dataset branch
+LIST_DATASETS = "ListDatasets"
+DATASETS_PATH = "$.datasets"
 
 EXECUTION_PATHS = {
     ExecutionValue.RUN_ID: "$$.Execution.Name",
@@ -122,6 +131,10 @@ class Integrations:
     alert_subject: str
     partition: str = "aws"
     lock: RunLock | None = None
+    # Dataset branches running at once (0: all of them); the stack's `datasetConcurrency`.
+    max_concurrency: int = 0
+    # The datasets the per-dataset branch runs for; None: every declared one.
+    datasets: tuple[str, ...] | None = None
 
     def service(self, action: str) -> str:
         return f"arn:{self.partition}:states:::{action}"
@@ -146,6 +159,8 @@ def input_path(value: Input, step: str = "") -> JsonPath:
         return JsonPath(f"{result_path(value.step)}.{value.field}")
     if value is StepValue.ITERATION:
         return JsonPath(iteration_path(step))
+    if value is BranchValue.DATASET:
+        return JsonPath("$.dataset")  # the iteration's input, set by the Map state
     raise TypeError(f"unknown pipeline input {value!r}")
 
 
@@ -160,23 +175,24 @@ def render_pipeline(pipeline: Pipeline, integrations: Integrations) -> StateMach
     lock = integrations.lock if pipeline.exclusive else None
     if pipeline.exclusive and lock is None:
         raise ValueError(f"the {pipeline.name} pipeline runs one at a time: give the rendering its run lock")
-    first = entry_state(pipeline.steps[0])
-    states: dict[str, State] = {}
-    if lock is not None:
-        states.update(run_lock_states(lock, pipeline.name, first, NOTIFY_FAILURE, ERROR_PATH))
-    timeouts = []
-    for position, step in enumerate(pipeline.steps):
+    for step in pipeline.steps:
         if STEP_NAME.fullmatch(step.name) is None:
             raise ValueError(
                 f"step name {step.name!r} must be letters, digits and _ (it is part of JSONPaths)"
             )
-        if position + 1 < len(pipeline.steps):
-            following: str | None = entry_state(pipeline.steps[position + 1])
-        else:
-            following = lock.release_state if lock is not None else None
-        step_states, timeout = _step_states(step, integrations, following, catch_all)
-        states.update(step_states)
+    joined = pipeline.joined
+    first = LIST_DATASETS if pipeline.branch else entry_state(joined[0])
+    end = lock.release_state if lock is not None else None
+    states: dict[str, State] = {}
+    if lock is not None:
+        states.update(run_lock_states(lock, pipeline.name, first, NOTIFY_FAILURE, ERROR_PATH))
+    timeouts = []
+    if pipeline.branch:
+        after_branch = entry_state(joined[0]) if joined else end
+        branch_states, timeout = _branch_states(pipeline, integrations, after_branch, catch_all)
+        states.update(branch_states)
         timeouts.append(timeout)
+    timeouts += _chain(joined, integrations, end, catch_all, states)
     after_notification = FAILED
     if lock is not None:
         after_notification = lock.release_after_failure_state
@@ -205,11 +221,73 @@ def render_pipeline(pipeline: Pipeline, integrations: Integrations) -> StateMach
     if any(SUCCEEDED in state.transitions() for state in states.values()):
         states[SUCCEEDED] = Succeed()
     return StateMachine(
-        comment=f"The {pipeline.name} pipeline: {' -> '.join(step.name for step in pipeline.steps)}",
+        comment=f"The {pipeline.name} pipeline: {_outline(pipeline)}",
         start_at=lock.acquire_state if lock is not None else first,
         states=states,
         timeout_seconds=sum(timeouts) + EXECUTION_TIMEOUT_MARGIN_SECONDS,
     )
+
+
+def _chain(
+    steps: tuple[Step, ...],
+    integrations: Integrations,
+    end: str | None,
+    catches: tuple[Catch, ...],
+    states: dict[str, State],
+) -> list[int]:
+    """Add the states of `steps`, one after the other, then `end`; the longest time each may take."""
+    timeouts = []
+    for position, step in enumerate(steps):
+        following = entry_state(steps[position + 1]) if position + 1 < len(steps) else end
+        step_states, timeout = _step_states(step, integrations, following, catches)
+        states.update(step_states)
+        timeouts.append(timeout)
+    return timeouts
+
+
+def _branch_states(
+    pipeline: Pipeline, integrations: Integrations, following: str | None, catches: tuple[Catch, ...]
+) -> tuple[dict[str, State], int]:
+    """A Pass state that lists the datasets, and the Map state that runs the branch for each of them.
+
+    Inside an iteration a failure is not caught: it fails the Map, whose catch alerts."""
+    datasets = integrations.datasets
+    names = list(datasets) if datasets is not None else [d.name for d in registry.datasets()]
+    if not names:
+        raise ValueError("no dataset is declared under datasets/: the pipeline has nothing to ingest")
+    inner: dict[str, State] = {}
+    timeouts = _chain(pipeline.branch, integrations, None, (), inner)
+    if any(SUCCEEDED in state.transitions() for state in inner.values()):
+        inner[SUCCEEDED] = Succeed()
+    concurrency = integrations.max_concurrency or len(names)
+    rounds = -(-len(names) // concurrency)
+    steps = " -> ".join(step.name for step in pipeline.branch)
+    states: dict[str, State] = {
+        LIST_DATASETS: Pass(
+            comment="The declared datasets, each ingested and merged in its own branch",
+            parameters={"names": names},
+            result_path=DATASETS_PATH,
+            next=DATASETS_STATE,
+        ),
+        DATASETS_STATE: Map(
+            comment=f"{steps} for each dataset, at most {concurrency} at a time",
+            items_path=f"{DATASETS_PATH}.names",
+            parameters={"dataset": JsonPath("$$.Map.Item.Value")},
+            iterator=StateMachine(start_at=entry_state(pipeline.branch[0]), states=inner),
+            max_concurrency=integrations.max_concurrency,
+            catches=catches,
+            next=following,
+        ),
+    }
+    return states, sum(timeouts) * rounds
+
+
+def _outline(pipeline: Pipeline) -> str:
+    joined = [step.name for step in pipeline.joined]
+    if not pipeline.branch:
+        return " -> ".join(joined)
+    branch = " -> ".join(step.name for step in pipeline.branch)
+    return " -> ".join([f"({branch}) per dataset", *joined])
 
 
 def _step_states(

@@ -73,7 +73,7 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"Sample API on {api.url}: batch {sample.batches} of seed {sample.seed} published")
         ingestion = IngestionSettings.from_environment(
             bronze_root=str(layout.bronze),
-            source={"base_url": source_url, "path": args.source_path, "page_size": args.page_size},
+            source={"base_url": source_url, "page_size": args.page_size},
         )
         runner = LocalRunner(
             layout,
@@ -129,13 +129,14 @@ def rebuild_command(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no Bronze data in {layout.bronze}: nothing to rebuild from")
     print(f"Rebuilding Silver and Gold in {layout.warehouse} from {layout.bronze}", flush=True)
     spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-rebuild"), args.verbose)
-    rebuilt = rebuild(spark, str(layout.bronze), layout.silver_database, layout.gold_database, args.dataset)
-    runs = len(rebuilt.silver.runs)
-    print(
-        f"Replayed {runs} run{'s' if runs != 1 else ''}: {rebuilt.silver.records:,} records, "
-        f"{rebuilt.silver.merged:,} orders in silver.orders, {rebuilt.silver.quarantined:,} rejections; "
-        + ", ".join(f"{rows:,} rows in gold.{table}" for table, rows in rebuilt.gold.rows.items())
-    )
+    rebuilt = rebuild(spark, str(layout.bronze), layout.silver_database, layout.gold_database)
+    for dataset, merged in rebuilt.silver.items():
+        runs = len(merged.runs)
+        print(
+            f"Replayed {runs} run{'s' if runs != 1 else ''} of {dataset}: {merged.records:,} records, "
+            f"{merged.merged:,} rows in silver.{dataset}, {merged.quarantined:,} rejections"
+        )
+    print(", ".join(f"{rows:,} rows in gold.{table}" for table, rows in rebuilt.gold.rows.items()))
     return 0
 
 
@@ -208,7 +209,6 @@ def _parser() -> argparse.ArgumentParser:
         "--source-url",
         help="base URL of your source API (default: SOURCE_BASE_URL, else start the bundled sample API)",
     )
-    run.add_argument("--source-path", default=None, help="path of the orders endpoint (default /v1/orders)")
     run.add_argument("--page-size", type=int, default=None, help="records per page (default 1000)")
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the data lives (./data)")
     run.add_argument("--sample-orders", type=int, default=None, help="orders in a new sample (default 5000)")
@@ -235,7 +235,6 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild", help="drop Silver and Gold and replay them from Bronze")
     rebuild.set_defaults(command=rebuild_command)
     rebuild.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    rebuild.add_argument("--dataset", default="orders")
 
     bronze = commands.add_parser(
         "bronze", help="repair Bronze: set a damaged run aside, rewind the watermark"

@@ -28,6 +28,12 @@ class ExecutionValue(Enum):
     STARTED_AT = "started_at"
 
 
+class BranchValue(Enum):
+    """A value of the per-dataset branch the step runs in (see Pipeline.per_dataset)."""
+
+    DATASET = "dataset"  # the dataset's name, as declared under datasets/
+
+
 class StepValue(Enum):
     """A value of one run of the step itself, within the pipeline run."""
 
@@ -43,7 +49,7 @@ class StepResult:
     field: str
 
 
-Input = ExecutionValue | StepResult | StepValue
+Input = ExecutionValue | StepResult | StepValue | BranchValue
 
 
 # Iterations are three digits in run ids (`<execution>-001`), so that an execution's runs sort as they ran.
@@ -95,21 +101,47 @@ class Step:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """An ordered list of steps; each step runs after the one before it succeeded."""
+    """An ordered list of steps; each step runs after the one before it succeeded.
+
+    The first `per_dataset` steps form a branch that runs once per declared dataset (concurrently in AWS,
+    one after the other locally), each with its dataset as BranchValue.DATASET; the steps after them run
+    once every branch has succeeded. A branch's steps see only their own branch's results.
+    """
 
     name: str
     steps: tuple[Step, ...]
     # At most one run at a time per deployment: a lock on the data directory locally, a lock item in a
     # DynamoDB table in AWS (Step Functions alone lets executions overlap).
     exclusive: bool = True
+    per_dataset: int = 0
+
+    @property
+    def branch(self) -> tuple[Step, ...]:
+        """The steps run once per dataset."""
+        return self.steps[: self.per_dataset]
+
+    @property
+    def joined(self) -> tuple[Step, ...]:
+        """The steps run once, after every dataset's branch."""
+        return self.steps[self.per_dataset :]
 
     def __post_init__(self) -> None:
         names = [step.name for step in self.steps]
         if len(set(names)) != len(names):
             raise ValueError(f"step names must be unique, got {names}")
+        if not 0 <= self.per_dataset <= len(self.steps):
+            raise ValueError(f"per_dataset must be between 0 and {len(self.steps)}, got {self.per_dataset}")
         for position, step in enumerate(self.steps):
-            earlier = {s.name: s for s in self.steps[:position]}
+            in_branch = position < self.per_dataset
+            # A step after the branch cannot name one dataset's result: there is one per dataset.
+            start = 0 if in_branch else self.per_dataset
+            earlier = {s.name: s for s in self.steps[start:position]}
             for argument, value in step.inputs.items():
+                if value is BranchValue.DATASET and not in_branch:
+                    raise ValueError(
+                        f"step {step.name!r} input {argument!r} is the branch's dataset, but the step "
+                        "runs after the per-dataset branch"
+                    )
                 if isinstance(value, StepResult) and (
                     value.step not in earlier or value.field not in earlier[value.step].result_fields
                 ):
@@ -158,12 +190,13 @@ INGEST = Step(
     name="Ingest",
     kind=StepKind.FUNCTION,
     entry_point="etl.extract.handler",
-    description="Bronze: pull new and changed orders from the source API into raw JSON Lines",
+    description="Bronze: pull new and changed records from the source API into raw JSON Lines",
     inputs=MappingProxyType(
         {
             "run_id": ExecutionValue.RUN_ID,
             "started_at": ExecutionValue.STARTED_AT,
             "iteration": StepValue.ITERATION,
+            "dataset": BranchValue.DATASET,
         }
     ),
     result_fields=INGESTION_RESULT_FIELDS,
@@ -176,19 +209,24 @@ SILVER = Step(
     name="Silver",
     kind=StepKind.SPARK_JOB,
     entry_point="etl.transform.job",
-    description="Silver: validate, type and de-duplicate the new runs and MERGE them into silver.orders",
+    description="Silver: validate, type and de-duplicate the new runs and MERGE them into silver.<dataset>",
     inputs=MappingProxyType(
-        {RUN_ID: StepResult("Ingest", "run_id"), MANIFEST: StepResult("Ingest", "manifest")}
+        {
+            DATASET: BranchValue.DATASET,
+            RUN_ID: StepResult("Ingest", "run_id"),
+            MANIFEST: StepResult("Ingest", "manifest"),
+        }
     ),
-    settings=(BRONZE_ROOT, DATASET, SILVER_DATABASE, CHECKPOINT_ROOT),
+    settings=(BRONZE_ROOT, SILVER_DATABASE, CHECKPOINT_ROOT),
 )
 
 GOLD = Step(
     name="Gold",
     kind=StepKind.SPARK_JOB,
     entry_point="etl.load.job",
-    description="Gold: rebuild the business aggregates from silver.orders",
+    description="Gold: rebuild the Gold models from the Silver tables",
     settings=(SILVER_DATABASE, GOLD_DATABASE),
 )
 
-ORDERS_PIPELINE = Pipeline(name="orders", steps=(INGEST, SILVER, GOLD))
+# Ingest and Silver once per dataset, then Gold over all of them.
+ORDERS_PIPELINE = Pipeline(name="orders", steps=(INGEST, SILVER, GOLD), per_dataset=2)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from etl import registry
 from etl.catalog import table_identifier
 from etl.load import job as gold
-from etl.tables import GOLD_TABLES, SILVER_INGESTION_RUNS, SILVER_TABLES, TableDefinition
+from etl.tables import TableDefinition
 from etl.transform import job as silver
 
 if TYPE_CHECKING:
@@ -23,19 +24,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Rebuilt:
-    silver: silver.SilverSummary
+    silver: dict[str, silver.SilverSummary]  # per dataset
     gold: gold.GoldSummary
 
 
-def rebuild(
-    spark: SparkSession, bronze_root: str, silver_database: str, gold_database: str, dataset: str = "orders"
-) -> Rebuilt:
-    # The ledger goes first: if the rebuild stops half way, the next run finds every run pending and
-    # finishes the replay, instead of refusing (or trusting) a ledger whose tables are gone.
-    silver_tables = (SILVER_INGESTION_RUNS, *(t for t in SILVER_TABLES if t is not SILVER_INGESTION_RUNS))
-    _drop(spark, silver_database, silver_tables)
-    _drop(spark, gold_database, GOLD_TABLES)
-    merged = silver.run(spark, silver.SilverArguments(bronze_root, silver_database, dataset=dataset))
+def rebuild(spark: SparkSession, bronze_root: str, silver_database: str, gold_database: str) -> Rebuilt:
+    """Every dataset is replayed: they share the ledger, which goes first. If the rebuild stops half way,
+    the next run finds every run pending and finishes the replay, instead of refusing (or trusting) a
+    ledger whose tables are gone."""
+    _drop(spark, silver_database, registry.silver_tables())  # the ledger first
+    _drop(spark, gold_database, registry.gold_tables())
+    merged = {
+        d.name: silver.run(spark, silver.SilverArguments(bronze_root, silver_database, dataset=d.name))
+        for d in registry.datasets()
+    }
     rebuilt = gold.run(spark, gold.GoldArguments(silver_database, gold_database))
     return Rebuilt(merged, rebuilt)
 

@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import Row
 
 from etl.load.job import GoldSummary
-from etl.runner import PipelineRun
+from etl.runner import PipelineRun, StepRun
 from etl.timestamps import format_rfc3339
 from etl.transform.job import SilverSummary
 
@@ -43,36 +43,67 @@ def json_line(headers: Sequence[str], row: Sequence[Any]) -> str:
 
 
 def run_summary(run: PipelineRun) -> str:
-    """The table printed at the end of `lakehouse run`."""
-    ingestions: list[dict[str, Any]] = run.results("Ingest")
-    silver: SilverSummary = run.result("Silver")
+    """The tables printed at the end of `lakehouse run`: the steps, one column of counts per dataset, and
+    the rows of each Gold table."""
+    datasets: list[str | None] = [*run.datasets] or [None]
     gold: GoldSummary = run.result("Gold")
     steps = text_table(
         ["step", "seconds", "what it did"],
         [
             ["Spark start", round(run.spark_start_seconds, 1), "one session for every Spark step"],
-            *([step.step.name, round(step.seconds, 1), _describe(step.result)] for step in run.steps),
+            *([_step_name(step), round(step.seconds, 1), _describe(step.result)] for step in run.steps),
         ],
     )
-    figures = [
-        ["ingestion runs", len(ingestions)],
-        ["records ingested", sum(ingestion["records"] for ingestion in ingestions)],
-        ["records read by Silver", silver.records],
-        ["accepted", silver.accepted],
-        ["quarantined", silver.quarantined],
-        ["merged into silver.orders", silver.merged],
-        ["  inserted", silver.inserted],
-        ["  updated", silver.updated],
-        ["  not newer than stored", silver.unchanged],
-        ["  duplicates in the batch", silver.duplicates],
-        *([f"rows in gold.{table}", rows] for table, rows in gold.rows.items()),
+    columns = [_dataset_figures(run, dataset) for dataset in datasets]
+    labels = [
+        "ingestion runs",
+        "records ingested",
+        "records read by Silver",
+        "accepted",
+        "quarantined",
+        "merged into Silver",
+        "  inserted",
+        "  updated",
+        "  not newer than stored",
+        "  duplicates in the batch",
     ]
-    summary = f"Run {run.run_id}\n\n{steps}\n\n{text_table(['', 'count'], figures, thousands=True)}"
-    if ingestions[-1]["has_more"]:
+    figures = [[label, *(column[n] for column in columns)] for n, label in enumerate(labels)]
+    headers = ["", *(dataset or "count" for dataset in datasets)]
+    rows = [[f"rows in gold.{table}", count] for table, count in gold.rows.items()]
+    summary = (
+        f"Run {run.run_id}\n\n{steps}\n\n{text_table(headers, figures, thousands=True)}"
+        f"\n\n{text_table(['', 'count'], rows, thousands=True)}"
+    )
+    behind = [
+        dataset or "the dataset" for dataset in datasets if run.results("Ingest", dataset)[-1]["has_more"]
+    ]
+    if behind:
         summary += (
-            "\n\nThe source has more changes than this run's ingestion cap allowed: run again to go on."
+            f"\n\nThe source has more changes ({', '.join(behind)}) than this run's ingestion cap allowed: "
+            "run again to go on."
         )
     return summary
+
+
+def _dataset_figures(run: PipelineRun, dataset: str | None) -> list[int]:
+    ingestions: list[dict[str, Any]] = run.results("Ingest", dataset)
+    silver: SilverSummary = run.result("Silver", dataset)
+    return [
+        len(ingestions),
+        sum(ingestion["records"] for ingestion in ingestions),
+        silver.records,
+        silver.accepted,
+        silver.quarantined,
+        silver.merged,
+        silver.inserted,
+        silver.updated,
+        silver.unchanged,
+        silver.duplicates,
+    ]
+
+
+def _step_name(step: StepRun) -> str:
+    return f"{step.step.name} {step.dataset}" if step.dataset else step.step.name
 
 
 def _describe(result: Any) -> str:

@@ -1,7 +1,9 @@
 """The local runner: walks the pipeline definition and runs each step's entry point in this process.
 
-It resolves each step's inputs exactly as the state machine does (run id and start time of the execution,
-the iteration of a repeated step, fields of earlier results), repeats a step while its result says so (up
+It runs the per-dataset branch once for each declared dataset (one after the other; the state machine
+runs them concurrently), then the steps after it. It resolves each step's inputs exactly as the state
+machine does (run id and start time of the execution, the branch's dataset, the iteration of a repeated
+step, fields of earlier results of the same branch), repeats a step while its result says so (up
 to the same cap), gives the Spark jobs the same `--name value` arguments Glue gives them, and runs every
 Spark step in one SparkSession, started when the first Spark step needs it. An exclusive pipeline holds
 its data directory for the whole run.
@@ -12,17 +14,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl import pipeline
+from etl import pipeline, registry
 from etl.bronze import new_run_id
 from etl.extract.deadline import Deadline
 from etl.extract.settings import IngestionSettings
-from etl.pipeline import ExecutionValue, Pipeline, Step, StepKind, StepResult, StepValue
+from etl.pipeline import BranchValue, ExecutionValue, Pipeline, Step, StepKind, StepResult, StepValue
 from etl.run_lock import hold_data_dir
 from etl.timestamps import format_rfc3339, utc_now
 
@@ -66,6 +68,7 @@ class StepRun:
     seconds: float
     result: Any  # the entry point's return value
     iteration: int = 1  # which run of a repeated step
+    dataset: str | None = None  # the dataset of a per-dataset step
 
 
 @dataclass
@@ -75,16 +78,25 @@ class PipelineRun:
     steps: list[StepRun] = field(default_factory=list)
     spark_start_seconds: float = 0.0
 
-    def result(self, step_name: str) -> Any:
-        """The result of the step's last run (as the state machine keeps it)."""
-        return self.results(step_name)[-1]
+    def result(self, step_name: str, dataset: str | None = None) -> Any:
+        """The result of the step's last run (as the state machine keeps it), of one dataset if given."""
+        return self.results(step_name, dataset)[-1]
 
-    def results(self, step_name: str) -> list[Any]:
-        """The results of every run of the step, in order."""
-        found = [run.result for run in self.steps if run.step.name == step_name]
+    def results(self, step_name: str, dataset: str | None = None) -> list[Any]:
+        """The results of every run of the step, in order, of one dataset if given."""
+        found = [
+            run.result
+            for run in self.steps
+            if run.step.name == step_name and (dataset is None or run.dataset == dataset)
+        ]
         if not found:
-            raise KeyError(step_name)
+            raise KeyError(step_name if dataset is None else f"{step_name} of {dataset}")
         return found
+
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets the run went through, in order."""
+        return list(dict.fromkeys(run.dataset for run in self.steps if run.dataset is not None))
 
 
 class LocalRunner:
@@ -114,24 +126,32 @@ class LocalRunner:
         definition: Pipeline = pipeline.ORDERS_PIPELINE,
         run_id: str | None = None,
         max_runs: int | None = None,
+        datasets: Sequence[str] | None = None,
     ) -> PipelineRun:
-        """Run every step in order; a repeated step runs up to `max_runs` times (default: its own cap)."""
+        """Run the per-dataset branch for each of `datasets` (default: every declared one), then the other
+        steps; a repeated step runs up to `max_runs` times (default: its own cap)."""
+        names = list(datasets) if datasets is not None else [d.name for d in registry.datasets()]
+        for name in names:
+            registry.dataset(name)  # an unknown name stops the run before anything is fetched
+        plan: list[tuple[Step, str | None]] = [(step, name) for name in names for step in definition.branch]
+        plan += [(step, None) for step in definition.joined]
         with hold_data_dir(self.layout.data_dir) if definition.exclusive else contextlib.nullcontext():
             started_at = utc_now()
             execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
-            for position, step in enumerate(definition.steps, start=1):
-                self._progress(f"[{position}/{len(definition.steps)}] {step.description}")
+            for position, (step, dataset) in enumerate(plan, start=1):
+                what = step.description.replace("<dataset>", dataset or "<dataset>")
+                self._progress(f"[{position}/{len(plan)}] {f'{dataset}: ' if dataset else ''}{what}")
                 iteration = 1
                 while True:
-                    result = self._run_step(step, execution, iteration)
+                    result = self._run_step(step, execution, iteration, dataset)
                     if step.repeat is None or not step.repeat.again(_as_mapping(result), iteration, max_runs):
                         break
                     iteration += 1
                     self._progress(f"      again ({iteration}): the last run stopped at its deadline")
             return execution
 
-    def _run_step(self, step: Step, execution: PipelineRun, iteration: int) -> Any:
-        inputs = resolve_inputs(step, execution, iteration)
+    def _run_step(self, step: Step, execution: PipelineRun, iteration: int, dataset: str | None) -> Any:
+        inputs = resolve_inputs(step, execution, iteration, dataset)
         if step.kind is StepKind.SPARK_JOB:
             spark = self._session(execution)
             began = time.perf_counter()
@@ -139,12 +159,12 @@ class LocalRunner:
         else:
             began = time.perf_counter()
             result = run_function(step, inputs, self.ingestion, self._deadline())
-        execution.steps.append(StepRun(step, time.perf_counter() - began, result, iteration))
+        execution.steps.append(StepRun(step, time.perf_counter() - began, result, iteration, dataset))
         return result
 
     def step_settings(self) -> dict[str, str]:
         """The deployment settings of the Spark steps, as the infrastructure sets them in AWS."""
-        return {**self.layout.settings(), pipeline.DATASET: self.ingestion.dataset}
+        return self.layout.settings()
 
     def _session(self, execution: PipelineRun) -> SparkSession:
         if self._spark is None:
@@ -155,8 +175,10 @@ class LocalRunner:
         return self._spark
 
 
-def resolve_inputs(step: Step, execution: PipelineRun, iteration: int = 1) -> dict[str, Any]:
-    """The step's inputs for this execution, as the state machine would pass them."""
+def resolve_inputs(
+    step: Step, execution: PipelineRun, iteration: int = 1, dataset: str | None = None
+) -> dict[str, Any]:
+    """The step's inputs for this execution (and branch), as the state machine would pass them."""
     values: dict[str, Any] = {}
     for name, source in step.inputs.items():
         if source is ExecutionValue.RUN_ID:
@@ -165,8 +187,12 @@ def resolve_inputs(step: Step, execution: PipelineRun, iteration: int = 1) -> di
             values[name] = format_rfc3339(execution.started_at)
         elif source is StepValue.ITERATION:
             values[name] = iteration  # a JSON number in the state machine too
+        elif source is BranchValue.DATASET:
+            if dataset is None:
+                raise ValueError(f"step {step.name} needs the dataset of its branch")
+            values[name] = dataset
         elif isinstance(source, StepResult):
-            values[name] = str(_as_mapping(execution.result(source.step))[source.field])
+            values[name] = str(_as_mapping(execution.result(source.step, dataset))[source.field])
     return values
 
 

@@ -83,54 +83,25 @@ def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
-ORDER_STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled", "refunded")
+def quarantine_table(dataset: str) -> TableDefinition:
+    """silver.<dataset>_quarantine: the dataset's records that failed validation."""
+    return TableDefinition(
+        layer=Layer.SILVER,
+        name=f"{dataset}_quarantine",
+        comment="Records that failed validation, kept as received with one reason code each",
+        columns=_QUARANTINE_COLUMNS,
+        partitioned_by=("days(ingested_at)",),
+    )
 
-SILVER_ORDERS = TableDefinition(
-    layer=Layer.SILVER,
-    name="orders",
-    comment="Latest valid version of every order, typed and de-duplicated",
-    columns=(
-        Column("order_id", "BIGINT", "Order key"),
-        Column("customer_id", "STRING", "Customer key"),
-        Column("status", "STRING", "Lower-case: " + ", ".join(ORDER_STATUSES)),
-        Column("amount", "DECIMAL(12,2)", "Order amount in `currency`"),
-        Column("currency", "STRING", "ISO 4217 code, upper-case"),
-        Column("created_at", "TIMESTAMP", "When the order was placed (UTC)"),
-        Column("updated_at", "TIMESTAMP", "When the source last changed the order (UTC)"),
-        Column("items", "STRING", "The record's `items` as JSON text, null when absent"),
-        Column("ingestion_run_id", "STRING", "Lineage: the ingestion run that delivered this version"),
-        Column("ingested_at", "TIMESTAMP", "Lineage: when that ingestion run started (UTC)"),
-        Column("source_object", "STRING", "Lineage: the Bronze object that held this version"),
-    ),
-    # Monthly partitions keep files large at tens of millions of orders and prune date-range queries;
-    # daily partitions would mostly hold small files.
-    partitioned_by=("months(created_at)",),
-    properties=MappingProxyType(
-        {
-            # Merge-on-read, chosen by measurement (`make bench`, docs/benchmarks.md): a 1% change MERGEs into
-            # 1M orders in 3.9 s, against 6.9 s with copy-on-write, which rewrites nearly every file as
-            # updates hit orders of every month. Reads pay for the delete files until compaction.
-            "write.merge.mode": "merge-on-read",
-            "write.update.mode": "merge-on-read",
-            "write.delete.mode": "merge-on-read",
-        }
-    ),
-)
 
-SILVER_ORDERS_QUARANTINE = TableDefinition(
-    layer=Layer.SILVER,
-    name="orders_quarantine",
-    comment="Records that failed validation, kept as received with one reason code each",
-    columns=(
-        Column("raw_record", "STRING", "The record's JSON text as received (line breaks as spaces)"),
-        Column("reason", "STRING", "Stable reason code, see etl/transform/rules.py"),
-        Column("source_object", "STRING", "The Bronze object that held the record"),
-        Column("line_number", "INT", "1-based line of the record in that object"),
-        Column("ingestion_run_id", "STRING", "The ingestion run that delivered the record"),
-        Column("ingested_at", "TIMESTAMP", "When that ingestion run started (UTC)"),
-        Column("quarantined_at", "TIMESTAMP", "When the Silver job quarantined the record (UTC)"),
-    ),
-    partitioned_by=("days(ingested_at)",),
+_QUARANTINE_COLUMNS = (
+    Column("raw_record", "STRING", "The record's JSON text as received (line breaks as spaces)"),
+    Column("reason", "STRING", "Stable reason code, see etl/dataset.py"),
+    Column("source_object", "STRING", "The Bronze object that held the record"),
+    Column("line_number", "INT", "1-based line of the record in that object"),
+    Column("ingestion_run_id", "STRING", "The ingestion run that delivered the record"),
+    Column("ingested_at", "TIMESTAMP", "When that ingestion run started (UTC)"),
+    Column("quarantined_at", "TIMESTAMP", "When the Silver job quarantined the record (UTC)"),
 )
 
 SILVER_INGESTION_RUNS = TableDefinition(
@@ -145,36 +116,8 @@ SILVER_INGESTION_RUNS = TableDefinition(
         Column("accepted", "BIGINT", "Records that passed validation"),
         Column("quarantined", "BIGINT", "Records sent to quarantine"),
         Column("merged_at", "TIMESTAMP", "When the Silver job merged the run (UTC)"),
+        Column("dataset", "STRING", "The dataset the run ingested"),
     ),
 )
 
-GOLD_DAILY_SALES = TableDefinition(
-    layer=Layer.GOLD,
-    name="daily_sales",
-    comment="Orders and revenue per UTC order date and currency",
-    columns=(
-        Column("order_date", "DATE", "UTC date of created_at"),
-        Column("currency", "STRING", "ISO 4217 code"),
-        Column("orders", "BIGINT", "All orders"),
-        Column("gross_revenue", "DECIMAL(22,2)", "Sum of amount for paid, shipped, delivered"),
-        Column("cancelled_orders", "BIGINT", "Orders with status cancelled"),
-        Column("refunded_amount", "DECIMAL(22,2)", "Sum of amount for refunded; 0 when none"),
-    ),
-)
-
-GOLD_CUSTOMER_SUMMARY = TableDefinition(
-    layer=Layer.GOLD,
-    name="customer_summary",
-    comment="Order count, lifetime value and first and last order per customer",
-    columns=(
-        Column("customer_id", "STRING", "Customer key"),
-        Column("orders", "BIGINT", "All orders"),
-        Column("lifetime_value", "DECIMAL(22,2)", "Sum of amount for paid, shipped, delivered"),
-        Column("first_order_at", "TIMESTAMP", "Earliest created_at (UTC)"),
-        Column("last_order_at", "TIMESTAMP", "Latest created_at (UTC)"),
-    ),
-)
-
-SILVER_TABLES = (SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_INGESTION_RUNS)
-GOLD_TABLES = (GOLD_DAILY_SALES, GOLD_CUSTOMER_SUMMARY)
-ALL_TABLES = SILVER_TABLES + GOLD_TABLES
+# The tables of the datasets and Gold models are declared under datasets/ (see etl/registry.py).

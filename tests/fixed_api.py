@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
+ORDERS_PATH = "/v1/orders"  # what datasets/orders.py declares; other paths get an empty page
+
 
 class FixedPagesApi:
     """Serves `records_per_page[n]` for cursor n (no cursor: page 0), with `next_cursor` n+1 or null."""
@@ -20,6 +22,9 @@ class FixedPagesApi:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if urlsplit(self.path).path != ORDERS_PATH:  # the other datasets: nothing to serve
+                    self._answer(b'{"data": [], "next_cursor": null}')
+                    return
                 query = parse_qs(urlsplit(self.path).query)
                 queries.append(query)
                 number = int(query.get("cursor", ["0"])[0])
@@ -31,7 +36,9 @@ class FixedPagesApi:
                     body = json.dumps(json.loads(body + "}"), indent=indent)
                 else:
                     body += "}"
-                encoded = body.encode()
+                self._answer(body.encode())
+
+            def _answer(self, encoded: bytes) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(encoded)))

@@ -7,12 +7,13 @@ import base64
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 STATUSES = {"placed", "paid", "shipped", "delivered", "cancelled", "refunded"}
+SEGMENTS = {"consumer", "business", "enterprise"}
 REVENUE = {"paid", "shipped", "delivered"}
 
 
@@ -25,6 +26,10 @@ class Expected:
     daily_sales: set[tuple[Any, ...]]
     customer_summary: set[tuple[Any, ...]]
     rejections: int = 0  # every rejected record of every run, as the ledger counts them
+    # customer_id -> (name, email, country, segment, created, updated)
+    customers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    customer_quarantine: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sales_by_country: set[tuple[Any, ...]] = field(default_factory=set)
 
 
 def timestamp(value: Any) -> datetime | None:
@@ -73,8 +78,8 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
-    """(typed order, None) or (None, reason)."""
+def parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the record's object, None) or (None, reason)."""
     if text.startswith("base64:"):  # a record Bronze keeps as the bytes received
         try:
             text = base64.b64decode(text[7:], validate=True).decode("utf-8")
@@ -92,6 +97,57 @@ def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
         return None, "not_json"
     if not isinstance(record, dict):
         return None, "not_an_object"
+    return record, None
+
+
+def check_customer(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
+    """(typed customer, None) or (None, reason), from the customer contract in the README."""
+    record, reason = parse(text)
+    if record is None:
+        return None, reason
+    get = record.get
+    values: list[Any] = []
+    customer = get("customer_id")
+    if customer is None:
+        return None, "missing_customer_id"
+    if not isinstance(customer, str) or customer == "" or any(0xD800 <= ord(c) <= 0xDFFF for c in customer):
+        return None, "invalid_customer_id"
+    name = get("name")
+    if name is None:
+        return None, "missing_name"
+    if not isinstance(name, str) or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        return None, "invalid_name"
+    email = get("email")
+    if email is not None:
+        parts = email.split("@") if isinstance(email, str) else []
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            return None, "invalid_email"
+    country = get("country")
+    if country is None:
+        return None, "missing_country"
+    if not (isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha()):
+        return None, "invalid_country"
+    segment = get("segment")
+    if segment is None:
+        return None, "missing_segment"
+    if not isinstance(segment, str) or segment.lower() not in SEGMENTS:
+        return None, "invalid_segment"
+    values = [customer, name, email, country.upper(), segment.lower()]
+    for name_of_time in ("created_at", "updated_at"):
+        if get(name_of_time) is None:
+            return None, f"missing_{name_of_time}"
+        parsed = timestamp(get(name_of_time))
+        if parsed is None:
+            return None, f"invalid_{name_of_time}"
+        values.append(parsed)
+    return tuple(values), None
+
+
+def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
+    """(typed order, None) or (None, reason)."""
+    record, reason = parse(text)
+    if record is None:
+        return None, reason
     get = record.get
     oid = get("order_id")
     if oid is None:
@@ -141,18 +197,23 @@ def check(text: str) -> tuple[tuple[Any, ...] | None, str | None]:
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
         return None, "invalid_currency"
     times = []
-    for field in ("created_at", "updated_at"):
-        if get(field) is None:
-            return None, f"missing_{field}"
-        parsed = timestamp(get(field))
+    for name in ("created_at", "updated_at"):
+        if get(name) is None:
+            return None, f"missing_{name}"
+        parsed = timestamp(get(name))
         if parsed is None:
-            return None, f"invalid_{field}"
+            return None, f"invalid_{name}"
         times.append(parsed)
     return (order_id, customer, status.lower(), amount, currency.upper(), times[0], times[1]), None
 
 
-def expected(runs: Iterable[Iterable[str]], run_starts: Iterable[datetime] | None = None) -> Expected:
-    """What the lakehouse must hold after ingesting `runs` (each the record texts of one run, in order).
+def expected(
+    runs: Iterable[Iterable[str]],
+    run_starts: Iterable[datetime] | None = None,
+    customer_runs: Iterable[Iterable[str]] = (),
+) -> Expected:
+    """What the lakehouse must hold after ingesting `runs` of orders and `customer_runs` of customers
+    (each the record texts of one run, in order).
 
     With `run_starts` (when each run started), a version stamped more than five minutes after its run
     started is rejected as future_updated_at."""
@@ -176,6 +237,25 @@ def expected(runs: Iterable[Iterable[str]], run_starts: Iterable[datetime] | Non
             current = silver.get(order[0])
             if current is None or order[6] > current[5]:  # strictly newer wins; ties keep the first
                 silver[order[0]] = order[1:]
+    known: dict[str, tuple[Any, ...]] = {}
+    customer_quarantine: Counter[tuple[str, str]] = Counter()
+    for position, records in enumerate(customer_runs):
+        for text in records:
+            typed, reason = check_customer(text)
+            if (
+                typed is not None
+                and starts is not None
+                and typed[6] > starts[position] + timedelta(minutes=5)
+            ):
+                typed, reason = None, "future_updated_at"
+            if typed is None:
+                customer_quarantine[(text, reason or "")] = 1
+                rejections += 1
+                continue
+            stored = known.get(typed[0])
+            if stored is None or typed[6] > stored[5]:
+                known[typed[0]] = typed[1:]
+    by_country: dict[tuple[Any, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     daily: dict[tuple[date, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), 0, Decimal(0)])
     customers: dict[str, list[Any]] = {}
     for customer, status, amount, currency, created, _updated in silver.values():
@@ -188,10 +268,20 @@ def expected(runs: Iterable[Iterable[str]], run_starts: Iterable[datetime] | Non
         entry[0] += 1
         entry[1] += amount if status in REVENUE else 0
         entry[2], entry[3] = min(entry[2], created), max(entry[3], created)
+        country = known[customer][2] if customer in known else None
+        sales = by_country[(country, currency)]
+        sales[0] += 1
+        sales[1] += amount if status in REVENUE else 0
     return Expected(
         silver=silver,
         quarantine=quarantine,
         daily_sales={(key[0], key[1], *values) for key, values in daily.items()},
-        customer_summary={(customer, *values) for customer, values in customers.items()},
+        customer_summary={
+            (customer, *values, *(known[customer][2:4] if customer in known else (None, None)))
+            for customer, values in customers.items()
+        },
         rejections=rejections,
+        customers=known,
+        customer_quarantine=customer_quarantine,
+        sales_by_country={(*key, *values) for key, values in by_country.items()},
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from pyiceberg.table import StaticTable
 
+from etl.sample_api.customers import CustomerSource
 from etl.sample_api.generator import SampleSource, Slot
 from tests.fixed_api import FixedPagesApi
 from tests.reference import Expected, expected
@@ -66,6 +68,19 @@ def assert_tables_match(data_dir: Path, want: Expected) -> None:
     assert daily == want.daily_sales
     customers = {tuple(row.values()) for row in read_table(data_dir, "gold.customer_summary")}
     assert customers == want.customer_summary
+    by_country = {tuple(row.values()) for row in read_table(data_dir, "gold.sales_by_country")}
+    assert by_country == want.sales_by_country
+    silver_customers = {
+        row["customer_id"]: tuple(
+            row[name] for name in ("name", "email", "country", "segment", "created_at", "updated_at")
+        )
+        for row in read_table(data_dir, "silver.customers")
+    }
+    assert silver_customers == want.customers
+    customer_quarantine = Counter(
+        (row["raw_record"], row["reason"]) for row in read_table(data_dir, "silver.customers_quarantine")
+    )
+    assert customer_quarantine == want.customer_quarantine
 
 
 def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: Path) -> None:
@@ -83,17 +98,24 @@ def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: P
     assert served == set(Slot)
     batch_1 = [text for batch, _, text in source.records() if batch == 1]
     batch_2 = [text for _, _, text in source.records(first_batch=2)]
+    people = CustomerSource(source)
+    people_1 = [people.record_text(1, slot) for slot in range(people.batch_size(1))]
+    people_2 = [people.record_text(2, slot) for slot in range(people.batch_size(2))]
     # The second run asks from the watermark on, inclusive: the last record of batch 1 comes again.
-    want = expected([batch_1, [batch_1[-1], *batch_2]])
+    want = expected([batch_1, [batch_1[-1], *batch_2]], customer_runs=[people_1, [people_1[-1], *people_2]])
     assert_tables_match(data_dir, want)
 
     # The second run was incremental: it ingested only batch 2 (and the record at the watermark).
-    runs = read_table(data_dir, "silver.ingestion_runs")
+    every_run = read_table(data_dir, "silver.ingestion_runs")
+    runs = [run for run in every_run if run["dataset"] == "orders"]
     assert sorted(run["records"] for run in runs) == sorted([len(batch_1), len(batch_2) + 1])
-    for run in runs:  # every record accounted for
+    for run in every_run:  # every record accounted for
         assert run["records"] == run["accepted"] + run["quarantined"]
-    assert sum(run["quarantined"] for run in runs) == want.rejections
-    assert f"records ingested              {len(batch_2) + 1:>6,}" in second.stdout
+    assert sum(run["quarantined"] for run in every_run) == want.rejections
+    assert sorted(run["dataset"] for run in every_run) == ["customers", "customers", "orders", "orders"]
+    assert re.search(
+        rf"\nrecords ingested +[0-9,]+ +{len(batch_2) + 1:,}\n", second.stdout
+    )  # customers, orders
 
 
 def test_a_run_against_another_api_and_a_query_as_json(tmp_path: Path) -> None:
@@ -150,7 +172,8 @@ def test_an_unreachable_source_fails_with_one_clear_message(tmp_path: Path) -> N
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1
-    assert "the source API at http://127.0.0.1:9/v1/orders failed 2 times on page 1" in lines[0]
+    # The first declared dataset (customers) is the first to fail.
+    assert "the source API at http://127.0.0.1:9/v1/customers failed 2 times on page 1" in lines[0]
     assert "WARNING: Source request for page 1 failed (ConnectionError" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -10,9 +10,17 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
+from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
+from datasets.gold.daily_sales import MODEL as DAILY_SALES
+from datasets.orders import DATASET as ORDERS
+from etl import registry
 from etl.jobs import ensure_tables
 from etl.load import job as gold
-from etl.tables import GOLD_CUSTOMER_SUMMARY, GOLD_DAILY_SALES, SILVER_ORDERS, SILVER_TABLES
+
+GOLD_CUSTOMER_SUMMARY = CUSTOMER_SUMMARY.table
+GOLD_DAILY_SALES = DAILY_SALES.table
+SILVER_ORDERS = ORDERS.silver_table
+SILVER_TABLES = registry.silver_tables()
 
 pytestmark = pytest.mark.spark
 
@@ -53,6 +61,12 @@ def databases(spark: SparkSession) -> tuple[str, str]:
     ]
     schema = ", ".join(f"{c.name} {c.type}" for c in SILVER_ORDERS.columns)
     spark.createDataFrame(rows, schema).writeTo(f"{silver_db}.orders").append()
+    # Only customer A is known: B and C get a null country and segment.
+    known = datetime(2025, 12, 1, tzinfo=UTC)
+    customer = ("A", "Ada", None, "DE", "business", known, known, "r1", RUN, "c/1")
+    customers = registry.dataset("customers").silver_table
+    customers_schema = ", ".join(f"{c.name} {c.type}" for c in customers.columns)
+    spark.createDataFrame([customer], customers_schema).writeTo(f"{silver_db}.customers").append()
     return silver_db, gold_db
 
 
@@ -81,9 +95,33 @@ def test_builds_daily_sales_and_customer_summary(spark: SparkSession, databases:
     ts = datetime.fromisoformat
     expected_customers = spark.createDataFrame(
         [
-            ("A", 3, Decimal("16.50"), ts("2026-01-01T08:00:00+00:00"), ts("2026-01-02T00:30:00+00:00")),
-            ("B", 2, Decimal("0.00"), ts("2026-01-01T09:00:00+00:00"), ts("2026-01-01T10:00:00+00:00")),
-            ("C", 1, Decimal("0.00"), ts("2026-01-02T00:00:00+00:00"), ts("2026-01-02T00:00:00+00:00")),
+            (
+                "A",
+                3,
+                Decimal("16.50"),
+                ts("2026-01-01T08:00:00+00:00"),
+                ts("2026-01-02T00:30:00+00:00"),
+                "DE",
+                "business",
+            ),
+            (
+                "B",
+                2,
+                Decimal("0.00"),
+                ts("2026-01-01T09:00:00+00:00"),
+                ts("2026-01-01T10:00:00+00:00"),
+                None,
+                None,
+            ),
+            (
+                "C",
+                1,
+                Decimal("0.00"),
+                ts("2026-01-02T00:00:00+00:00"),
+                ts("2026-01-02T00:00:00+00:00"),
+                None,
+                None,
+            ),
         ],
         customer_schema,
     )
@@ -94,7 +132,13 @@ def test_builds_daily_sales_and_customer_summary(spark: SparkSession, databases:
         ignore_nullable=True,
         ignore_metadata=True,
     )
-    assert summary.rows == {"daily_sales": 3, "customer_summary": 3}
+    by_country = {tuple(row) for row in spark.table(f"{gold_db}.sales_by_country").collect()}
+    assert by_country == {
+        ("DE", "EUR", 3, Decimal("16.50")),
+        (None, "EUR", 2, Decimal("0.00")),
+        (None, "USD", 1, Decimal("0.00")),
+    }
+    assert summary.rows == {"daily_sales": 3, "customer_summary": 3, "sales_by_country": 3}
 
 
 def test_each_rebuild_is_one_commit_per_table_and_replaces_the_rows(
@@ -112,7 +156,7 @@ def test_each_rebuild_is_one_commit_per_table_and_replaces_the_rows(
             r.operation for r in spark.sql(f"SELECT operation FROM {gold_db}.{table}.snapshots").collect()
         ]
         assert len(operations) == 2  # one commit per rebuild
-    assert summary.rows == {"daily_sales": 3, "customer_summary": 2}
+    assert summary.rows == {"daily_sales": 3, "customer_summary": 2, "sales_by_country": 3}
     jan_2 = spark.sql(
         f"SELECT orders FROM {gold_db}.daily_sales WHERE order_date = DATE'2026-01-02'"
     ).collect()
@@ -126,7 +170,7 @@ def test_fails_clearly_when_silver_does_not_exist_yet(spark: SparkSession) -> No
 
 
 def test_the_sql_reads_only_the_silver_view(spark: SparkSession) -> None:
-    for table in (GOLD_DAILY_SALES, GOLD_CUSTOMER_SUMMARY):
-        sql = gold.gold_sql(table)
+    for model in (DAILY_SALES, CUSTOMER_SUMMARY):
+        sql = registry.gold_sql(model)
         assert "FROM silver_orders" in sql
         assert "lakehouse." not in sql

@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from datasets.orders import DATASET as ORDERS
 from etl.jobs import ensure_tables
 from etl.maintenance import MaintenancePolicy, maintain
-from etl.tables import METADATA_VERSIONS_KEPT, SILVER_ORDERS, SILVER_TABLES, STORAGE_PROPERTIES
+from etl.tables import METADATA_VERSIONS_KEPT, SILVER_INGESTION_RUNS, STORAGE_PROPERTIES
+
+SILVER_ORDERS = ORDERS.silver_table
+SILVER_TABLES = (SILVER_INGESTION_RUNS, *ORDERS.tables)
 
 pytestmark = pytest.mark.spark
 

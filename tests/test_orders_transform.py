@@ -12,15 +12,22 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl.transform import orders
-from etl.transform.orders import (
-    RAW_SCHEMA,
-    accepted_orders,
-    latest_versions,
-    quarantined_records,
-    validate_orders,
-)
-from etl.transform.rules import validate_order
+from datasets.orders import DATASET as ORDERS
+from etl.transform import records, rules
+from etl.transform.records import RAW_SCHEMA, quarantined_records
+
+
+def validate_orders(raw: DataFrame) -> DataFrame:
+    return records.validate_records(raw, ORDERS)
+
+
+def accepted_orders(validated: DataFrame) -> DataFrame:
+    return records.accepted_records(validated, ORDERS)
+
+
+def latest_versions(accepted: DataFrame) -> DataFrame:
+    return records.latest_versions(accepted, ORDERS)
+
 
 pytestmark = pytest.mark.spark
 
@@ -154,13 +161,15 @@ def test_a_rule_that_raises_quarantines_its_record_and_validation_goes_on(
 ) -> None:
     valid = order(1, "2026-01-01T10:00:00Z")
 
+    parse = rules.parse_record
+
     def fragile(text: str) -> object:
         if text == "boom":
             raise ZeroDivisionError("a bug in a rule")
-        return validate_order(text)
+        return parse(text)
 
-    monkeypatch.setattr(orders, "validate_order", fragile)
+    monkeypatch.setattr(rules, "parse_record", fragile)
     batch = pa.RecordBatch.from_pydict({"raw_record": ["boom", valid]})
-    [checked] = list(orders._check_batches([batch]))
+    [checked] = list(records.check_batches(ORDERS)([batch]))
     assert checked.column("reason").to_pylist() == ["check_failed", None]
     assert checked.column("order_id").to_pylist() == [None, 1]

@@ -8,9 +8,10 @@ from datetime import datetime
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from datasets.orders import DATASET as ORDERS
 from etl import commit_conflicts
 from etl.jobs import ensure_tables
-from etl.tables import SILVER_TABLES
+from etl.registry import silver_tables
 from etl.transform.job import save_quarantine
 
 pytestmark = pytest.mark.spark
@@ -44,13 +45,13 @@ def quarantined_lines(spark: SparkSession, database: str) -> list[int]:
 @pytest.fixture
 def database(spark: SparkSession) -> str:
     name = f"silver_{uuid.uuid4().hex[:8]}"
-    ensure_tables(spark, name, SILVER_TABLES)
+    ensure_tables(spark, name, silver_tables())
     return name
 
 
 def test_writing_the_same_rejected_records_again_adds_nothing(spark: SparkSession, database: str) -> None:
-    save_quarantine(spark, rejected(spark, range(1, 3)), database)
-    save_quarantine(spark, rejected(spark, range(1, 4)), database)
+    save_quarantine(spark, rejected(spark, range(1, 3)), database, ORDERS)
+    save_quarantine(spark, rejected(spark, range(1, 4)), database, ORDERS)
     assert quarantined_lines(spark, database) == [1, 2, 3]
 
 
@@ -69,8 +70,8 @@ def test_a_writer_that_lost_the_race_runs_again_and_adds_nothing_twice(
     # writer committed, and commits after it: the same records, and one more.
     racer = spark.newSession()
     assert racer.table(f"{database}.orders_quarantine").count() == 0
-    save_quarantine(spark, rejected(spark, range(1, 3)), database)
-    save_quarantine(racer, rejected(racer, range(1, 4)), database)
+    save_quarantine(spark, rejected(spark, range(1, 3)), database, ORDERS)
+    save_quarantine(racer, rejected(racer, range(1, 4)), database, ORDERS)
 
     assert conflicts == [True]  # its first commit was refused, its second found lines 1 and 2 there
     assert quarantined_lines(spark, database) == [1, 2, 3]

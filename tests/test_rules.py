@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from datasets.orders import DATASET as ORDERS
 from etl.bronze import raw_bytes_line
 from etl.json_nesting import MAX_NESTING
-from etl.transform.rules import REASONS, Order, Rejected, validate_order
+from etl.transform.rules import Rejected, Validator
+
+REASONS = ORDERS.reasons
+_VALIDATE = Validator(ORDERS)
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: int
+    customer_id: str
+    status: str
+    amount: Decimal
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    items: str | None
+
+
+def validate_order(line: str) -> Order:
+    return Order(*_VALIDATE(line))
+
 
 VALID = {
     "order_id": 42,

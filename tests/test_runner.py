@@ -29,13 +29,20 @@ class FakeSummary:
 
 def test_inputs_come_from_the_execution_and_earlier_results() -> None:
     execution = PipelineRun(run_id="exec-1", started_at=datetime(2026, 11, 26, 8, 0, 0, 5, tzinfo=UTC))
-    assert resolve_inputs(pipeline.INGEST, execution, iteration=3) == {
+    assert resolve_inputs(pipeline.INGEST, execution, iteration=3, dataset="orders") == {
         "run_id": "exec-1",
         "started_at": "2026-11-26T08:00:00.000005Z",
         "iteration": 3,
+        "dataset": "orders",
     }
-    execution.steps.append(StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "manifest": "/m/exec-1.json"}))
-    assert resolve_inputs(pipeline.SILVER, execution) == {
+    execution.steps.append(
+        StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "manifest": "/m/exec-1.json"}, dataset="orders")
+    )
+    execution.steps.append(
+        StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "manifest": "/m/other.json"}, dataset="other")
+    )
+    assert resolve_inputs(pipeline.SILVER, execution, dataset="orders") == {
+        "--dataset": "orders",
         "--run-id": "exec-1",
         "--manifest": "/m/exec-1.json",
     }
@@ -54,7 +61,6 @@ def test_local_settings_cover_every_setting_the_spark_steps_read(tmp_path: Path)
     needed = {setting for step in spark_steps for setting in step.settings}
     assert needed <= set(runner.step_settings())
     assert runner.step_settings()[pipeline.BRONZE_ROOT] == str(tmp_path / "bronze")
-    assert runner.step_settings()[pipeline.DATASET] == "eu"
 
 
 def test_the_pipeline_is_ingest_then_silver_then_gold() -> None:
@@ -65,7 +71,7 @@ def test_the_pipeline_is_ingest_then_silver_then_gold() -> None:
 def test_a_step_cannot_read_a_result_no_earlier_step_returns() -> None:
     bad = Step("Silver", StepKind.SPARK_JOB, "x", "", MappingProxyType({"--x": StepResult("Gold", "rows")}))
     with pytest.raises(ValueError, match="which no earlier step returns"):
-        pipeline.Pipeline("p", (pipeline.INGEST, bad))
+        pipeline.Pipeline("p", (pipeline.INGEST, bad), per_dataset=2)
 
 
 def test_a_repeated_step_runs_again_while_its_result_has_more_up_to_its_cap(tmp_path: Path) -> None:
@@ -177,3 +183,13 @@ def test_lakehouse_run_on_a_held_data_directory_says_who_holds_it(
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert f"another run is using {tmp_path / 'data'}: pid {held.pid}" in line
     assert not (tmp_path / "data" / "sample_source.json").exists()  # it changed nothing
+
+
+def test_a_step_after_the_branch_cannot_read_one_datasets_result_nor_its_dataset() -> None:
+    reads_silver = Step(
+        "Gold", StepKind.SPARK_JOB, "x", "", MappingProxyType({"--x": StepResult("Silver", "runs")})
+    )
+    with pytest.raises(ValueError, match="which no earlier step returns"):
+        pipeline.Pipeline("p", (pipeline.INGEST, pipeline.SILVER, reads_silver), per_dataset=2)
+    with pytest.raises(ValueError, match="runs after the per-dataset branch"):
+        pipeline.Pipeline("p", (pipeline.INGEST, pipeline.SILVER, pipeline.GOLD), per_dataset=0)

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from datasets.orders import DATASET as ORDERS
 from etl.sample_api.generator import SampleSource, Slot
 from etl.sample_api.published import SampleStateError, publish_next_batch
 from etl.sample_api.server import decode_cursor, encode_cursor, first_position
-from etl.transform.rules import Rejected, validate_order
+from etl.transform.rules import Rejected, Validator
+
+validate_order = Validator(ORDERS)
 
 
 def test_the_same_seed_gives_the_same_records_and_another_seed_other_ones() -> None:

@@ -16,8 +16,8 @@ from etl.bronze import BronzeLayout, read_manifest
 from etl.extract.ingest import ingest
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.jobs import ensure_tables
+from etl.registry import silver_tables
 from etl.storage import LocalStore
-from etl.tables import SILVER_TABLES
 from etl.transform import job as silver
 from tests.fixed_api import FixedPagesApi
 
@@ -47,7 +47,7 @@ class Lake:
         self.database = f"silver_{uuid.uuid4().hex[:8]}"
         if write_mode is not None:
             modes = {f"write.{op}.mode": write_mode for op in ("merge", "update", "delete")}
-            ensure_tables(spark, self.database, SILVER_TABLES, modes)
+            ensure_tables(spark, self.database, silver_tables(), modes)
 
     def land(self, run_id: str, *pages: list[str], day: int = 1) -> None:
         with FixedPagesApi(list(pages)) as api:

@@ -222,9 +222,9 @@ def test_a_rebuild_from_bronze_gives_back_exactly_the_tables_merged_run_by_run(l
 
     rebuilt = rebuild(lake.spark, lake.bronze, lake.database, gold_database)
 
-    assert rebuilt.silver.runs == ("r1", "r2")
+    assert rebuilt.silver["orders"].runs == ("r1", "r2")
     assert {table: whole_table(lake.spark, f"{lake.database}.{table}") for table in silver_tables} == before
-    assert rebuilt.gold.rows == {"daily_sales": 1, "customer_summary": 3}
+    assert rebuilt.gold.rows == {"daily_sales": 1, "customer_summary": 3, "sales_by_country": 1}
 
 
 def test_a_table_directory_that_cannot_be_written_is_named_in_the_one_line_error(lake: Lake) -> None:

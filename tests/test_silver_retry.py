@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from etl.dataset import Dataset
 from etl.extract.ingest import ingest
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.transform import job as silver
@@ -123,9 +124,9 @@ def test_the_validated_batch_is_checkpointed_under_the_run_and_deleted_after_it(
     seen: list[list[Path]] = []
     quarantine_write = silver.save_quarantine
 
-    def look_then_save(spark: SparkSession, rejected: DataFrame, database: str) -> None:
+    def look_then_save(spark: SparkSession, rejected: DataFrame, database: str, dataset: Dataset) -> None:
         seen.append([path for path in checkpoints.rglob("*") if path.is_file()])
-        quarantine_write(spark, rejected, database)
+        quarantine_write(spark, rejected, database, dataset)
 
     monkeypatch.setattr(silver, "save_quarantine", look_then_save)
     database = f"silver_{uuid.uuid4().hex[:8]}"
@@ -148,7 +149,7 @@ def test_a_failed_run_deletes_its_checkpoint_too(
     def fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("MERGE failed")
 
-    monkeypatch.setattr(silver, "save_orders", fail)
+    monkeypatch.setattr(silver, "save_latest", fail)
     with pytest.raises(RuntimeError, match="MERGE failed"):
         merge(spark, bronze, f"silver_{uuid.uuid4().hex[:8]}", checkpoints)
     assert list(checkpoints.iterdir()) == []

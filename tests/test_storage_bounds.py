@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from etl import registry
 from etl.extract.ingest import ingest
 from etl.extract.settings import IngestionSettings, SourceSettings
+from etl.jobs import ensure_tables
 from etl.load import job as gold
-from etl.tables import ALL_TABLES, METADATA_VERSIONS_KEPT, Layer
+from etl.registry import all_tables
+from etl.tables import METADATA_VERSIONS_KEPT, Layer
 from etl.transform import job as silver
 from tests.fixed_api import FixedPagesApi
 
@@ -78,6 +81,8 @@ def test_thirty_runs_leave_no_more_files_than_the_retention_keeps(
     bronze = tmp_path / "bronze"
     suffix = uuid.uuid4().hex[:8]
     databases = {Layer.SILVER: f"silver_{suffix}", Layer.GOLD: f"gold_{suffix}"}
+    # Orders alone are ingested here; Gold also reads customers, which stay empty.
+    ensure_tables(spark, databases[Layer.SILVER], registry.dataset("customers").tables)
     for run in range(1, RUNS + 1):
         with FixedPagesApi([batch(run)]) as api:
             ingest(
@@ -106,7 +111,8 @@ def test_thirty_runs_leave_no_more_files_than_the_retention_keeps(
 
     ledger = spark.table(f"{databases[Layer.SILVER]}.ingestion_runs").count()
     assert ledger == RUNS
-    for table in ALL_TABLES:
+    untouched = {table.name for table in registry.dataset("customers").tables}
+    for table in (t for t in all_tables() if t.name not in untouched):
         identifier = f"{databases[table.layer]}.{table.name}"
         location = Path(
             spark.sql(f"DESCRIBE TABLE EXTENDED {identifier}")

@@ -1,7 +1,9 @@
 """The Bronze Lambda function: parses the event and runs one ingestion, bounded by the invocation's time.
 
-Event (from the state machine): {"run_id": "<execution name>", "started_at": "<RFC 3339>", "iteration": n};
-all optional for a manual invocation. The n-th ingestion of an execution is its own run, with the id
+Event (from the state machine): {"run_id": "<execution name>", "started_at": "<RFC 3339>", "iteration": n,
+"dataset": "<name>"}; all optional for a manual invocation. The dataset names a declaration under
+datasets/ (etl/registry.py), which gives the path and paging of its source; without it the function
+ingests the dataset of its settings. The n-th ingestion of an execution is its own run, with the id
 `<execution name>-<n, three digits>`. Returns the ingestion summary, which the state machine (`has_more`)
 and the Silver step read.
 """
@@ -15,7 +17,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from etl import registry
 from etl.bronze import new_run_id, validate_run_id
+from etl.dataset import Dataset
 from etl.extract.deadline import Deadline
 from etl.extract.ingest import ingest
 from etl.extract.secrets import TokenError, resolve_token
@@ -51,6 +55,14 @@ def parse_event(event: dict[str, Any]) -> tuple[str, datetime]:
     return run_id, started_at
 
 
+def _dataset(event: dict[str, Any], settings: IngestionSettings) -> Dataset:
+    name = event.get("dataset") or settings.dataset
+    try:
+        return registry.dataset(str(name))
+    except registry.UnknownDataset as e:
+        raise InvalidEvent(str(e)) from e
+
+
 def _iteration(value: Any) -> int:
     text = str(value)
     if (
@@ -80,7 +92,8 @@ def run(
     """Run the ingestion the event asks for; the local runner calls this with its own settings and budget."""
     try:
         run_id, started_at = parse_event(event)
-        logger.append_keys(run_id=run_id)
+        settings = settings.for_dataset(_dataset(event, settings))
+        logger.append_keys(run_id=run_id, dataset=settings.dataset)
         summary = ingest(settings, run_id, started_at, token=resolve_token(settings), deadline=deadline)
     except (InvalidEvent, SettingsError, TokenError, SourceError) as e:
         # The error's type reaches Step Functions as the task's error name; the message says what to fix.

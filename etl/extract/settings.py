@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from etl.dataset import Dataset
 
 # Environment variable names, in one place: the infrastructure sets them on the Lambda function.
 ENV_BRONZE_ROOT = "LAKEHOUSE_BRONZE_ROOT"  # s3://bucket[/prefix] or a local directory
@@ -42,6 +45,16 @@ SOURCE_ENV: Mapping[str, str] = {
 EMPTY_ALLOWED = frozenset({"auth_scheme"})
 
 MAX_PAGE_SIZE = 10_000
+
+# The source settings a dataset declaration may set for itself (etl.dataset.Source).
+DATASET_SOURCE_FIELDS = (
+    "path",
+    "data_field",
+    "next_cursor_field",
+    "since_param",
+    "limit_param",
+    "cursor_param",
+)
 
 
 class SettingsError(ValueError):
@@ -138,6 +151,24 @@ class IngestionSettings:
         if not settings.dataset.replace("_", "").isalnum():
             raise SettingsError(f"dataset must be letters, digits and _, got {settings.dataset!r}")
         return settings
+
+    def for_dataset(self, dataset: Dataset) -> IngestionSettings:
+        """These settings for one declared dataset: its name, its path, and the paging and field names it
+        declares instead of the shared ones."""
+        declared = dataset.source
+        overrides = {
+            name: getattr(declared, name)
+            for name in (
+                "path",
+                "data_field",
+                "next_cursor_field",
+                "since_param",
+                "limit_param",
+                "cursor_param",
+            )
+            if getattr(declared, name) is not None
+        }
+        return replace(self, dataset=dataset.name, source=replace(self.source, **overrides))
 
 
 def _parse(variable: str, raw: str, type_name: str) -> Any:

@@ -1,12 +1,13 @@
-"""Gold job: rebuild each Gold table from its SQL file, each in one atomic Iceberg commit.
+"""Gold job: rebuild each declared Gold model (datasets/gold) from its SQL, each in one atomic Iceberg commit.
 
 A full rebuild, by measurement (docs/benchmarks.md): at 1M orders it takes about 2 s, and a 1% change
 touched every (date, currency) group and would still need a full scan of Silver to recompute its customers.
 
-    main -> load_silver_orders -> for each table: transform (its SQL) -> save (overwrite, one commit)
+    main -> load_silver_views -> for each model: transform (its SQL) -> save (overwrite, one commit)
 
-Each SQL file reads the temporary view `silver_orders`, so the same text runs against the local catalog
-and the Glue Data Catalog, whatever the databases are called there.
+Each SQL file reads the temporary views `silver_<dataset>` of the datasets its model declares it reads,
+so the same text runs against the local catalog and the Glue Data Catalog, whatever the databases are
+called there.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl import pipeline
+from etl import pipeline, registry
 from etl.catalog import table_identifier
+from etl.dataset import GoldModel
 from etl.jobs import (
     add_maintenance_arguments,
     ensure_tables,
@@ -30,9 +31,7 @@ from etl.jobs import (
     parse_job_arguments,
 )
 from etl.maintenance import MaintenancePolicy, maintain
-from etl.tables import GOLD_TABLES, SILVER_ORDERS, TableDefinition
-
-SILVER_ORDERS_VIEW = "silver_orders"
+from etl.tables import TableDefinition
 
 
 @dataclass(frozen=True)
@@ -62,35 +61,40 @@ def main(argv: Sequence[str]) -> None:
 
 
 class SilverMissing(RuntimeError):
-    """silver.orders does not exist yet: the Silver job creates it on its first run."""
+    """A Silver table a Gold model reads does not exist yet: the Silver job creates it on its first run."""
 
 
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
-    ensure_tables(spark, args.gold_database, GOLD_TABLES)
-    load_silver_orders(spark, args.silver_database)
+    models = registry.gold_models()
+    ensure_tables(spark, args.gold_database, tuple(model.table for model in models))
+    load_silver_views(spark, args.silver_database, sorted({name for m in models for name in m.reads}))
     rows = {}
     maintenance = []
-    for table in GOLD_TABLES:
-        aggregate = transform(spark, table)
+    for model in models:
+        table = model.table
+        aggregate = transform(spark, model)
         rows[table.name] = save(aggregate, table, args.gold_database)
         maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
     return GoldSummary(rows=rows, maintenance=tuple(maintenance))
 
 
-def gold_sql(table: TableDefinition) -> str:
-    return resources.files("etl.load").joinpath("sql", f"{table.name}.sql").read_text()
+def silver_view(dataset: str) -> str:
+    """The temporary view the Gold SQL reads a dataset's Silver table through."""
+    return f"silver_{dataset}"
 
 
-def load_silver_orders(spark: SparkSession, database: str) -> None:
-    identifier = table_identifier(database, SILVER_ORDERS.name)
-    # Gold only reads Silver (its role cannot create tables there), so a missing table is an error.
-    if not spark.catalog.tableExists(identifier):
-        raise SilverMissing(f"{identifier} does not exist yet: run the Silver job first")
-    spark.table(identifier).createOrReplaceTempView(SILVER_ORDERS_VIEW)
+def load_silver_views(spark: SparkSession, database: str, datasets: Sequence[str]) -> None:
+    for name in datasets:
+        identifier = table_identifier(database, name)
+        # Gold only reads Silver (its role cannot create tables there), so a missing table is an error.
+        if not spark.catalog.tableExists(identifier):
+            raise SilverMissing(f"{identifier} does not exist yet: run the Silver job first")
+        spark.table(identifier).createOrReplaceTempView(silver_view(name))
 
 
-def transform(spark: SparkSession, table: TableDefinition) -> DataFrame:
-    aggregate = spark.sql(gold_sql(table))
+def transform(spark: SparkSession, model: GoldModel) -> DataFrame:
+    table = model.table
+    aggregate = spark.sql(registry.gold_sql(model))
     # Cast to the table's column types, so the SQL need not repeat them.
     return aggregate.select(*(F.col(c.name).cast(c.type).alias(c.name) for c in table.columns))
 

@@ -1,6 +1,7 @@
 """The sample source API: the source contract served over HTTP on 127.0.0.1.
 
-`GET /v1/orders?updated_since=<RFC 3339>&limit=<n>&cursor=<opaque>` answers
+`GET /v1/orders?updated_since=<RFC 3339>&limit=<n>&cursor=<opaque>` answers (and `GET /v1/customers` the
+same way for the sample customers)
 `{"data": [<record>, ...], "next_cursor": "<opaque>" | null}`, ordered by when the source changed each
 record; `updated_since` is inclusive. With a token set, requests need `Authorization: Bearer <token>`.
 Faults (429, 5xx, timeouts, truncated or non-JSON bodies) can be injected to exercise the client.
@@ -14,20 +15,22 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import ClassVar
+from typing import ClassVar, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from etl.sample_api.customers import CustomerSource
 from etl.sample_api.generator import EPOCH, SampleSource
 from etl.timestamps import parse_rfc3339
 
 ORDERS_PATH = "/v1/orders"
+CUSTOMERS_PATH = "/v1/customers"
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
 
@@ -60,6 +63,16 @@ class FaultPlan:
         return cls(deque(faults), retry_after, slow_seconds)
 
 
+class PagedSource(Protocol):
+    """Records laid out in batches of slots, each slot changed later than the one before it."""
+
+    @property
+    def batches(self) -> int: ...
+    def batch_size(self, batch: int) -> int: ...
+    def first_slot_at_or_after(self, batch: int, time_us: int) -> int: ...
+    def record_text(self, batch: int, slot: int) -> str: ...
+
+
 class SampleApiServer:
     """Serves `source` on 127.0.0.1 in a background thread; use as a context manager."""
 
@@ -75,7 +88,7 @@ class SampleApiServer:
             "BoundHandler",
             (_Handler,),
             {
-                "source": source,
+                "sources": {ORDERS_PATH: source, CUSTOMERS_PATH: CustomerSource(source)},
                 "token": token,
                 "faults": faults or FaultPlan.of([]),
                 "lock": threading.Lock(),
@@ -121,7 +134,7 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
         raise ValueError(f"invalid cursor {cursor!r}") from e
 
 
-def first_position(source: SampleSource, updated_since: str | None) -> tuple[int, int]:
+def first_position(source: PagedSource, updated_since: str | None) -> tuple[int, int]:
     """The first (batch, slot) changed at or after `updated_since`."""
     if updated_since is None:
         return 1, 0
@@ -136,7 +149,7 @@ def first_position(source: SampleSource, updated_since: str | None) -> tuple[int
     return source.batches + 1, 0
 
 
-def page(source: SampleSource, batch: int, slot: int, limit: int) -> tuple[list[str], str | None]:
+def page(source: PagedSource, batch: int, slot: int, limit: int) -> tuple[list[str], str | None]:
     """Up to `limit` record texts from (batch, slot) on, and the cursor of the next page."""
     records: list[str] = []
     while batch <= source.batches and len(records) < limit:
@@ -152,7 +165,7 @@ def page(source: SampleSource, batch: int, slot: int, limit: int) -> tuple[list[
 
 
 class _Handler(BaseHTTPRequestHandler):
-    source: ClassVar[SampleSource]
+    sources: ClassVar[Mapping[str, PagedSource]]
     token: ClassVar[str | None]
     faults: ClassVar[FaultPlan]
     lock: ClassVar[threading.Lock]
@@ -166,7 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
             fault = self.faults.faults.popleft() if self.faults.faults else None
         if fault is not None and self._inject(fault):
             return
-        if url.path != ORDERS_PATH:
+        source = self.sources.get(url.path)
+        if source is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {url.path}"})
             return
         if self.token is not None and self.headers.get("Authorization") != f"Bearer {self.token}":
@@ -180,11 +194,11 @@ class _Handler(BaseHTTPRequestHandler):
             if "cursor" in query:
                 batch, slot = decode_cursor(query["cursor"])
             else:
-                batch, slot = first_position(self.source, query.get("updated_since"))
+                batch, slot = first_position(source, query.get("updated_since"))
         except ValueError as e:
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
             return
-        records, next_cursor = page(self.source, batch, slot, limit)
+        records, next_cursor = page(source, batch, slot, limit)
         body = '{"data":[' + ",".join(records) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
         if fault == Fault.BYTE_ORDER_MARK:
             body = "\ufeff" + body

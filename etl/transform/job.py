@@ -1,11 +1,14 @@
-"""Silver job: merge every ingestion run not merged yet into silver.orders and the quarantine.
+"""Silver job: merge every ingestion run of a dataset not merged yet into silver.<dataset> and its quarantine.
+
+One generic job for every dataset: `--dataset NAME` picks the declaration (etl/registry.py) that says how
+its records are checked, typed, keyed and versioned.
 
     main -> load_pending_runs -> load_raw_records -> validate -> de-duplicate
-         -> save_quarantine -> save_orders (MERGE) -> save_ledger
+         -> save_quarantine -> save_latest (MERGE) -> save_ledger
 
 Re-running is safe at every point: runs listed in silver.ingestion_runs are skipped, the quarantine is
 written with an insert-if-absent MERGE keyed by the record's text and reason (a record delivered again,
-by any run, is quarantined once), and the orders MERGE only takes versions newer than the stored ones.
+by any run, is quarantined once), and the MERGE only takes versions newer than the stored ones.
 The ledger is written last, so a run is either fully merged or retried.
 
 Before anything is written the job refuses, in one line that says the way out: a Silver table missing
@@ -27,7 +30,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from etl import pipeline
+from etl import pipeline, registry
 from etl.bronze import (
     BronzeLayout,
     RunManifest,
@@ -39,6 +42,7 @@ from etl.bronze import (
 from etl.catalog import table_identifier
 from etl.checkpoints import checkpoint_directory
 from etl.commit_conflicts import retry_on_conflict
+from etl.dataset import Dataset
 from etl.jobs import (
     add_maintenance_arguments,
     ensure_tables,
@@ -48,14 +52,14 @@ from etl.jobs import (
 )
 from etl.maintenance import MaintenancePolicy, maintain
 from etl.storage import ObjectStore, open_store
-from etl.tables import SILVER_INGESTION_RUNS, SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_TABLES
+from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import format_rfc3339, require_rfc3339
-from etl.transform.orders import (
+from etl.transform.records import (
     RAW_SCHEMA,
-    accepted_orders,
+    accepted_records,
     latest_versions,
     quarantined_records,
-    validate_orders,
+    validate_records,
 )
 
 # Bronze object keys, as BronzeLayout.page_key writes them.
@@ -146,14 +150,15 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
-    refuse_missing_tables(spark, args.silver_database)
-    ensure_tables(spark, args.silver_database, SILVER_TABLES)
+    dataset = registry.dataset(args.dataset)
+    refuse_missing_tables(spark, args.silver_database, dataset)
+    ensure_tables(spark, args.silver_database, (SILVER_INGESTION_RUNS, *dataset.tables))
     store = open_store(args.bronze_root)
     manifests = load_pending_runs(spark, store, args)
     if not manifests:
         return SilverSummary()
     try:
-        return merge_runs(spark, store, manifests, args)
+        return merge_runs(spark, store, manifests, args, dataset)
     except Exception as error:
         damaged = find_damaged_object(store, manifests)
         if damaged is None:
@@ -162,26 +167,31 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
 
 
 def merge_runs(
-    spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest], args: SilverArguments
+    spark: SparkSession,
+    store: ObjectStore,
+    manifests: Sequence[RunManifest],
+    args: SilverArguments,
+    dataset: Dataset,
 ) -> SilverSummary:
     """Validate, quarantine and MERGE the runs' records, then record the runs in the ledger."""
     # Checkpointed: every later step reads it, and its rows must not be re-read nor re-validated; the
     # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic. A reliable
     # checkpoint (written to the run's directory, not kept on the executors): FLEX may take executors away.
     with checkpoint_directory(spark, args.checkpoint_root, manifests[-1].run_id):
-        validated = validate_orders(load_raw_records(spark, store, manifests)).checkpoint(eager=True)
+        raw = load_raw_records(spark, store, manifests)
+        validated = validate_records(raw, dataset).checkpoint(eager=True)
         per_run = _count_per_run(validated, manifests)
-        save_quarantine(spark, quarantined_records(validated), args.silver_database)
-        accepted = accepted_orders(validated)
-        latest = latest_versions(accepted)
-        inserted, updated, unchanged = save_orders(spark, latest, args.silver_database)
+        save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
+        accepted = accepted_records(validated, dataset)
+        latest = latest_versions(accepted, dataset)
+        inserted, updated, unchanged = save_latest(spark, latest, args.silver_database, dataset)
         save_ledger(spark, manifests, per_run, args.silver_database, store)
-    # Only silver.orders takes merge-on-read deletes; the other tables are appended to.
+    # Only the dataset's table takes merge-on-read deletes; the other tables are appended to.
     maintenance = [
         done
-        for table in SILVER_TABLES
+        for table in (dataset.silver_table, dataset.quarantine_table, SILVER_INGESTION_RUNS)
         for done in maintain(
-            spark, args.silver_database, table.name, args.maintenance, table is SILVER_ORDERS
+            spark, args.silver_database, table.name, args.maintenance, table.name == dataset.name
         )
     ]
 
@@ -204,7 +214,7 @@ def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArgum
     """Manifests of the finished ingestion runs the ledger does not list, oldest first."""
     layout = BronzeLayout(args.dataset)
     ledger = table_identifier(args.silver_database, SILVER_INGESTION_RUNS.name)
-    merged = {row.run_id for row in spark.table(ledger).select("run_id").collect()}
+    merged = {row.run_id for row in _ledger_of(spark, ledger, args.dataset).select("run_id").collect()}
     finished = list_run_ids(store, layout)
     if args.run_id is not None:
         expected = store.uri(layout.manifest_key(args.run_id))
@@ -225,12 +235,12 @@ def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArgum
     return pending
 
 
-def refuse_missing_tables(spark: SparkSession, database: str) -> None:
+def refuse_missing_tables(spark: SparkSession, database: str, dataset: Dataset) -> None:
     """A Silver table dropped while the ledger lists runs would come back empty and stay short of them."""
     ledger = table_identifier(database, SILVER_INGESTION_RUNS.name)
-    if not spark.catalog.tableExists(ledger) or spark.table(ledger).isEmpty():
+    if not spark.catalog.tableExists(ledger) or _ledger_of(spark, ledger, dataset.name).isEmpty():
         return
-    for table in (SILVER_ORDERS, SILVER_ORDERS_QUARANTINE):
+    for table in dataset.tables:
         identifier = table_identifier(database, table.name)
         if not spark.catalog.tableExists(identifier):
             raise SilverTableMissing(
@@ -292,7 +302,11 @@ def _newest_merged(
     spark: SparkSession, store: ObjectStore, layout: BronzeLayout, ledger: str, finished: set[str]
 ) -> RunManifest | None:
     """The manifest of the newest run in the ledger that still has one: where the pending runs start."""
-    rows = spark.table(ledger).select("run_id").orderBy(F.col("ingested_at").desc(), F.col("run_id").desc())
+    rows = (
+        _ledger_of(spark, ledger, layout.dataset)
+        .select("run_id")
+        .orderBy(F.col("ingested_at").desc(), F.col("run_id").desc())
+    )
     for row in rows.limit(10).collect():
         if row.run_id in finished:
             return read_manifest(store, layout, row.run_id)
@@ -358,7 +372,7 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
     )
 
 
-def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> None:
+def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str, dataset: Dataset) -> None:
     """Insert each rejected record (text and reason) not already there, as first received.
 
     A record delivered again (at the inclusive watermark, by a re-ingested window, twice in a page) is
@@ -370,7 +384,7 @@ def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> 
     )
     distinct = rejected.withColumn("_rank", F.row_number().over(first_received)).where("_rank = 1")
     distinct.drop("_rank").createOrReplaceTempView("rejected_records")
-    table = table_identifier(database, SILVER_ORDERS_QUARANTINE.name)
+    table = table_identifier(database, dataset.quarantine_table.name)
     # The MATCHED clause never acts, but makes Spark plan a row-level MERGE, which Iceberg checks against
     # commits made since it read the table: an insert-only MERGE is planned as a plain append, which two
     # racing writers would both commit. The loser is run again, and then finds its records there.
@@ -384,32 +398,36 @@ def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str) -> 
     retry_on_conflict(spark, table, lambda: spark.sql(merge))
 
 
-def save_orders(spark: SparkSession, latest: DataFrame, database: str) -> tuple[int, int, int]:
-    """MERGE the latest versions into silver.orders; (inserted, updated, unchanged) counts."""
-    target = table_identifier(database, SILVER_ORDERS.name)
-    stored = spark.table(target).select("order_id", F.col("updated_at").alias("_stored_updated_at"))
+def save_latest(
+    spark: SparkSession, latest: DataFrame, database: str, dataset: Dataset
+) -> tuple[int, int, int]:
+    """MERGE the latest versions into silver.<dataset>; (inserted, updated, unchanged) counts."""
+    target = table_identifier(database, dataset.name)
+    version = dataset.version
+    stored = spark.table(target).select(*dataset.keys, F.col(version).alias("_stored_version"))
     classified = (
-        latest.join(stored, "order_id", "left")
+        latest.join(stored, list(dataset.keys), "left")
         .withColumn(
             "_change",
-            F.when(F.col("_stored_updated_at").isNull(), F.lit("insert"))
-            .when(F.col("updated_at") > F.col("_stored_updated_at"), F.lit("update"))
+            F.when(F.col("_stored_version").isNull(), F.lit("insert"))
+            .when(F.col(version) > F.col("_stored_version"), F.lit("update"))
             .otherwise(F.lit("unchanged")),
         )
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
         counts = {row["_change"]: row["count"] for row in classified.groupBy("_change").count().collect()}
-        changes = classified.where(F.col("_change") != "unchanged").drop("_change", "_stored_updated_at")
-        changes.select(*SILVER_ORDERS.column_names).createOrReplaceTempView("order_changes")
+        changes = classified.where(F.col("_change") != "unchanged").drop("_change", "_stored_version")
+        changes.select(*dataset.silver_table.column_names).createOrReplaceTempView("silver_changes")
+        on = " AND ".join(f"t.{key} = s.{key}" for key in dataset.keys)
         # The update condition stays in the MERGE too: it is what keeps a newer stored version if
         # another writer committed between the classification and this commit.
         spark.sql(
             f"""
             MERGE INTO {target} AS t
-            USING order_changes AS s
-            ON t.order_id = s.order_id
-            WHEN MATCHED AND s.updated_at > t.updated_at THEN UPDATE SET *
+            USING silver_changes AS s
+            ON {on}
+            WHEN MATCHED AND s.{version} > t.{version} THEN UPDATE SET *
             WHEN NOT MATCHED THEN INSERT *
             """
         )
@@ -434,8 +452,13 @@ def save_ledger(
         rows,
         "run_id STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, accepted BIGINT, "
         "quarantined BIGINT",
-    ).withColumn("merged_at", F.current_timestamp())
+    ).withColumns({"merged_at": F.current_timestamp(), "dataset": F.lit(layout.dataset)})
     ledger.writeTo(table_identifier(database, SILVER_INGESTION_RUNS.name)).append()
+
+
+def _ledger_of(spark: SparkSession, ledger: str, dataset: str) -> DataFrame:
+    """The ledger's rows for one dataset."""
+    return spark.table(ledger).where(F.col("dataset") == dataset)
 
 
 def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> dict[str, RunCounts]:

@@ -1,73 +1,29 @@
-"""Validation and typing rules for one order record: plain Python, one stable reason code per rejection.
+"""Validation and typing of one record against its dataset's declaration: one stable reason per rejection.
 
-The rules need the record's JSON types (`123` and `"123"` are both valid order ids, but only a string is
-a valid customer id), which Spark's JSON reader erases, so a record is checked here as parsed by Python's
-json module. Rules are checked in the order of REASONS; the first that fails names the record's reason.
+The rules need the record's JSON types (`123` and `"123"` are both valid integers, but only a string is a
+valid STRING), which Spark's JSON reader erases, so a record is checked here as parsed by Python's json
+module. Fields are checked in the order the declaration lists them, each field's constraints in their
+order; the first that fails names the record's reason (etl/dataset.py lists the codes).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from etl.bronze import raw_bytes_of
+from etl.dataset import Dataset, Field
 from etl.json_nesting import MAX_NESTING, nesting_depth
-from etl.tables import ORDER_STATUSES
 from etl.timestamps import parse_rfc3339
 
-# Stable reason codes, in the order the rules are checked.
-REASONS = (
-    "not_utf8",  # kept in Bronze as raw bytes (see etl/bronze.py)
-    "too_deep",  # nests deeper than MAX_NESTING: parsing it could exhaust the stack
-    "not_json",
-    "duplicate_key",  # an object with a key twice: which value counts is ambiguous, so neither does
-    "not_an_object",
-    "missing_order_id",
-    "invalid_order_id",
-    "missing_customer_id",
-    "invalid_customer_id",
-    "missing_status",
-    "invalid_status",
-    "missing_amount",
-    "invalid_amount",
-    "negative_amount",
-    "amount_out_of_range",
-    "missing_currency",
-    "invalid_currency",
-    "missing_created_at",
-    "invalid_created_at",
-    "missing_updated_at",
-    "invalid_updated_at",
-    "check_failed",  # a rule raised an error of its own: a bug, but one record must not stop Silver
-    # Checked on the typed order, against the start of the run that delivered it (etl/transform/orders.py).
-    "future_updated_at",
-)
-
-BIGINT_MAX = 2**63 - 1
-AMOUNT_LIMIT = Decimal("10000000000")  # DECIMAL(12,2) holds up to 9,999,999,999.99
-CENT = Decimal("0.01")
 _DIGITS = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_CURRENCY = re.compile(r"[A-Za-z]{3}")
-_STATUSES = frozenset(ORDER_STATUSES)
-
-
-@dataclass(frozen=True)
-class Order:
-    """A valid order, typed as Silver stores it."""
-
-    order_id: int
-    customer_id: str
-    status: str
-    amount: Decimal
-    currency: str
-    created_at: datetime
-    updated_at: datetime
-    items: str | None  # the `items` value as compact JSON text
+_DECIMAL_TYPE = re.compile(r"DECIMAL\(\s*([0-9]+)\s*,\s*([0-9]+)\s*\)")
+_INTEGER_BITS = {"TINYINT": 8, "SMALLINT": 16, "INT": 32, "INTEGER": 32, "BIGINT": 64}
 
 
 class Rejected(Exception):
@@ -80,8 +36,20 @@ class _DuplicateKey(Exception):
     pass
 
 
-def validate_order(line: str) -> Order:
-    """The typed order in a Bronze line, or Rejected with the first rule it breaks."""
+class Validator:
+    """Checks records against one dataset: `validator(line)` is the typed values of the dataset's fields,
+    in their declared order, or raises Rejected with the first rule the record breaks."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._readers = tuple(_reader(f) for f in dataset.fields)
+
+    def __call__(self, line: str) -> tuple[Any, ...]:
+        record = parse_record(line)
+        return tuple([read(record) for read in self._readers])  # a list is quicker than a generator
+
+
+def parse_record(line: str) -> dict[str, Any]:
+    """The JSON object in a Bronze line, or Rejected with why it is not one."""
     text = _record_text(line)
     # Measured without recursion first: json.loads and compact_json recurse once per level.
     if nesting_depth(text) > MAX_NESTING:
@@ -95,17 +63,172 @@ def validate_order(line: str) -> Order:
         raise Rejected("not_json") from e
     if not isinstance(record, dict):
         raise Rejected("not_an_object")
-    items = record.get("items")
-    return Order(
-        order_id=_order_id(record.get("order_id")),
-        customer_id=_customer_id(record.get("customer_id")),
-        status=_status(record.get("status")),
-        amount=_amount(record.get("amount")),
-        currency=_currency(record.get("currency")),
-        created_at=_timestamp(record.get("created_at"), "created_at"),
-        updated_at=_timestamp(record.get("updated_at"), "updated_at"),
-        items=None if items is None else compact_json(items),
-    )
+    return record
+
+
+def _reader(field: Field) -> Callable[[dict[str, Any]], Any]:
+    """Reads, checks and types one field of a parsed record (built once per field, run per record)."""
+    name, required = field.name, field.required
+    missing, invalid = f"missing_{name}", f"invalid_{name}"
+    parse, store = _typing(field)
+    constraints = tuple((c.checker(), c.reason or invalid) for c in field.constraints)
+
+    if not constraints and store is _same:  # the common case, without the loop and the extra call
+
+        def read_plain(record: dict[str, Any]) -> Any:
+            value = record.get(name)
+            if value is None:
+                if required:
+                    raise Rejected(missing)
+                return None
+            try:
+                return parse(value)
+            except ValueError:
+                raise Rejected(invalid) from None
+
+        return read_plain
+
+    if len(constraints) == 1:
+        ((check, reason),) = constraints
+
+        def read_checked(record: dict[str, Any]) -> Any:
+            value = record.get(name)
+            if value is None:
+                if required:
+                    raise Rejected(missing)
+                return None
+            try:
+                value = parse(value)
+            except ValueError:
+                raise Rejected(invalid) from None
+            try:
+                value = check(value)
+            except ValueError:
+                raise Rejected(reason) from None
+            return store(value)
+
+        return read_checked
+
+    def read(record: dict[str, Any]) -> Any:
+        value = record.get(name)
+        if value is None:
+            if required:
+                raise Rejected(missing)
+            return None
+        try:
+            value = parse(value)
+        except ValueError:
+            raise Rejected(invalid) from None
+        for apply, reason in constraints:
+            try:
+                value = apply(value)
+            except ValueError:
+                raise Rejected(reason) from None
+        return store(value)
+
+    return read
+
+
+def _typing(field: Field) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(parse, store) for the field's type: parse raises ValueError for a value of the wrong kind,
+    store turns a checked value into what the column holds (or rejects what it cannot hold)."""
+    kind = field.type.strip().upper()
+    if field.json:
+        return compact_json, _same
+    if kind == "STRING":
+        return _string, _same
+    if kind == "TIMESTAMP":
+        return _timestamp, _same
+    if kind in _INTEGER_BITS:
+        return _integer(_INTEGER_BITS[kind]), _same
+    if kind == "BOOLEAN":
+        return _boolean, _same
+    if kind in ("DOUBLE", "FLOAT"):
+        return _double, _same
+    decimal = _DECIMAL_TYPE.fullmatch(kind)
+    if decimal:
+        precision, scale = int(decimal.group(1)), int(decimal.group(2))
+        return _number, _decimal_store(precision, scale, f"{field.name}_out_of_range")
+    raise ValueError(f"field {field.name}: type {field.type} is not supported (see etl/transform/rules.py)")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not _is_unicode(value):
+        raise ValueError
+    return value
+
+
+def _timestamp(value: Any) -> datetime:
+    instant = parse_rfc3339(value) if isinstance(value, str) else None
+    if instant is None:
+        raise ValueError
+    return instant
+
+
+def _integer(bits: int) -> Callable[[Any], int]:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    most_digits = len(str(high))
+
+    def parse(value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and _DIGITS.fullmatch(value):
+            digits = value.lstrip("0") or "0"
+            if len(digits) > most_digits:  # int() refuses over 4300 digits: check the length first
+                raise ValueError
+            number = int(digits)
+        else:
+            raise ValueError
+        if not low <= number <= high:
+            raise ValueError
+        return number
+
+    return parse
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _double(value: Any) -> float:
+    number = _number(value)
+    return float(number)
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int | Decimal):
+        number = Decimal(value)
+    elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        number = Decimal(value.strip())
+    else:  # NaN and Infinity arrive as floats (parse_float does not see them)
+        raise ValueError
+    if not number.is_finite():
+        raise ValueError
+    return number
+
+
+def _decimal_store(precision: int, scale: int, out_of_range: str) -> Callable[[Decimal], Decimal]:
+    step = Decimal(1).scaleb(-scale)
+    limit = Decimal(10) ** (precision - scale)
+
+    def store(number: Decimal) -> Decimal:
+        try:
+            rounded = number.quantize(step, rounding=ROUND_HALF_UP)
+        except InvalidOperation as e:  # too many digits to quantize: far out of range
+            raise Rejected(out_of_range) from e
+        if abs(rounded) >= limit:
+            raise Rejected(out_of_range)
+        return rounded
+
+    return store
 
 
 def _record_text(line: str) -> str:
@@ -127,80 +250,6 @@ def _without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(record) != len(pairs):
         raise _DuplicateKey
     return record
-
-
-def _order_id(value: Any) -> int:
-    if value is None:
-        raise Rejected("missing_order_id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and _DIGITS.fullmatch(value):
-        digits = value.lstrip("0") or "0"
-        if len(digits) > len(str(BIGINT_MAX)):  # int() refuses over 4300 digits: check the length first
-            raise Rejected("invalid_order_id")
-        number = int(digits)
-    else:
-        raise Rejected("invalid_order_id")
-    if not -BIGINT_MAX - 1 <= number <= BIGINT_MAX:
-        raise Rejected("invalid_order_id")
-    return number
-
-
-def _customer_id(value: Any) -> str:
-    if value is None:
-        raise Rejected("missing_customer_id")
-    if not isinstance(value, str) or value == "" or not _is_unicode(value):
-        raise Rejected("invalid_customer_id")
-    return value
-
-
-def _status(value: Any) -> str:
-    if value is None:
-        raise Rejected("missing_status")
-    if not isinstance(value, str) or value.lower() not in _STATUSES:
-        raise Rejected("invalid_status")
-    return value.lower()
-
-
-def _amount(value: Any) -> Decimal:
-    if value is None:
-        raise Rejected("missing_amount")
-    if isinstance(value, bool):
-        raise Rejected("invalid_amount")
-    if isinstance(value, int | Decimal):
-        amount = Decimal(value)
-    elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        amount = Decimal(value.strip())
-    else:  # NaN and Infinity arrive as floats (parse_float does not see them)
-        raise Rejected("invalid_amount")
-    if not amount.is_finite():
-        raise Rejected("invalid_amount")
-    if amount < 0:
-        raise Rejected("negative_amount")
-    try:
-        rounded = amount.quantize(CENT, rounding=ROUND_HALF_UP)
-    except InvalidOperation as e:  # too many digits to quantize: far out of range
-        raise Rejected("amount_out_of_range") from e
-    if rounded >= AMOUNT_LIMIT:
-        raise Rejected("amount_out_of_range")
-    return rounded
-
-
-def _currency(value: Any) -> str:
-    if value is None:
-        raise Rejected("missing_currency")
-    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
-        raise Rejected("invalid_currency")
-    return value.upper()
-
-
-def _timestamp(value: Any, field: str) -> datetime:
-    if value is None:
-        raise Rejected(f"missing_{field}")
-    instant = parse_rfc3339(value) if isinstance(value, str) else None
-    if instant is None:
-        raise Rejected(f"invalid_{field}")
-    return instant
 
 
 def compact_json(value: Any) -> str:

@@ -66,7 +66,11 @@ def test_the_etl_package_rides_along_as_extra_py_files(stack: StackRun, step: St
     with zipfile.ZipFile(zip_path) as archive:
         names = set(archive.namelist())
     assert {"etl/__init__.py", "etl/transform/job.py", "etl/load/job.py", "etl/tables.py"} <= names
-    assert {"etl/load/sql/daily_sales.sql", "etl/load/sql/customer_summary.sql"} <= names
+    assert {
+        "datasets/gold/daily_sales.sql",
+        "datasets/gold/customer_summary.sql",
+        "datasets/orders.py",
+    } <= names
     assert not any("__pycache__" in name for name in names)
 
 

@@ -9,8 +9,11 @@ import parliament
 import pytest
 from parliament import analyze_policy_string
 
-from etl.tables import GOLD_TABLES, SILVER_TABLES
+from etl.registry import gold_tables, silver_tables
 from tests.infra.stacks import StackRun, as_list, statements
+
+SILVER_TABLES = silver_tables()
+GOLD_TABLES = gold_tables()
 
 ACCOUNT = "123456789012"
 SERVICES_BY_ROLE = {
@@ -129,6 +132,9 @@ def test_the_ingestion_touches_only_its_bronze_prefixes_and_its_secret(stack: St
             f"{bronze}/orders/*",
             f"{bronze}/_manifests/orders/*",
             f"{bronze}/_state/orders/watermark.json",
+            f"{bronze}/customers/*",
+            f"{bronze}/_manifests/customers/*",
+            f"{bronze}/_state/customers/watermark.json",
         }
     )
     assert "s3:DeleteObject" not in granted

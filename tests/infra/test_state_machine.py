@@ -42,6 +42,15 @@ LOCK_STATES = [
 LOOP_STATES = ["StartIngest", "Ingest", "IngestHasMore", "CountIngest"]
 
 
+def flat_states(definition: dict[str, Any]) -> dict[str, Any]:
+    """Every state by name, those of the per-dataset branch (the Map's iterator) included."""
+    states = dict(definition["States"])
+    for state in definition["States"].values():
+        if state["Type"] == "Map":
+            states.update(flat_states(state["Iterator"]))
+    return states
+
+
 def _main_path(definition: dict[str, Any]) -> list[str]:
     """State names from StartAt, following Next (a Choice's Default) until a state ends the execution."""
     path = [definition["StartAt"]]
@@ -64,8 +73,8 @@ def test_motos_parser_accepts_the_definition_as_deployed(stack: StackRun) -> Non
     program: Any = AmazonStateLanguageParser.parse(state_machine.inputs["definition"])[0]
     assert set(program.states.states) == {
         *LOCK_STATES,
-        *LOOP_STATES,
-        "Silver",
+        "ListDatasets",
+        "Datasets",
         "Gold",
         "ReleaseRunLockAfterFailure",
         NOTIFY_FAILURE,
@@ -77,29 +86,26 @@ def test_motos_parser_accepts_the_definition_as_deployed(stack: StackRun) -> Non
 
 def test_statelint_would_reject_a_broken_definition(stack: StackRun) -> None:
     broken = stack.state_machine_definition()
-    broken["States"]["Silver"]["Next"] = "Nowhere"
+    broken["States"]["Gold"]["Next"] = "Nowhere"
     assert Linter.validate(broken)
 
 
 def test_the_graph_is_the_pipeline_inside_the_run_lock(stack: StackRun) -> None:
     definition = stack.state_machine_definition()
-    assert _main_path(definition) == [
-        "AcquireRunLock",
-        "StartIngest",
-        "Ingest",
-        "IngestHasMore",
-        "Silver",
-        "Gold",
-        "ReleaseRunLock",
-    ]
+    assert _main_path(definition) == ["AcquireRunLock", "ListDatasets", "Datasets", "Gold", "ReleaseRunLock"]
+    datasets = definition["States"]["Datasets"]
+    assert _main_path(datasets["Iterator"]) == ["StartIngest", "Ingest", "IngestHasMore", "Silver"]
+    assert datasets["ItemsPath"] == "$.datasets.names"
+    assert datasets["Parameters"] == {"dataset.$": "$$.Map.Item.Value"}
+    assert definition["States"]["ListDatasets"]["Parameters"] == {"names": ["customers", "orders"]}
     for step in ORDERS_PIPELINE.steps:
-        state = definition["States"][step.name]
+        state = flat_states(definition)[step.name]
         assert state["Type"] == "Task"
         assert state["Resource"] == INTEGRATION[step.kind]
 
 
 def test_ingestion_runs_again_while_it_has_more_up_to_the_stacks_cap(stack: StackRun) -> None:
-    states = stack.state_machine_definition()["States"]
+    states = flat_states(stack.state_machine_definition())
     cap = {"dev": 5, "prod": 10}[stack.stack]
     assert states["StartIngest"] == {
         "Type": "Pass",
@@ -125,7 +131,7 @@ def test_ingestion_runs_again_while_it_has_more_up_to_the_stacks_cap(stack: Stac
 
 
 def test_the_run_lock_is_an_item_of_the_stacks_table_taken_only_when_free(stack: StackRun) -> None:
-    states = stack.state_machine_definition()["States"]
+    states = flat_states(stack.state_machine_definition())
     (table,) = stack.of_type("aws:dynamodb/table:Table")
     assert table.inputs["hashKey"] == "pipeline"
     assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
@@ -144,7 +150,7 @@ def test_the_run_lock_is_an_item_of_the_stacks_table_taken_only_when_free(stack:
 
 
 def test_tasks_point_at_the_deployed_function_and_jobs(stack: StackRun) -> None:
-    states = stack.state_machine_definition()["States"]
+    states = flat_states(stack.state_machine_definition())
     (function,) = stack.of_type("aws:lambda/function:Function")
     assert states["Ingest"]["Parameters"]["FunctionName"] == function.outputs["arn"]
     for step in ("Silver", "Gold"):
@@ -154,11 +160,12 @@ def test_tasks_point_at_the_deployed_function_and_jobs(stack: StackRun) -> None:
 
 
 def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun) -> None:
-    states = stack.state_machine_definition()["States"]
+    states = flat_states(stack.state_machine_definition())
     assert states["Ingest"]["Parameters"]["Payload"] == {
         "run_id.$": "$$.Execution.Name",
         "started_at.$": "$$.Execution.StartTime",
         "iteration.$": "$.iterations.Ingest.iteration",
+        "dataset.$": "$.dataset",
     }
     # The ingestion summary is kept under the step's name, and its run id and manifest are
     # the Silver job's --run-id and --manifest.
@@ -173,6 +180,7 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
         "has_more.$",
     }
     assert states["Silver"]["Parameters"]["Arguments"] == {
+        "--dataset.$": "$.dataset",
         "--run-id.$": "$.results.Ingest.run_id",
         "--manifest.$": "$.results.Ingest.manifest",
     }
@@ -180,7 +188,7 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
 
 
 def test_retries_back_off_with_jitter(stack: StackRun) -> None:
-    states = stack.state_machine_definition()["States"]
+    states = flat_states(stack.state_machine_definition())
     lambda_retry = states["Ingest"]["Retry"]
     assert "Lambda.ServiceException" in lambda_retry[0]["ErrorEquals"]
     assert "Lambda.TooManyRequestsException" in lambda_retry[0]["ErrorEquals"]
@@ -197,11 +205,13 @@ def test_retries_back_off_with_jitter(stack: StackRun) -> None:
 
 def test_every_failure_is_published_then_fails_the_execution(stack: StackRun) -> None:
     definition = stack.state_machine_definition()
-    states = definition["States"]
-    for step in ORDERS_PIPELINE.steps:
-        assert states[step.name]["Catch"] == [
+    states = flat_states(definition)
+    # A failure in a dataset's branch fails the Map state (the other branches stop), which alerts.
+    for name in ("Datasets", "Gold"):
+        assert states[name]["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": NOTIFY_FAILURE}
         ]
+    assert not any("Catch" in states[step.name] for step in ORDERS_PIPELINE.branch)
     notify = states[NOTIFY_FAILURE]
     assert notify["Resource"] == "arn:aws:states:::sns:publish"
     assert notify["Parameters"]["Message"]["error.$"] == "$.error.Error"
@@ -216,10 +226,10 @@ def test_every_failure_is_published_then_fails_the_execution(stack: StackRun) ->
 def test_the_definition_uses_jsonpath_and_bounded_times(stack: StackRun) -> None:
     definition = stack.state_machine_definition()
     assert "QueryLanguage" not in definition
-    assert all("TimeoutSeconds" in definition["States"][s.name] for s in ORDERS_PIPELINE.steps)
+    assert all("TimeoutSeconds" in flat_states(definition)[s.name] for s in ORDERS_PIPELINE.steps)
     cap = {"dev": 5, "prod": 10}[stack.stack]
     runs = {"Ingest": cap, "Silver": 1, "Gold": 1}
-    step_timeouts = sum(definition["States"][name]["TimeoutSeconds"] * n for name, n in runs.items())
+    step_timeouts = sum(flat_states(definition)[name]["TimeoutSeconds"] * n for name, n in runs.items())
     assert definition["TimeoutSeconds"] > step_timeouts
 
 
@@ -281,17 +291,17 @@ def test_an_exclusive_pipeline_cannot_be_rendered_without_its_lock() -> None:
         render_pipeline(ORDERS_PIPELINE, replace(_integrations(), lock=None))
     concurrent = replace(ORDERS_PIPELINE, exclusive=False)
     definition = render_pipeline(concurrent, replace(_integrations(), lock=None)).render()
-    assert definition["StartAt"] == "StartIngest"
-    assert definition["States"]["Gold"]["End"] is True
-    assert definition["States"][NOTIFY_FAILURE]["Next"] == FAILED
+    assert definition["StartAt"] == "ListDatasets"
+    assert flat_states(definition)["Gold"]["End"] is True
+    assert flat_states(definition)[NOTIFY_FAILURE]["Next"] == FAILED
     assert Linter.validate(definition) == []
 
 
 def test_a_repeated_last_step_ends_in_a_succeed_state() -> None:
-    only_ingest = replace(ORDERS_PIPELINE, steps=ORDERS_PIPELINE.steps[:1], exclusive=False)
+    only_ingest = replace(ORDERS_PIPELINE, steps=ORDERS_PIPELINE.steps[:1], exclusive=False, per_dataset=1)
     definition = render_pipeline(only_ingest, replace(_integrations(), lock=None)).render()
-    assert definition["States"]["IngestHasMore"]["Default"] == "Succeeded"
-    assert definition["States"]["Succeeded"] == {"Type": "Succeed"}
+    assert flat_states(definition)["IngestHasMore"]["Default"] == "Succeeded"
+    assert flat_states(definition)["Succeeded"] == {"Type": "Succeed"}
     assert Linter.validate(definition) == []
 
 
@@ -334,7 +344,7 @@ def test_inputs_map_to_execution_and_result_paths() -> None:
 
 
 def test_a_failed_spark_run_is_retried_once_but_a_wrong_request_is_not(stack: StackRun) -> None:
-    states = stack.state_machine_definition()["States"]
+    states = flat_states(stack.state_machine_definition())
     assert not any("States.TaskFailed" in r["ErrorEquals"] for r in states["Ingest"]["Retry"])
     for step in ("Silver", "Gold"):
         retries = states[step]["Retry"]

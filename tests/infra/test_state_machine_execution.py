@@ -38,14 +38,18 @@ SUMMARY = {
 }
 
 
-def summary(iteration: int, has_more: bool) -> dict[str, Any]:
+def summary(iteration: int, has_more: bool, dataset: str = "orders") -> dict[str, Any]:
     run_id = f"exec-1-{iteration:03d}"
     return {
         **SUMMARY,
         "run_id": run_id,
-        "manifest": f"s3://bronze/_manifests/orders/{run_id}.json",
+        "manifest": f"s3://bronze/_manifests/{dataset}/{run_id}.json",
         "has_more": has_more,
     }
+
+
+# dev runs one dataset at a time, in the order declared: customers first, then orders.
+CUSTOMERS = summary(1, False, "customers")
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,12 @@ class Execution:
     notifications: list[dict[str, Any]]
     lock_items: list[dict[str, Any]]
 
-    def ingestions(self) -> list[dict[str, Any]]:
-        return [p["Payload"] for p in self.scheduled if "Payload" in p]
+    def ingestions(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        return [
+            p["Payload"]
+            for p in self.scheduled
+            if "Payload" in p and (dataset is None or p["Payload"]["dataset"] == dataset)
+        ]
 
     def jobs(self) -> list[str]:
         return [p["JobName"] for p in self.scheduled if "JobName" in p]
@@ -80,8 +88,7 @@ def _execute(
     """Create the stack's function, `jobs`, topic and lock table in moto (the lock held by `lock_holder`),
     run the state machine once, and report."""
     definition = stack.state_machine_definition()
-    for state in definition["States"].values():
-        state["Resource"] = state.get("Resource", "").replace("glue:startJobRun.sync", "glue:startJobRun")
+    _without_sync(definition)
     check = definition["States"]["CheckRunLockHolder"]
     check["Parameters"] = {"executionArn.$": check["Parameters"].pop("ExecutionArn.$")}
     assert check["ResultSelector"] == {"status.$": "$.Status"}
@@ -156,33 +163,49 @@ def _execute(
     )
 
 
+def _without_sync(definition: dict[str, Any]) -> None:
+    for state in definition["States"].values():
+        state["Resource"] = state.get("Resource", "").replace("glue:startJobRun.sync", "glue:startJobRun")
+        if state["Type"] == "Map":
+            _without_sync(state["Iterator"])
+
+
 @pytest.mark.usefixtures("aws")
-def test_a_run_ingests_then_merges_the_ingested_run_then_rebuilds_gold(dev: StackRun) -> None:
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[SUMMARY])
+def test_a_run_ingests_then_merges_each_dataset_then_rebuilds_gold(dev: StackRun) -> None:
+    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, SUMMARY])
 
     assert execution.status == "SUCCEEDED", [(n["error"], n["cause"]) for n in execution.notifications]
-    lock, ingest, silver, gold, release = execution.scheduled
+    lock, ingest_customers, silver_customers, ingest, silver, gold, release = execution.scheduled
     assert lock["Item"]["execution"]["S"].endswith(":exec-1")
     assert ingest["Payload"] == {
         "run_id": "exec-1",
         "started_at": ingest["Payload"]["started_at"],
         "iteration": 1,
+        "dataset": "orders",
+    }
+    assert ingest_customers["Payload"]["dataset"] == "customers"
+    assert silver_customers == {
+        "JobName": "lakehouse-dev-silver",
+        "Arguments": {
+            "--dataset": "customers",
+            "--run-id": "exec-1-001",
+            "--manifest": CUSTOMERS["manifest"],
+        },
     }
     assert silver == {
         "JobName": "lakehouse-dev-silver",
-        "Arguments": {"--run-id": "exec-1-001", "--manifest": SUMMARY["manifest"]},
+        "Arguments": {"--dataset": "orders", "--run-id": "exec-1-001", "--manifest": SUMMARY["manifest"]},
     }
     assert gold == {"JobName": "lakehouse-dev-gold", "Arguments": {}}
     assert release["ConditionExpression"] == "execution = :me"
-    assert execution.output["results"]["Ingest"] == SUMMARY
     assert execution.notifications == []
     assert execution.lock_items == []  # given back
 
 
 @pytest.mark.usefixtures("aws")
-def test_a_failed_step_is_published_and_fails_the_execution(dev: StackRun) -> None:
-    # The Silver job does not exist, so starting it fails.
-    execution = _execute(dev, jobs=("Gold",), lambda_results=[SUMMARY])
+def test_a_failed_branch_is_published_and_fails_the_execution_without_gold(dev: StackRun) -> None:
+    # The Silver job does not exist, so starting it fails in the first dataset's branch.
+    execution = _execute(dev, jobs=("Gold",), lambda_results=[CUSTOMERS, SUMMARY])
 
     assert execution.status == "FAILED"
     assert execution.lock_items == []  # given back on failure too
@@ -198,7 +221,7 @@ def test_a_failed_step_is_published_and_fails_the_execution(dev: StackRun) -> No
 
 @pytest.mark.usefixtures("aws")
 def test_an_ingestion_result_without_the_summary_fields_is_a_failure(dev: StackRun) -> None:
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[{"unexpected": True}])
+    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[{"unexpected": True}, SUMMARY])
 
     assert execution.status == "FAILED"
     (notification,) = execution.notifications
@@ -208,27 +231,25 @@ def test_an_ingestion_result_without_the_summary_fields_is_a_failure(dev: StackR
 @pytest.mark.usefixtures("aws")
 def test_ingestion_runs_again_while_it_has_more_then_silver_merges_once(dev: StackRun) -> None:
     results = [summary(1, True), summary(2, True), summary(3, False)]
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=results)
+    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, *results])
 
     assert execution.status == "SUCCEEDED"
-    assert [p["iteration"] for p in execution.ingestions()] == [1, 2, 3]
+    assert [p["iteration"] for p in execution.ingestions("orders")] == [1, 2, 3]
     assert {p["run_id"] for p in execution.ingestions()} == {"exec-1"}
-    assert execution.jobs() == ["lakehouse-dev-silver", "lakehouse-dev-gold"]
-    silver = next(p for p in execution.scheduled if p.get("JobName") == "lakehouse-dev-silver")
+    assert execution.jobs() == ["lakehouse-dev-silver", "lakehouse-dev-silver", "lakehouse-dev-gold"]
+    silver = [p for p in execution.scheduled if p.get("JobName") == "lakehouse-dev-silver"][-1]
     assert silver["Arguments"]["--run-id"] == "exec-1-003"
-    assert execution.output["results"]["Ingest"] == results[-1]
 
 
 @pytest.mark.usefixtures("aws")
 def test_the_stacks_cap_bounds_the_ingestion_runs_of_one_execution(dev: StackRun) -> None:
     # dev allows 5 runs; the source would need more.
     results = [summary(n, True) for n in range(1, 8)]
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=results)
+    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, *results])
 
     assert execution.status == "SUCCEEDED"
-    assert [p["iteration"] for p in execution.ingestions()] == [1, 2, 3, 4, 5]
-    assert execution.jobs() == ["lakehouse-dev-silver", "lakehouse-dev-gold"]
-    assert execution.output["results"]["Ingest"]["has_more"] is True  # the next execution goes on
+    assert [p["iteration"] for p in execution.ingestions("orders")] == [1, 2, 3, 4, 5]
+    assert execution.jobs() == ["lakehouse-dev-silver", "lakehouse-dev-silver", "lakehouse-dev-gold"]
 
 
 @pytest.fixture
@@ -286,10 +307,12 @@ def test_a_lock_left_by_an_execution_that_no_longer_runs_is_taken_over(
         holder = stepfunctions.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
         stepfunctions.stop_execution(executionArn=holder)
 
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[SUMMARY], lock_holder=holder)
+    execution = _execute(
+        dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, SUMMARY], lock_holder=holder
+    )
 
     assert execution.status == "SUCCEEDED"
     take_over = next(p for p in execution.scheduled if p.get("ConditionExpression") == "execution = :holder")
     assert take_over["ExpressionAttributeValues"] == {":holder": {"S": holder}}
-    assert [p["iteration"] for p in execution.ingestions()] == [1]
+    assert [p["iteration"] for p in execution.ingestions()] == [1, 1]
     assert execution.lock_items == []

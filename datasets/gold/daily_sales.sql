@@ -1,5 +1,5 @@
 -- gold.daily_sales: orders and revenue per UTC order date and currency.
--- Reads the view silver_orders (the job points it at silver.orders); runs unchanged locally and on Glue.
+-- Reads the view silver_orders (the Gold job points it at silver.orders); runs unchanged locally and on Glue.
 -- The session time zone is UTC, so CAST(created_at AS DATE) is the UTC date.
 SELECT
     CAST(created_at AS DATE) AS order_date,

@@ -1,0 +1,1 @@
+"""Gold models: one module (with a `MODEL`) and one SQL file per Gold table."""

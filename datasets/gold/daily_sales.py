@@ -1,0 +1,21 @@
+"""gold.daily_sales: orders and revenue per UTC order date and currency."""
+
+from etl.dataset import GoldModel
+from etl.tables import Column, Layer, TableDefinition
+
+MODEL = GoldModel(
+    table=TableDefinition(
+        layer=Layer.GOLD,
+        name="daily_sales",
+        comment="Orders and revenue per UTC order date and currency",
+        columns=(
+            Column("order_date", "DATE", "UTC date of created_at"),
+            Column("currency", "STRING", "ISO 4217 code"),
+            Column("orders", "BIGINT", "All orders"),
+            Column("gross_revenue", "DECIMAL(22,2)", "Sum of amount for paid, shipped, delivered"),
+            Column("cancelled_orders", "BIGINT", "Orders with status cancelled"),
+            Column("refunded_amount", "DECIMAL(22,2)", "Sum of amount for refunded; 0 when none"),
+        ),
+    ),
+    reads=("orders",),
+)
