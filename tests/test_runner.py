@@ -15,10 +15,12 @@ from types import MappingProxyType
 import pytest
 
 from etl import pipeline
+from etl.bronze import BronzeLayout, read_watermark, write_watermark
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.pipeline import ExecutionValue, Repeat, Step, StepKind, StepResult, StepValue
 from etl.run_lock import RunInProgress, hold_data_dir
 from etl.runner import LocalLayout, LocalRunner, PipelineRun, StepRun, resolve_inputs
+from etl.storage import LocalStore
 from tests import scripted_step
 
 
@@ -177,3 +179,29 @@ def test_lakehouse_run_on_a_held_data_directory_says_who_holds_it(
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert f"another run is using {tmp_path / 'data'}: pid {held.pid}" in line
     assert not (tmp_path / "data" / "sample_source.json").exists()  # it changed nothing
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["rebuild"], ["bronze", "rewind", "--to", "2026-01-01T00:00:00Z"], ["bronze", "repair", "r1"]],
+    ids=["rebuild", "rewind", "repair"],
+)
+def test_the_recovery_commands_wait_for_no_run_they_refuse_a_held_data_directory(
+    tmp_path: Path, held: subprocess.Popen[str], command: list[str]
+) -> None:
+    bronze = tmp_path / "data" / "bronze"
+    store = LocalStore(bronze)
+    write_watermark(store, BronzeLayout("orders"), datetime(2026, 1, 5, tzinfo=UTC), "r1")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "etl", *command, "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"another run is using {tmp_path / 'data'}: pid {held.pid}" in line
+    assert read_watermark(store, BronzeLayout("orders")) == datetime(2026, 1, 5, tzinfo=UTC)  # untouched
