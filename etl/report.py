@@ -77,15 +77,26 @@ def run_summary(run: PipelineRun) -> str:
 
 def _describe(result: Any) -> str:
     if isinstance(result, dict) and "records" in result:
-        return f"{result['records']:,} records in {result['pages']} pages, watermark {result['watermark']}"
+        pages = result["pages"]
+        return (
+            f"{result['records']:,} records in {pages} page{'' if pages == 1 else 's'}, "
+            f"watermark {result['watermark']}"
+        )
     if isinstance(result, SilverSummary):
-        runs = ", ".join(result.runs) if result.runs else "no new runs"
+        runs = _runs(result.runs)
         return "; ".join([f"merged {runs}", *result.maintenance])
     if isinstance(result, GoldSummary):
         return "; ".join(
             ["rebuilt " + ", ".join(f"gold.{table}" for table in result.rows), *result.maintenance]
         )
     return ""
+
+
+def _runs(run_ids: tuple[str, ...]) -> str:
+    """The runs a Silver step merged, in a line that stays short however many a backfill made."""
+    if len(run_ids) <= 2:
+        return ", ".join(run_ids) or "no new runs"
+    return f"{len(run_ids)} runs, {run_ids[0]} to {run_ids[-1]}"
 
 
 def _is_number(value: Any) -> bool:

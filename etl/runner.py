@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -117,6 +118,8 @@ class LocalRunner:
     ) -> PipelineRun:
         """Run every step in order; a repeated step runs up to `max_runs` times (default: its own cap)."""
         with hold_data_dir(self.layout.data_dir) if definition.exclusive else contextlib.nullcontext():
+            if definition.exclusive:
+                remove_leftover_checkpoints(self.layout.checkpoints)
             started_at = utc_now()
             execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
             for position, step in enumerate(definition.steps, start=1):
@@ -153,6 +156,16 @@ class LocalRunner:
             self._spark = self._spark_factory()
             execution.spark_start_seconds = time.perf_counter() - began
         return self._spark
+
+
+def remove_leftover_checkpoints(checkpoints: Path) -> None:
+    """Delete what runs killed mid-Silver left: with the data directory held, no other run uses them.
+
+    (In AWS a lifecycle rule on the checkpoint prefix does this.)
+    """
+    if checkpoints.is_dir():
+        for leftover in checkpoints.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def resolve_inputs(step: Step, execution: PipelineRun, iteration: int = 1) -> dict[str, Any]:

@@ -163,6 +163,19 @@ def test_the_runner_holds_its_data_directory_and_lets_it_go_after_a_failure(tmp_
         pass
 
 
+def test_a_run_deletes_the_checkpoints_a_killed_run_left_behind(tmp_path: Path) -> None:
+    layout = LocalLayout(tmp_path)
+    leftover = layout.checkpoints / "killed-run" / "rdd-7"
+    leftover.mkdir(parents=True)
+    (leftover / "part-00000").write_bytes(b"rows")
+    failing = Step("Fail", StepKind.FUNCTION, "tests.no_such_module", "")
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
+    runner = LocalRunner(layout, ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ModuleNotFoundError):
+        runner.run(pipeline.Pipeline("p", (failing,)))
+    assert list(layout.checkpoints.iterdir()) == []
+
+
 def test_lakehouse_run_on_a_held_data_directory_says_who_holds_it(
     tmp_path: Path, held: subprocess.Popen[str]
 ) -> None:

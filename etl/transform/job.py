@@ -34,6 +34,7 @@ from etl.bronze import (
     damage_of,
     list_page_run_ids,
     list_run_ids,
+    list_set_aside,
     read_manifest,
 )
 from etl.catalog import table_identifier
@@ -273,12 +274,15 @@ def _gap_message(
     args: SilverArguments,
 ) -> str:
     layout = BronzeLayout(args.dataset)
-    orphans = sorted(list_page_run_ids(store, layout) - set(list_run_ids(store, layout)))
+    set_aside = set(list_set_aside(store, layout))
+    orphans = sorted(list_page_run_ids(store, layout) - set(list_run_ids(store, layout)) - set_aside)
     cause = (
         f"runs with pages but no manifest: {', '.join(orphans)}"
         if orphans
         else "no run in between has a manifest"
     )
+    if set_aside:
+        cause += f" (set aside by a repair: {', '.join(sorted(set_aside))})"
     before = f" (run {previous.run_id})" if previous is not None else ""
     return (
         f"Bronze has a gap: run {manifest.run_id} ingested changes since {manifest.updated_since}, but the "
