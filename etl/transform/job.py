@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -47,11 +47,13 @@ from etl.jobs import (
     parse_job_arguments,
 )
 from etl.maintenance import MaintenancePolicy, maintain
+from etl.source_drift import unknown_fields_per_run
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS, SILVER_ORDERS, SILVER_ORDERS_QUARANTINE, SILVER_TABLES
 from etl.timestamps import format_rfc3339, require_rfc3339
 from etl.transform.orders import (
     RAW_SCHEMA,
+    RECORD_FIELDS,
     accepted_orders,
     latest_versions,
     quarantined_records,
@@ -112,6 +114,11 @@ class SilverSummary:
     unchanged: int = 0  # not newer than the stored version
     per_run: dict[str, RunCounts] = field(default_factory=dict)
     maintenance: tuple[str, ...] = ()  # compactions and snapshot expiries done after the merge
+    # Fields of the records that the dataset does not know, and how many records carried each.
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    schema_changes: tuple[
+        str, ...
+    ] = ()  # columns added or widened before the merge (etl/schema_evolution.py)
 
     @property
     def merged(self) -> int:
@@ -147,13 +154,13 @@ def main(argv: Sequence[str]) -> None:
 
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
     refuse_missing_tables(spark, args.silver_database)
-    ensure_tables(spark, args.silver_database, SILVER_TABLES)
+    schema_changes = tuple(ensure_tables(spark, args.silver_database, SILVER_TABLES))
     store = open_store(args.bronze_root)
     manifests = load_pending_runs(spark, store, args)
     if not manifests:
-        return SilverSummary()
+        return SilverSummary(schema_changes=schema_changes)
     try:
-        return merge_runs(spark, store, manifests, args)
+        return replace(merge_runs(spark, store, manifests, args), schema_changes=schema_changes)
     except Exception as error:
         damaged = find_damaged_object(store, manifests)
         if damaged is None:
@@ -171,11 +178,12 @@ def merge_runs(
     with checkpoint_directory(spark, args.checkpoint_root, manifests[-1].run_id):
         validated = validate_orders(load_raw_records(spark, store, manifests)).checkpoint(eager=True)
         per_run = _count_per_run(validated, manifests)
+        unknown_fields = unknown_fields_per_run(validated, RECORD_FIELDS)
         save_quarantine(spark, quarantined_records(validated), args.silver_database)
         accepted = accepted_orders(validated)
         latest = latest_versions(accepted)
         inserted, updated, unchanged = save_orders(spark, latest, args.silver_database)
-        save_ledger(spark, manifests, per_run, args.silver_database, store)
+        save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
     # Only silver.orders takes merge-on-read deletes; the other tables are appended to.
     maintenance = [
         done
@@ -197,6 +205,7 @@ def merge_runs(
         unchanged=unchanged,
         per_run=per_run,
         maintenance=tuple(maintenance),
+        unknown_fields=_totals(unknown_fields.values()),
     )
 
 
@@ -422,18 +431,26 @@ def save_ledger(
     spark: SparkSession,
     manifests: Sequence[RunManifest],
     per_run: dict[str, RunCounts],
+    unknown_fields: dict[str, dict[str, int]],
     database: str,
     store: ObjectStore,
 ) -> None:
     layout = BronzeLayout(manifests[0].dataset)
     rows = [
-        (m.run_id, store.uri(layout.manifest_key(m.run_id)), _instant(m.started_at), *per_run[m.run_id])
+        (
+            m.run_id,
+            m.dataset,
+            store.uri(layout.manifest_key(m.run_id)),
+            _instant(m.started_at),
+            *per_run[m.run_id],
+            unknown_fields.get(m.run_id, {}),
+        )
         for m in manifests
     ]
     ledger = spark.createDataFrame(
         rows,
-        "run_id STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, accepted BIGINT, "
-        "quarantined BIGINT",
+        "run_id STRING, dataset STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, "
+        "accepted BIGINT, quarantined BIGINT, unknown_fields MAP<STRING, BIGINT>",
     ).withColumn("merged_at", F.current_timestamp())
     ledger.writeTo(table_identifier(database, SILVER_INGESTION_RUNS.name)).append()
 
@@ -458,6 +475,14 @@ def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> di
                 f"run {m.run_id}: its manifest lists {m.records} records, Bronze holds {held}"
             )
     return per_run
+
+
+def _totals(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for run in counts:
+        for name, records in run.items():
+            totals[name] = totals.get(name, 0) + records
+    return dict(sorted(totals.items()))
 
 
 def _instant(text: str) -> datetime:
