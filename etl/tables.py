@@ -145,21 +145,22 @@ SILVER_INGESTION_RUNS = TableDefinition(
     comment="Ledger of the ingestion runs merged into Silver: the Silver job skips the runs listed here",
     columns=(
         Column("run_id", "STRING", "Ingestion run id"),
-        Column(
-            "dataset", "STRING", "The dataset the run ingested; null for runs merged before it was recorded"
-        ),
         Column("manifest", "STRING", "Location of the run manifest"),
         Column("ingested_at", "TIMESTAMP", "When the ingestion run started (UTC)"),
         Column("records", "BIGINT", "Records the run ingested"),
         Column("accepted", "BIGINT", "Records that passed validation"),
         Column("quarantined", "BIGINT", "Records sent to quarantine"),
+        Column("merged_at", "TIMESTAMP", "When the Silver job merged the run (UTC)"),
+        # Added later: at the end, so that the columns before them keep their places in `SELECT *`.
+        Column(
+            "dataset", "STRING", "The dataset the run ingested; null for runs merged before it was recorded"
+        ),
         Column(
             "unknown_fields",
             "MAP<STRING, BIGINT>",
             "Top-level fields of the run's records that the dataset does not know, and how many records "
             "carried each (every record counts, valid or not); null for runs merged before it was recorded",
         ),
-        Column("merged_at", "TIMESTAMP", "When the Silver job merged the run (UTC)"),
     ),
 )
 

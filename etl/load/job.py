@@ -46,9 +46,8 @@ class GoldArguments:
 class GoldSummary:
     rows: dict[str, int]  # gold table -> rows after the rebuild
     maintenance: tuple[str, ...] = ()  # snapshot expiries: each rebuild leaves the previous copy behind
-    schema_changes: tuple[
-        str, ...
-    ] = ()  # columns added or widened before the rebuild (etl/schema_evolution.py)
+    # Columns added or widened before the rebuild (etl/schema_evolution.py).
+    schema_changes: tuple[str, ...] = ()
 
 
 def parse_args(argv: Sequence[str]) -> GoldArguments:

@@ -11,7 +11,8 @@ The ledger is written last, so a run is either fully merged or retried.
 Before anything is written the job refuses, in one line that says the way out: a Silver table missing
 while the ledger lists merged runs (`lakehouse rebuild`), a hole between the windows of the runs to merge
 and the runs before them (`lakehouse bronze rewind`), and, when reading fails, a damaged Bronze object
-(`lakehouse bronze repair`).
+(`lakehouse bronze repair`). A table whose definition asks for a change Iceberg cannot apply is refused
+too (etl/schema_evolution.py, README "Change a schema"); additive changes are applied first.
 """
 
 from __future__ import annotations
@@ -116,9 +117,8 @@ class SilverSummary:
     maintenance: tuple[str, ...] = ()  # compactions and snapshot expiries done after the merge
     # Fields of the records that the dataset does not know, and how many records carried each.
     unknown_fields: dict[str, int] = field(default_factory=dict)
-    schema_changes: tuple[
-        str, ...
-    ] = ()  # columns added or widened before the merge (etl/schema_evolution.py)
+    # Columns added or widened before the merge (etl/schema_evolution.py).
+    schema_changes: tuple[str, ...] = ()
 
     @property
     def merged(self) -> int:
