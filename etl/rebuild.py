@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from etl.catalog import table_identifier
 from etl.load import job as gold
+from etl.schema_evolution import forget_tables
 from etl.tables import GOLD_TABLES, SILVER_INGESTION_RUNS, SILVER_TABLES, TableDefinition
 from etl.transform import job as silver
 
@@ -41,5 +42,7 @@ def rebuild(
 
 
 def _drop(spark: SparkSession, database: str, tables: tuple[TableDefinition, ...]) -> None:
-    for table in tables:
-        spark.sql(f"DROP TABLE IF EXISTS {table_identifier(database, table.name)} PURGE")
+    identifiers = [table_identifier(database, table.name) for table in tables]
+    for identifier in identifiers:
+        spark.sql(f"DROP TABLE IF EXISTS {identifier} PURGE")
+    forget_tables(spark, identifiers)  # so that the jobs create them again in this session

@@ -58,6 +58,8 @@ def run_summary(run: PipelineRun) -> str:
         ["ingestion runs", len(ingestions)],
         ["records ingested", sum(ingestion["records"] for ingestion in ingestions)],
         ["records read by Silver", silver.records],
+        # Records carrying a field the dataset does not know (silver.ingestion_runs.unknown_fields).
+        *([f"  unknown field {name}", records] for name, records in silver.unknown_fields.items()),
         ["accepted", silver.accepted],
         ["quarantined", silver.quarantined],
         ["merged into silver.orders", silver.merged],
@@ -84,11 +86,10 @@ def _describe(result: Any) -> str:
         )
     if isinstance(result, SilverSummary):
         runs = _runs(result.runs)
-        return "; ".join([f"merged {runs}", *result.maintenance])
+        return "; ".join([*result.schema_changes, f"merged {runs}", *result.maintenance])
     if isinstance(result, GoldSummary):
-        return "; ".join(
-            ["rebuilt " + ", ".join(f"gold.{table}" for table in result.rows), *result.maintenance]
-        )
+        rebuilt = "rebuilt " + ", ".join(f"gold.{table}" for table in result.rows)
+        return "; ".join([*result.schema_changes, rebuilt, *result.maintenance])
     return ""
 
 

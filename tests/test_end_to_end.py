@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -19,7 +20,7 @@ from pyiceberg.table import StaticTable
 
 from etl.sample_api.generator import SampleSource, Slot
 from tests.fixed_api import FixedPagesApi
-from tests.reference import Expected, expected
+from tests.reference import Expected, expected, unknown_fields
 
 pytestmark = pytest.mark.spark
 
@@ -93,6 +94,13 @@ def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: P
     for run in runs:  # every record accounted for
         assert run["records"] == run["accepted"] + run["quarantined"]
     assert sum(run["quarantined"] for run in runs) == want.rejections
+    # Fields no order declares, counted per run over every record received (the sample sends `channel`).
+    by_records = {run["records"]: (run["dataset"], dict(run["unknown_fields"])) for run in runs}
+    assert by_records == {
+        len(batch_1): ("orders", unknown_fields(batch_1)),
+        len(batch_2) + 1: ("orders", unknown_fields([batch_1[-1], *batch_2])),
+    }
+    assert re.search(rf"\n  unknown field channel +{unknown_fields(batch_1)['channel']:,}\n", first.stdout)
     assert f"records ingested              {len(batch_2) + 1:>6,}" in second.stdout
 
 

@@ -46,6 +46,8 @@ class GoldArguments:
 class GoldSummary:
     rows: dict[str, int]  # gold table -> rows after the rebuild
     maintenance: tuple[str, ...] = ()  # snapshot expiries: each rebuild leaves the previous copy behind
+    # Columns added or widened before the rebuild (etl/schema_evolution.py).
+    schema_changes: tuple[str, ...] = ()
 
 
 def parse_args(argv: Sequence[str]) -> GoldArguments:
@@ -66,7 +68,7 @@ class SilverMissing(RuntimeError):
 
 
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
-    ensure_tables(spark, args.gold_database, GOLD_TABLES)
+    schema_changes = tuple(ensure_tables(spark, args.gold_database, GOLD_TABLES))
     load_silver_orders(spark, args.silver_database)
     rows = {}
     maintenance = []
@@ -74,7 +76,7 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
         aggregate = transform(spark, table)
         rows[table.name] = save(aggregate, table, args.gold_database)
         maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
-    return GoldSummary(rows=rows, maintenance=tuple(maintenance))
+    return GoldSummary(rows=rows, maintenance=tuple(maintenance), schema_changes=schema_changes)
 
 
 def gold_sql(table: TableDefinition) -> str:
