@@ -299,7 +299,7 @@ def _step_states(
         raise ValueError(f"step {step.name!r} has no target: deploy a function or job for it")
     if step.repeat is None:
         task = _step_task(step, target, integrations, following, catches)
-        return {step.name: task}, task.timeout_seconds or 0
+        return {step.name: task}, _longest(task)
     max_runs = target.max_runs or step.repeat.max_runs
     again, count = f"{step.name}HasMore", f"Count{step.name}"
     task = _step_task(step, target, integrations, again, catches)
@@ -333,7 +333,14 @@ def _step_states(
             next=step.name,
         ),
     }
-    return states, (task.timeout_seconds or 0) * max_runs
+    return states, _longest(task) * max_runs
+
+
+def _longest(task: Task) -> int:
+    """How long a task may take: a retry after a whole failed run repeats its timeout, after a wait."""
+    timeout = task.timeout_seconds or 0
+    reruns = GLUE_RUN_FAILED_RETRY.max_attempts if GLUE_RUN_FAILED_RETRY in task.retries else 0
+    return timeout * (1 + reruns) + reruns * (GLUE_RUN_FAILED_RETRY.max_delay_seconds or 0)
 
 
 def _step_task(

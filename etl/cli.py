@@ -121,15 +121,17 @@ def query_command(args: argparse.Namespace) -> int:
 
 def rebuild_command(args: argparse.Namespace) -> int:
     from etl.rebuild import rebuild
+    from etl.run_lock import hold_data_dir
     from etl.runner import LocalLayout
     from etl.spark import build_session
 
     layout = LocalLayout(args.data_dir.resolve())
     if not layout.bronze.is_dir():
         raise FileNotFoundError(f"no Bronze data in {layout.bronze}: nothing to rebuild from")
-    print(f"Rebuilding Silver and Gold in {layout.warehouse} from {layout.bronze}", flush=True)
-    spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-rebuild"), args.verbose)
-    rebuilt = rebuild(spark, str(layout.bronze), layout.silver_database, layout.gold_database)
+    with hold_data_dir(layout.data_dir):  # a run writing the tables meanwhile would be lost
+        print(f"Rebuilding Silver and Gold in {layout.warehouse} from {layout.bronze}", flush=True)
+        spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-rebuild"), args.verbose)
+        rebuilt = rebuild(spark, str(layout.bronze), layout.silver_database, layout.gold_database)
     for dataset, merged in rebuilt.silver.items():
         runs = len(merged.runs)
         print(
@@ -145,7 +147,9 @@ def bronze_repair_command(args: argparse.Namespace) -> int:
     from etl.repair import repair_run
     from etl.timestamps import format_rfc3339
 
-    repaired = repair_run(_bronze_store(args), BronzeLayout(args.dataset), args.run_id)
+    store = _bronze_store(args)
+    with _holding_bronze(args):
+        repaired = repair_run(store, BronzeLayout(args.dataset), args.run_id)
     for damage in repaired.damaged:
         print(f"damaged: {damage}")
     print(
@@ -161,13 +165,24 @@ def bronze_rewind_command(args: argparse.Namespace) -> int:
     from etl.repair import rewind_watermark
     from etl.timestamps import format_rfc3339
 
-    rewound = rewind_watermark(_bronze_store(args), BronzeLayout(args.dataset), args.to, "rewind")
+    store = _bronze_store(args)
+    with _holding_bronze(args):
+        rewound = rewind_watermark(store, BronzeLayout(args.dataset), args.to, "rewind")
     before = "none" if rewound.before is None else format_rfc3339(rewound.before)
     print(
         f"Watermark {before} -> {format_rfc3339(rewound.after)}: the next pipeline run ingests everything "
         "changed since then from the source"
     )
     return 0
+
+
+def _holding_bronze(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """The local run lock, when the command works on a data directory: a run meanwhile would undo it."""
+    from etl.run_lock import hold_data_dir
+
+    if args.bronze_root:
+        return contextlib.nullcontext()
+    return hold_data_dir(args.data_dir.resolve())
 
 
 def _bronze_store(args: argparse.Namespace) -> ObjectStore:

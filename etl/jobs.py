@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from etl.catalog import CATALOG, table_identifier
 from etl.maintenance import MaintenancePolicy
-from etl.tables import STORAGE_PROPERTIES, TableDefinition
+from etl.schema_evolution import reconcile_tables
+from etl.tables import TableDefinition
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -55,21 +55,9 @@ def ensure_tables(
     database: str,
     tables: Iterable[TableDefinition],
     property_overrides: Mapping[str, str] | None = None,
-) -> None:
-    """Create the database's missing tables from their definitions; existing tables only get the storage
-    properties they lack."""
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{database}")
-    for table in tables:
-        identifier = table_identifier(database, table.name)
-        spark.sql(table.create_sql(identifier, property_overrides))
-        add_missing_properties(spark, identifier, STORAGE_PROPERTIES)
-
-
-def add_missing_properties(spark: SparkSession, identifier: str, properties: Mapping[str, str]) -> None:
-    """Set the `properties` a table does not have (tables created before they were defined); a value set
-    on purpose stays."""
-    present = {row["key"] for row in spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()}
-    missing = {key: value for key, value in properties.items() if key not in present}
-    if missing:
-        assignments = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(missing.items()))
-        spark.sql(f"ALTER TABLE {identifier} SET TBLPROPERTIES ({assignments})")
+) -> list[str]:
+    """Create the database's missing tables from their definitions and bring the existing ones to them
+    (etl/schema_evolution.py): new columns and type widenings are applied, any other change is refused
+    before anything is written. The changes applied, one line each; each table is checked once per session.
+    """
+    return reconcile_tables(spark, database, tables, property_overrides)

@@ -44,7 +44,7 @@ def refuse_writes(spark: SparkSession, sql: str) -> None:
     writing = _writing_node(spark, plan)
     if writing is not None:
         raise WriteRefused(
-            f"lakehouse query only reads ({READ_STATEMENTS}); this statement is a {writing}: "
+            f"lakehouse query only reads ({READ_STATEMENTS}); its plan ({writing}) may write: "
             "add --allow-writes to run it (Bronze keeps every record: `lakehouse rebuild` restores tables)"
         )
 

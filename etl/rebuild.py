@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from etl import registry
 from etl.catalog import table_identifier
 from etl.load import job as gold
+from etl.schema_evolution import forget_tables
 from etl.tables import TableDefinition
 from etl.transform import job as silver
 
@@ -43,5 +44,7 @@ def rebuild(spark: SparkSession, bronze_root: str, silver_database: str, gold_da
 
 
 def _drop(spark: SparkSession, database: str, tables: tuple[TableDefinition, ...]) -> None:
-    for table in tables:
-        spark.sql(f"DROP TABLE IF EXISTS {table_identifier(database, table.name)} PURGE")
+    identifiers = [table_identifier(database, table.name) for table in tables]
+    for identifier in identifiers:
+        spark.sql(f"DROP TABLE IF EXISTS {identifier} PURGE")
+    forget_tables(spark, identifiers)  # so that the jobs create them again in this session

@@ -55,19 +55,13 @@ def run_summary(run: PipelineRun) -> str:
         ],
     )
     columns = [_dataset_figures(run, dataset) for dataset in datasets]
-    labels = [
-        "ingestion runs",
-        "records ingested",
-        "records read by Silver",
-        "accepted",
-        "quarantined",
-        "merged into Silver",
-        "  inserted",
-        "  updated",
-        "  not newer than stored",
-        "  duplicates in the batch",
-    ]
-    figures = [[label, *(column[n] for column in columns)] for n, label in enumerate(labels)]
+    # Every dataset's labels, in the order they come (a dataset's unknown fields go where its own do).
+    labels: list[str] = []
+    for column in columns:
+        for before, label in zip([None, *column], column, strict=False):
+            if label not in labels:
+                labels.insert(labels.index(before) + 1 if before in labels else len(labels), label)
+    figures = [[label, *(column.get(label, 0) for column in columns)] for label in labels]
     headers = ["", *(dataset or "count" for dataset in datasets)]
     rows = [[f"rows in gold.{table}", count] for table, count in gold.rows.items()]
     summary = (
@@ -85,21 +79,23 @@ def run_summary(run: PipelineRun) -> str:
     return summary
 
 
-def _dataset_figures(run: PipelineRun, dataset: str | None) -> list[int]:
+def _dataset_figures(run: PipelineRun, dataset: str | None) -> dict[str, int]:
     ingestions: list[dict[str, Any]] = run.results("Ingest", dataset)
     silver: SilverSummary = run.result("Silver", dataset)
-    return [
-        len(ingestions),
-        sum(ingestion["records"] for ingestion in ingestions),
-        silver.records,
-        silver.accepted,
-        silver.quarantined,
-        silver.merged,
-        silver.inserted,
-        silver.updated,
-        silver.unchanged,
-        silver.duplicates,
-    ]
+    return {
+        "ingestion runs": len(ingestions),
+        "records ingested": sum(ingestion["records"] for ingestion in ingestions),
+        "records read by Silver": silver.records,
+        # Records carrying a field the dataset does not know (silver.ingestion_runs.unknown_fields).
+        **{f"  unknown field {name}": records for name, records in silver.unknown_fields.items()},
+        "accepted": silver.accepted,
+        "quarantined": silver.quarantined,
+        "merged into Silver": silver.merged,
+        "  inserted": silver.inserted,
+        "  updated": silver.updated,
+        "  not newer than stored": silver.unchanged,
+        "  duplicates in the batch": silver.duplicates,
+    }
 
 
 def _step_name(step: StepRun) -> str:
@@ -108,15 +104,25 @@ def _step_name(step: StepRun) -> str:
 
 def _describe(result: Any) -> str:
     if isinstance(result, dict) and "records" in result:
-        return f"{result['records']:,} records in {result['pages']} pages, watermark {result['watermark']}"
-    if isinstance(result, SilverSummary):
-        runs = ", ".join(result.runs) if result.runs else "no new runs"
-        return "; ".join([f"merged {runs}", *result.maintenance])
-    if isinstance(result, GoldSummary):
-        return "; ".join(
-            ["rebuilt " + ", ".join(f"gold.{table}" for table in result.rows), *result.maintenance]
+        pages = result["pages"]
+        return (
+            f"{result['records']:,} records in {pages} page{'' if pages == 1 else 's'}, "
+            f"watermark {result['watermark']}"
         )
+    if isinstance(result, SilverSummary):
+        runs = _runs(result.runs)
+        return "; ".join([*result.schema_changes, f"merged {runs}", *result.maintenance])
+    if isinstance(result, GoldSummary):
+        rebuilt = "rebuilt " + ", ".join(f"gold.{table}" for table in result.rows)
+        return "; ".join([*result.schema_changes, rebuilt, *result.maintenance])
     return ""
+
+
+def _runs(run_ids: tuple[str, ...]) -> str:
+    """The runs a Silver step merged, in a line that stays short however many a backfill made."""
+    if len(run_ids) <= 2:
+        return ", ".join(run_ids) or "no new runs"
+    return f"{len(run_ids)} runs, {run_ids[0]} to {run_ids[-1]}"
 
 
 def _is_number(value: Any) -> bool:

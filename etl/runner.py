@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -136,6 +137,8 @@ class LocalRunner:
         plan: list[tuple[Step, str | None]] = [(step, name) for name in names for step in definition.branch]
         plan += [(step, None) for step in definition.joined]
         with hold_data_dir(self.layout.data_dir) if definition.exclusive else contextlib.nullcontext():
+            if definition.exclusive:
+                remove_leftover_checkpoints(self.layout.checkpoints)
             started_at = utc_now()
             execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
             for position, (step, dataset) in enumerate(plan, start=1):
@@ -173,6 +176,16 @@ class LocalRunner:
             self._spark = self._spark_factory()
             execution.spark_start_seconds = time.perf_counter() - began
         return self._spark
+
+
+def remove_leftover_checkpoints(checkpoints: Path) -> None:
+    """Delete what runs killed mid-Silver left: with the data directory held, no other run uses them.
+
+    (In AWS a lifecycle rule on the checkpoint prefix does this.)
+    """
+    if checkpoints.is_dir():
+        for leftover in checkpoints.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def resolve_inputs(

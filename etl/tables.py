@@ -24,6 +24,8 @@ class Column:
     name: str
     type: str  # Spark SQL type
     comment: str
+    # False: NOT NULL. A required column cannot be added to a table that has rows (etl/schema_evolution.py).
+    nullable: bool = True
 
 
 # Table metadata files (`*.metadata.json`, one per commit) kept besides the current one. Snapshots, and
@@ -69,17 +71,21 @@ class TableDefinition:
 
     def create_sql(self, identifier: str, property_overrides: Mapping[str, str] | None = None) -> str:
         """`CREATE TABLE IF NOT EXISTS` for this table under `identifier` (catalog.database.table)."""
-        columns = ",\n  ".join(f"{c.name} {c.type} COMMENT '{_quote(c.comment)}'" for c in self.columns)
+        columns = ",\n  ".join(
+            f"{c.name} {c.type}{'' if c.nullable else ' NOT NULL'} COMMENT '{quote_sql(c.comment)}'"
+            for c in self.columns
+        )
         properties = {**self.all_properties(), **(property_overrides or {})}
-        props = ",\n  ".join(f"'{key}' = '{_quote(value)}'" for key, value in sorted(properties.items()))
+        props = ",\n  ".join(f"'{key}' = '{quote_sql(value)}'" for key, value in sorted(properties.items()))
         partitioning = f"\nPARTITIONED BY ({', '.join(self.partitioned_by)})" if self.partitioned_by else ""
         return (
             f"CREATE TABLE IF NOT EXISTS {identifier} (\n  {columns}\n)\nUSING iceberg{partitioning}\n"
-            f"COMMENT '{_quote(self.comment)}'\nTBLPROPERTIES (\n  {props}\n)"
+            f"COMMENT '{quote_sql(self.comment)}'\nTBLPROPERTIES (\n  {props}\n)"
         )
 
 
-def _quote(text: str) -> str:
+def quote_sql(text: str) -> str:
+    """`text` as the inside of a single-quoted SQL string."""
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
@@ -116,7 +122,16 @@ SILVER_INGESTION_RUNS = TableDefinition(
         Column("accepted", "BIGINT", "Records that passed validation"),
         Column("quarantined", "BIGINT", "Records sent to quarantine"),
         Column("merged_at", "TIMESTAMP", "When the Silver job merged the run (UTC)"),
-        Column("dataset", "STRING", "The dataset the run ingested"),
+        # Added later: at the end, so that the columns before them keep their places in `SELECT *`.
+        Column(
+            "dataset", "STRING", "The dataset the run ingested; null for runs merged before it was recorded"
+        ),
+        Column(
+            "unknown_fields",
+            "MAP<STRING, BIGINT>",
+            "Top-level fields of the run's records that the dataset does not know, and how many records "
+            "carried each (every record counts, valid or not); null for runs merged before it was recorded",
+        ),
     ),
 )
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-ORDERS_PATH = "/v1/orders"  # what datasets/orders.py declares; other paths get an empty page
+from tests.local_server import EMPTY_PAGE, ORDERS_PATH, LocalServer, send_json
 
 
-class FixedPagesApi:
+class FixedPagesApi(LocalServer):
     """Serves `records_per_page[n]` for cursor n (no cursor: page 0), with `next_cursor` n+1 or null."""
 
     def __init__(self, records_per_page: Sequence[Sequence[str]], indent: int | None = None) -> None:
@@ -23,7 +21,7 @@ class FixedPagesApi:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if urlsplit(self.path).path != ORDERS_PATH:  # the other datasets: nothing to serve
-                    self._answer(b'{"data": [], "next_cursor": null}')
+                    send_json(self, EMPTY_PAGE)
                     return
                 query = parse_qs(urlsplit(self.path).query)
                 queries.append(query)
@@ -36,33 +34,9 @@ class FixedPagesApi:
                     body = json.dumps(json.loads(body + "}"), indent=indent)
                 else:
                     body += "}"
-                self._answer(body.encode())
-
-            def _answer(self, encoded: bytes) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
+                send_json(self, body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FixedPagesApi:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", 0), Handler))

@@ -7,19 +7,16 @@ in the order given (the oldest change first), `limit` per page, with the next re
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 from etl.timestamps import parse_rfc3339
+from tests.local_server import EMPTY_PAGE, ORDERS_PATH, LocalServer, send_json
 
-ORDERS_PATH = "/v1/orders"  # what datasets/orders.py declares; other paths get an empty page
 
-
-class HistoryApi:
+class HistoryApi(LocalServer):
     def __init__(self, records: Sequence[str]) -> None:
         history = list(records)
         self.queries: list[dict[str, str]] = []
@@ -28,7 +25,7 @@ class HistoryApi:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if urlsplit(self.path).path != ORDERS_PATH:  # the other datasets: nothing to serve
-                    self._answer(b'{"data": [], "next_cursor": null}')
+                    send_json(self, EMPTY_PAGE)
                     return
                 query = {key: values[-1] for key, values in parse_qs(urlsplit(self.path).query).items()}
                 queries.append(query)
@@ -44,36 +41,12 @@ class HistoryApi:
                 body = json.dumps(
                     {"data": [json.loads(t) for t in history[start:end]], "next_cursor": next_cursor}
                 )
-                self._answer(body.encode())
-
-            def _answer(self, encoded: bytes) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
+                send_json(self, body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> HistoryApi:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
 
 def _changed(text: str) -> datetime:

@@ -4,14 +4,14 @@ byte if need be: for sources that misbehave in ways the sample API never does.""
 from __future__ import annotations
 
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
+
+from tests.local_server import LocalServer
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Answer:
             time.sleep(every_seconds)
 
 
-class HostileApi:
+class HostileApi(LocalServer):
     """Answers every GET with `respond(answer, request)`; `requests` records what arrived."""
 
     def __init__(self, respond: Respond, tls: tuple[Path, Path] | None = None) -> None:
@@ -86,31 +86,10 @@ class HostileApi:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._scheme = "http"
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*tls)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-            self._scheme = "https"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"{self._scheme}://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> HostileApi:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        super().__init__(server, "http" if tls is None else "https")

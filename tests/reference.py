@@ -285,3 +285,33 @@ def expected(
         customer_quarantine=customer_quarantine,
         sales_by_country={(*key, *values) for key, values in by_country.items()},
     )
+
+
+# The top-level fields an order record may carry (the README's record contract).
+ORDER_FIELDS = frozenset(
+    {"order_id", "customer_id", "status", "amount", "currency", "created_at", "updated_at", "items"}
+)
+
+CUSTOMER_FIELDS = frozenset(
+    {"customer_id", "name", "email", "country", "segment", "created_at", "updated_at"}
+)
+
+
+class _Keys(tuple[str, ...]):
+    """The key names of a JSON object, in the order given."""
+
+
+def unknown_fields(lines: Iterable[str], known: frozenset[str] = ORDER_FIELDS) -> dict[str, int]:
+    """How many of the Bronze lines carry each top-level field outside `known`, counted one line at a time:
+    a line that is not a JSON object (raw bytes, another JSON value, not JSON) carries none."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        if line.startswith("base64:"):
+            continue
+        try:
+            record = json.loads(line, object_pairs_hook=lambda pairs: _Keys(key for key, _ in pairs))
+        except ValueError:
+            continue
+        if isinstance(record, _Keys):
+            counts.update(set(record) - known)
+    return dict(counts)

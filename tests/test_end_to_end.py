@@ -21,7 +21,7 @@ from pyiceberg.table import StaticTable
 from etl.sample_api.customers import CustomerSource
 from etl.sample_api.generator import SampleSource, Slot
 from tests.fixed_api import FixedPagesApi
-from tests.reference import Expected, expected
+from tests.reference import CUSTOMER_FIELDS, Expected, expected, unknown_fields
 
 pytestmark = pytest.mark.spark
 
@@ -112,10 +112,17 @@ def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: P
     for run in every_run:  # every record accounted for
         assert run["records"] == run["accepted"] + run["quarantined"]
     assert sum(run["quarantined"] for run in every_run) == want.rejections
-    assert sorted(run["dataset"] for run in every_run) == ["customers", "customers", "orders", "orders"]
-    assert re.search(
-        rf"\nrecords ingested +[0-9,]+ +{len(batch_2) + 1:,}\n", second.stdout
-    )  # customers, orders
+    # Fields no column declares, counted per run over every record received (the sample orders send
+    # `channel`, the sample customers `phone`).
+    by_run = {(run["dataset"], run["records"]): dict(run["unknown_fields"]) for run in every_run}
+    assert by_run == {
+        ("orders", len(batch_1)): unknown_fields(batch_1),
+        ("orders", len(batch_2) + 1): unknown_fields([batch_1[-1], *batch_2]),
+        ("customers", len(people_1)): unknown_fields(people_1, CUSTOMER_FIELDS),
+        ("customers", len(people_2) + 1): unknown_fields([people_1[-1], *people_2], CUSTOMER_FIELDS),
+    }
+    assert re.search(rf"\n  unknown field channel +0 +{unknown_fields(batch_1)['channel']:,}\n", first.stdout)
+    assert re.search(rf"\nrecords ingested +{len(people_2) + 1:,} +{len(batch_2) + 1:,}\n", second.stdout)
 
 
 def test_a_run_against_another_api_and_a_query_as_json(tmp_path: Path) -> None:

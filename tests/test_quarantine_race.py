@@ -21,7 +21,7 @@ def rejected(spark: SparkSession, lines: range) -> DataFrame:
     return spark.createDataFrame(
         [
             (
-                "{bad",
+                f"{{bad {line}",  # the quarantine keeps each (record, reason) once: one record per line
                 "not_json",
                 "orders/d/run_id=r1/page-000001.jsonl.gz",
                 line,

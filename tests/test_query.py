@@ -58,9 +58,9 @@ def test_statements_that_write_are_refused_naming_the_way_to_allow_them(
     with pytest.raises(WriteRefused) as refused:
         refuse_writes(spark, sql)
     assert str(refused.value) == (
-        "lakehouse query only reads (SELECT, WITH, TABLE, VALUES, SHOW, DESCRIBE, EXPLAIN); this statement "
-        f"is a {plan}: add --allow-writes to run it (Bronze keeps every record: `lakehouse rebuild` restores "
-        "tables)"
+        "lakehouse query only reads (SELECT, WITH, TABLE, VALUES, SHOW, DESCRIBE, EXPLAIN); its plan "
+        f"({plan}) may write: add --allow-writes to run it (Bronze keeps every record: `lakehouse rebuild` "
+        "restores tables)"
     )
 
 

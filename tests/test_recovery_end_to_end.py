@@ -47,8 +47,8 @@ def test_a_write_is_refused_by_query_and_a_dropped_table_is_restored_exactly_by_
     refused = lakehouse("query", "DROP TABLE silver.orders", "--data-dir", str(data_dir))
     assert refused.returncode == 1
     assert error_lines(refused.stderr) == [
-        "error: lakehouse query only reads (SELECT, WITH, TABLE, VALUES, SHOW, DESCRIBE, EXPLAIN); this "
-        "statement is a DropTable: add --allow-writes to run it (Bronze keeps every record: `lakehouse "
+        "error: lakehouse query only reads (SELECT, WITH, TABLE, VALUES, SHOW, DESCRIBE, EXPLAIN); its plan "
+        "(DropTable) may write: add --allow-writes to run it (Bronze keeps every record: `lakehouse "
         "rebuild` restores tables)"
     ]
     assert whole_tables(data_dir) == before

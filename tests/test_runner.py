@@ -15,10 +15,12 @@ from types import MappingProxyType
 import pytest
 
 from etl import pipeline
+from etl.bronze import BronzeLayout, read_watermark, write_watermark
 from etl.extract.settings import IngestionSettings, SourceSettings
 from etl.pipeline import ExecutionValue, Repeat, Step, StepKind, StepResult, StepValue
 from etl.run_lock import RunInProgress, hold_data_dir
 from etl.runner import LocalLayout, LocalRunner, PipelineRun, StepRun, resolve_inputs
+from etl.storage import LocalStore
 from tests import scripted_step
 
 
@@ -167,6 +169,19 @@ def test_the_runner_holds_its_data_directory_and_lets_it_go_after_a_failure(tmp_
         pass
 
 
+def test_a_run_deletes_the_checkpoints_a_killed_run_left_behind(tmp_path: Path) -> None:
+    layout = LocalLayout(tmp_path)
+    leftover = layout.checkpoints / "killed-run" / "rdd-7"
+    leftover.mkdir(parents=True)
+    (leftover / "part-00000").write_bytes(b"rows")
+    failing = Step("Fail", StepKind.FUNCTION, "tests.no_such_module", "")
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
+    runner = LocalRunner(layout, ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ModuleNotFoundError):
+        runner.run(pipeline.Pipeline("p", (failing,)))
+    assert list(layout.checkpoints.iterdir()) == []
+
+
 def test_lakehouse_run_on_a_held_data_directory_says_who_holds_it(
     tmp_path: Path, held: subprocess.Popen[str]
 ) -> None:
@@ -193,3 +208,29 @@ def test_a_step_after_the_branch_cannot_read_one_datasets_result_nor_its_dataset
         pipeline.Pipeline("p", (pipeline.INGEST, pipeline.SILVER, reads_silver), per_dataset=2)
     with pytest.raises(ValueError, match="runs after the per-dataset branch"):
         pipeline.Pipeline("p", (pipeline.INGEST, pipeline.SILVER, pipeline.GOLD), per_dataset=0)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["rebuild"], ["bronze", "rewind", "--to", "2026-01-01T00:00:00Z"], ["bronze", "repair", "r1"]],
+    ids=["rebuild", "rewind", "repair"],
+)
+def test_the_recovery_commands_wait_for_no_run_they_refuse_a_held_data_directory(
+    tmp_path: Path, held: subprocess.Popen[str], command: list[str]
+) -> None:
+    bronze = tmp_path / "data" / "bronze"
+    store = LocalStore(bronze)
+    write_watermark(store, BronzeLayout("orders"), datetime(2026, 1, 5, tzinfo=UTC), "r1")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "etl", *command, "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"another run is using {tmp_path / 'data'}: pid {held.pid}" in line
+    assert read_watermark(store, BronzeLayout("orders")) == datetime(2026, 1, 5, tzinfo=UTC)  # untouched

@@ -45,6 +45,8 @@ class GoldArguments:
 class GoldSummary:
     rows: dict[str, int]  # gold table -> rows after the rebuild
     maintenance: tuple[str, ...] = ()  # snapshot expiries: each rebuild leaves the previous copy behind
+    # Columns added or widened before the rebuild (etl/schema_evolution.py).
+    schema_changes: tuple[str, ...] = ()
 
 
 def parse_args(argv: Sequence[str]) -> GoldArguments:
@@ -66,7 +68,7 @@ class SilverMissing(RuntimeError):
 
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     models = registry.gold_models()
-    ensure_tables(spark, args.gold_database, tuple(model.table for model in models))
+    schema_changes = tuple(ensure_tables(spark, args.gold_database, tuple(model.table for model in models)))
     load_silver_views(spark, args.silver_database, sorted({name for m in models for name in m.reads}))
     rows = {}
     maintenance = []
@@ -75,7 +77,7 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
         aggregate = transform(spark, model)
         rows[table.name] = save(aggregate, table, args.gold_database)
         maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
-    return GoldSummary(rows=rows, maintenance=tuple(maintenance))
+    return GoldSummary(rows=rows, maintenance=tuple(maintenance), schema_changes=schema_changes)
 
 
 def silver_view(dataset: str) -> str:

@@ -81,6 +81,8 @@ class CustomerSource:
             record["country"] = record["country"].lower()
         elif variation == 2:
             record["segment"] = record["segment"].upper()
+        elif variation == 3:
+            record["phone"] = f"+1555{number:07d}"  # a field the declaration does not know
         if (h >> 40) % 10_000 < self.invalid_share * 10_000 and batch > 1:
             broken = (h >> 32) % 4
             if broken == 0:

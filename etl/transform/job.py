@@ -14,15 +14,16 @@ The ledger is written last, so a run is either fully merged or retried.
 Before anything is written the job refuses, in one line that says the way out: a Silver table missing
 while the ledger lists merged runs (`lakehouse rebuild`), a hole between the windows of the runs to merge
 and the runs before them (`lakehouse bronze rewind`), and, when reading fails, a damaged Bronze object
-(`lakehouse bronze repair`).
+(`lakehouse bronze repair`). A table whose definition asks for a change Iceberg cannot apply is refused
+too (etl/schema_evolution.py, README "Change a schema"); additive changes are applied first.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -37,6 +38,7 @@ from etl.bronze import (
     damage_of,
     list_page_run_ids,
     list_run_ids,
+    list_set_aside,
     read_manifest,
 )
 from etl.catalog import table_identifier
@@ -51,6 +53,7 @@ from etl.jobs import (
     parse_job_arguments,
 )
 from etl.maintenance import MaintenancePolicy, maintain
+from etl.source_drift import unknown_fields_per_run
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import format_rfc3339, require_rfc3339
@@ -116,6 +119,10 @@ class SilverSummary:
     unchanged: int = 0  # not newer than the stored version
     per_run: dict[str, RunCounts] = field(default_factory=dict)
     maintenance: tuple[str, ...] = ()  # compactions and snapshot expiries done after the merge
+    # Fields of the records that the dataset does not know, and how many records carried each.
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    # Columns added or widened before the merge (etl/schema_evolution.py).
+    schema_changes: tuple[str, ...] = ()
 
     @property
     def merged(self) -> int:
@@ -152,13 +159,13 @@ def main(argv: Sequence[str]) -> None:
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
     dataset = registry.dataset(args.dataset)
     refuse_missing_tables(spark, args.silver_database, dataset)
-    ensure_tables(spark, args.silver_database, (SILVER_INGESTION_RUNS, *dataset.tables))
+    schema_changes = tuple(ensure_tables(spark, args.silver_database, (SILVER_INGESTION_RUNS, *dataset.tables)))
     store = open_store(args.bronze_root)
     manifests = load_pending_runs(spark, store, args)
     if not manifests:
-        return SilverSummary()
+        return SilverSummary(schema_changes=schema_changes)
     try:
-        return merge_runs(spark, store, manifests, args, dataset)
+        return replace(merge_runs(spark, store, manifests, args, dataset), schema_changes=schema_changes)
     except Exception as error:
         damaged = find_damaged_object(store, manifests)
         if damaged is None:
@@ -181,11 +188,12 @@ def merge_runs(
         raw = load_raw_records(spark, store, manifests)
         validated = validate_records(raw, dataset).checkpoint(eager=True)
         per_run = _count_per_run(validated, manifests)
+        unknown_fields = unknown_fields_per_run(validated, frozenset(dataset.field_names))
         save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
         inserted, updated, unchanged = save_latest(spark, latest, args.silver_database, dataset)
-        save_ledger(spark, manifests, per_run, args.silver_database, store)
+        save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
     # Only the dataset's table takes merge-on-read deletes; the other tables are appended to.
     maintenance = [
         done
@@ -207,6 +215,7 @@ def merge_runs(
         unchanged=unchanged,
         per_run=per_run,
         maintenance=tuple(maintenance),
+        unknown_fields=_totals(unknown_fields.values()),
     )
 
 
@@ -283,12 +292,15 @@ def _gap_message(
     args: SilverArguments,
 ) -> str:
     layout = BronzeLayout(args.dataset)
-    orphans = sorted(list_page_run_ids(store, layout) - set(list_run_ids(store, layout)))
+    set_aside = set(list_set_aside(store, layout))
+    orphans = sorted(list_page_run_ids(store, layout) - set(list_run_ids(store, layout)) - set_aside)
     cause = (
         f"runs with pages but no manifest: {', '.join(orphans)}"
         if orphans
         else "no run in between has a manifest"
     )
+    if set_aside:
+        cause += f" (set aside by a repair: {', '.join(sorted(set_aside))})"
     before = f" (run {previous.run_id})" if previous is not None else ""
     return (
         f"Bronze has a gap: run {manifest.run_id} ingested changes since {manifest.updated_since}, but the "
@@ -440,19 +452,27 @@ def save_ledger(
     spark: SparkSession,
     manifests: Sequence[RunManifest],
     per_run: dict[str, RunCounts],
+    unknown_fields: dict[str, dict[str, int]],
     database: str,
     store: ObjectStore,
 ) -> None:
     layout = BronzeLayout(manifests[0].dataset)
     rows = [
-        (m.run_id, store.uri(layout.manifest_key(m.run_id)), _instant(m.started_at), *per_run[m.run_id])
+        (
+            m.run_id,
+            m.dataset,
+            store.uri(layout.manifest_key(m.run_id)),
+            _instant(m.started_at),
+            *per_run[m.run_id],
+            unknown_fields.get(m.run_id, {}),
+        )
         for m in manifests
     ]
     ledger = spark.createDataFrame(
         rows,
-        "run_id STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, accepted BIGINT, "
-        "quarantined BIGINT",
-    ).withColumns({"merged_at": F.current_timestamp(), "dataset": F.lit(layout.dataset)})
+        "run_id STRING, dataset STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, "
+        "accepted BIGINT, quarantined BIGINT, unknown_fields MAP<STRING, BIGINT>",
+    ).withColumn("merged_at", F.current_timestamp())
     ledger.writeTo(table_identifier(database, SILVER_INGESTION_RUNS.name)).append()
 
 
@@ -481,6 +501,14 @@ def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> di
                 f"run {m.run_id}: its manifest lists {m.records} records, Bronze holds {held}"
             )
     return per_run
+
+
+def _totals(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for run in counts:
+        for name, records in run.items():
+            totals[name] = totals.get(name, 0) + records
+    return dict(sorted(totals.items()))
 
 
 def _instant(text: str) -> datetime:

@@ -256,6 +256,15 @@ def test_the_stacks_cap_bounds_the_ingestion_runs_of_one_execution(dev: StackRun
 def running_execution(aws: None) -> Iterator[str]:
     """An execution that is still running (a long Wait), to hold the lock."""
     stepfunctions = boto3.client("stepfunctions", region_name=REGION)
+    arn = _start_waiting_execution()
+    assert stepfunctions.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    yield arn
+    stepfunctions.stop_execution(executionArn=arn)
+
+
+def _start_waiting_execution() -> str:
+    """Start an execution of another state machine that waits a minute; its ARN."""
+    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
     machine = stepfunctions.create_state_machine(
         name="other",
         definition=json.dumps(
@@ -263,12 +272,8 @@ def running_execution(aws: None) -> Iterator[str]:
         ),
         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/x",
     )
-    arn = stepfunctions.start_execution(stateMachineArn=machine["stateMachineArn"], name="holder")[
-        "executionArn"
-    ]
-    assert stepfunctions.describe_execution(executionArn=arn)["status"] == "RUNNING"
-    yield arn
-    stepfunctions.stop_execution(executionArn=arn)
+    started = stepfunctions.start_execution(stateMachineArn=machine["stateMachineArn"])
+    return str(started["executionArn"])
 
 
 def test_a_second_execution_fails_at_once_while_another_holds_the_lock(
@@ -296,16 +301,8 @@ def test_a_lock_left_by_an_execution_that_no_longer_runs_is_taken_over(
 ) -> None:
     holder = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:lakehouse-dev-orders:crashed"
     if holder_state == "stopped":
-        stepfunctions = boto3.client("stepfunctions", region_name=REGION)
-        machine = stepfunctions.create_state_machine(
-            name="other",
-            definition=json.dumps(
-                {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
-            ),
-            roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/x",
-        )
-        holder = stepfunctions.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
-        stepfunctions.stop_execution(executionArn=holder)
+        holder = _start_waiting_execution()
+        boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=holder)
 
     execution = _execute(
         dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, SUMMARY], lock_holder=holder
