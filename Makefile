@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy etl datasets components tests benchmarks $(wildcard __main__.py)
+	$(BIN)/mypy etl datasets local components tests benchmarks $(wildcard __main__.py)
 
 unit: $(STAMP)
 	$(BIN)/pytest $(ARGS)

@@ -11,7 +11,7 @@ from components.hardened_bucket import Transition
 from components.medallion_layer import MedallionLayer, MedallionLayerArgs
 from components.naming import Naming
 from components.pipeline import Pipeline, PipelineArgs
-from etl.pipeline import ORDERS_PIPELINE
+from etl.pipeline import PIPELINE
 from etl.tables import Layer
 
 config = load_stack_config()
@@ -53,8 +53,8 @@ layers = {
 }
 
 pipeline = Pipeline(
-    ORDERS_PIPELINE.name,
-    PipelineArgs(pipeline=ORDERS_PIPELINE, config=config, layers=layers, access_logs=access_logs),
+    PIPELINE.name,
+    PipelineArgs(pipeline=PIPELINE, config=config, layers=layers, access_logs=access_logs),
 )
 
 pulumi.export("stateMachineArn", pipeline.state_machine_arn)

@@ -2,5 +2,5 @@
 
 import os
 
-# Set before etl.extract creates its loggers: per-run INFO logs would drown the figures.
+# Set before etl.bronze creates its loggers: per-run INFO logs would drown the figures.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

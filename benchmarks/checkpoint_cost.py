@@ -24,11 +24,11 @@ from pyspark.sql import DataFrame
 
 from benchmarks.sample_process import sample_api_process
 from etl import pipeline
-from etl.extract.ingest import ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.sample_api.generator import SampleSource
+from etl.bronze.ingest import ingest
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.silver import job as silver
 from etl.timestamps import utc_now
-from etl.transform import job as silver
+from local.sample_api.generator import SampleSource
 
 KINDS = ("local", "reliable")
 
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench-checkpoint"))
     args = parser.parse_args()
 
-    from etl.spark import build_session
+    from local.session import build_session
 
     shutil.rmtree(args.work_dir, ignore_errors=True)
     spark = build_session(str(args.work_dir / "warehouse"), app_name="lakehouse-bench-checkpoint")

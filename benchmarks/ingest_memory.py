@@ -13,8 +13,8 @@ import resource
 import time
 import tracemalloc
 
-from etl.extract.ingest import ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
+from etl.bronze.ingest import ingest
+from etl.bronze.settings import IngestionSettings, SourceSettings
 
 
 def peak_rss_mib() -> float:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl.bronze import BronzeLayout, list_run_ids, read_manifest
+from etl.bronze.layout import BronzeLayout, list_run_ids, read_manifest
 from etl.catalog import table_identifier
 from etl.registry import dataset
+from etl.silver.job import load_raw_records
+from etl.silver.records import accepted_records, latest_versions, quarantined_records, validate_records
 from etl.storage import open_store
-from etl.transform.job import load_raw_records
-from etl.transform.records import accepted_records, latest_versions, quarantined_records, validate_records
 
 
 def rebuild_silver(spark: SparkSession, bronze_root: str, database: str) -> int:

@@ -23,14 +23,14 @@ from typing import Any
 from benchmarks.naive import rebuild_silver
 from benchmarks.sample_process import sample_api_process
 from benchmarks.storage import TableStorage, print_storage, storage_after_runs
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.jobs import ensure_tables
-from etl.maintenance import MaintenancePolicy
+from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.registry import silver_tables
-from etl.report import text_table
-from etl.runner import LocalLayout, LocalRunner, PipelineRun
-from etl.sample_api.generator import SampleSource
-from etl.spark import build_session
+from etl.spark.jobs import ensure_tables
+from etl.spark.maintenance import MaintenancePolicy
+from local.report import text_table
+from local.runner import LocalLayout, LocalRunner, PipelineRun
+from local.sample_api.generator import SampleSource
+from local.session import build_session
 
 MODES = ("merge-on-read", "copy-on-write")
 TARGET_INCREMENTAL_RATIO = 0.25
@@ -236,8 +236,8 @@ def print_memory(memory: dict[int, dict[str, float]]) -> None:
 
 def _measure(approach: str, run: str, executed: PipelineRun) -> Measurement:
     seconds = {step.step.name: step.seconds for step in executed.steps}
-    records = int(executed.result("Ingest")["records"])
-    return Measurement(approach, run, records, seconds["Ingest"], seconds["Silver"], seconds["Gold"])
+    records = int(executed.result("Bronze")["records"])
+    return Measurement(approach, run, records, seconds["Bronze"], seconds["Silver"], seconds["Gold"])
 
 
 if __name__ == "__main__":

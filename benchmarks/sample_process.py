@@ -7,14 +7,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from etl.sample_api.generator import SampleSource
+from local.sample_api.generator import SampleSource
 
 
 @contextmanager
 def sample_api_process(source: SampleSource) -> Iterator[str]:
     """Serve `source` on 127.0.0.1 from a child process; yields the base URL."""
     command = [
-        sys.executable, "-m", "etl", "sample-api", "--port", "0",
+        sys.executable, "-m", "local", "sample-api", "--port", "0",
         "--orders", str(source.initial_orders), "--batches", str(source.batches),
         "--seed", str(source.seed), "--change-fraction", str(source.change_fraction),
     ]  # fmt: skip

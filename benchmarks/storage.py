@@ -18,17 +18,17 @@ from typing import Any
 
 from benchmarks.sample_process import sample_api_process
 from etl import pipeline
-from etl.extract.ingest import ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.load import job as gold
-from etl.maintenance import MaintenancePolicy
+from etl.bronze.ingest import ingest
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.gold import job as gold
 from etl.registry import all_tables
-from etl.report import text_table
-from etl.runner import LocalLayout
-from etl.sample_api.generator import SampleSource
+from etl.silver import job as silver
+from etl.spark.maintenance import MaintenancePolicy
 from etl.tables import Layer
 from etl.timestamps import utc_now
-from etl.transform import job as silver
+from local.report import text_table
+from local.runner import LocalLayout
+from local.sample_api.generator import SampleSource
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench-storage"))
     args = parser.parse_args()
 
-    from etl.spark import build_session
+    from local.session import build_session
 
     shutil.rmtree(args.work_dir, ignore_errors=True)
     layout = LocalLayout(args.work_dir)

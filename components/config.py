@@ -19,7 +19,7 @@ import pulumi
 import yaml
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
-from etl.extract.settings import (
+from etl.bronze.settings import (
     ENV_BRONZE_ROOT,
     ENV_DATASET,
     SOURCE_ENV,

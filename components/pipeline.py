@@ -29,9 +29,9 @@ from components.naming import PIPELINE_LAYER, Naming
 from components.orchestrator import Orchestrator, OrchestratorArgs, Schedule
 from components.spark_job import JobCode, SparkJob, SparkJobArgs, SparkSizing
 from components.state_machine import StepTarget
-from etl.bronze import BronzeLayout
+from etl.bronze.layout import BronzeLayout
+from etl.bronze.settings import ENV_BRONZE_ROOT, ENV_DATASET, ENV_TOKEN_SECRET_ARN
 from etl.catalog import glue_catalog_conf, glue_conf_argument
-from etl.extract.settings import ENV_BRONZE_ROOT, ENV_DATASET, ENV_TOKEN_SECRET_ARN
 from etl.pipeline import (
     BRONZE_ROOT,
     CHECKPOINT_ROOT,
@@ -253,9 +253,7 @@ class Pipeline(pulumi.ComponentResource):
                 step=step,
                 naming=self._naming,
                 account=self._account,
-                bundle=build_lambda_bundle(
-                    step.entry_point, BUILD_DIR / "lambda" / f"{step.name.lower()}.zip"
-                ),
+                bundle=build_lambda_bundle(BUILD_DIR / "lambda" / f"{step.name.lower()}.zip"),
                 environment=environment,
                 bronze=LayerAccess(
                     bucket_arn=bronze.bucket_arn,

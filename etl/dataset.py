@@ -2,7 +2,7 @@
 
 A dataset is declared once, in `datasets/<name>.py` (see README, "Add a dataset"); the Bronze layout, the
 Silver job's validation and MERGE, its quarantine, the Gold models that read it and the infrastructure all
-derive from that declaration. Plain Python, no Spark or Pulumi: the validation in etl/transform/rules.py
+derive from that declaration. Plain Python, no Spark or Pulumi: the validation in etl/silver/rules.py
 interprets these types, one record at a time.
 
 Reason codes are stable, so that quarantine counts compare across runs and releases: `missing_<column>`
@@ -190,7 +190,7 @@ class WriteMode(Enum):
 
 # Reasons any record can get, before its fields are read, in the order they are checked.
 RECORD_REASONS = (
-    "not_utf8",  # kept in Bronze as raw bytes (see etl/bronze.py)
+    "not_utf8",  # kept in Bronze as raw bytes (see etl/bronze/layout.py)
     "too_deep",  # nests deeper than MAX_NESTING: parsing it could exhaust the stack
     "not_json",
     "duplicate_key",  # an object with a key twice: which value counts is ambiguous, so neither does
@@ -222,7 +222,7 @@ class Dataset:
 
     @property
     def future_reason(self) -> str:
-        """A version stamped later than its run started (see etl/transform/records.py)."""
+        """A version stamped later than its run started (see etl/silver/records.py)."""
         return f"future_{self.version}"
 
     @property

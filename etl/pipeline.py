@@ -1,7 +1,7 @@
 """The pipeline definition: which steps run, in which order, with which arguments.
 
 The Step Functions state machine (components/state_machine.py) is rendered from these objects and the
-local runner (etl/runner.py) walks them, so AWS and the local run execute the same steps with the same
+local runner (local/runner.py) walks them, so AWS and the local run execute the same steps with the same
 arguments. This module is plain Python: the Pulumi program imports it without Spark, the jobs without Pulumi.
 """
 
@@ -175,7 +175,7 @@ MANIFEST = "--manifest"
 # Where the Silver job checkpoints its validated batch: reliable storage, since FLEX may take executors away.
 CHECKPOINT_ROOT = "--checkpoint-root"
 
-# Fields of the ingestion summary (etl.extract.ingest.IngestionSummary).
+# Fields of the ingestion summary (etl.bronze.ingest.IngestionSummary).
 INGESTION_RESULT_FIELDS = (
     "run_id",
     "manifest",
@@ -186,10 +186,10 @@ INGESTION_RESULT_FIELDS = (
     "has_more",
 )
 
-INGEST = Step(
-    name="Ingest",
+BRONZE = Step(
+    name="Bronze",
     kind=StepKind.FUNCTION,
-    entry_point="etl.extract.handler",
+    entry_point="etl.bronze.handler",
     description="Bronze: pull new and changed records from the source API into raw JSON Lines",
     inputs=MappingProxyType(
         {
@@ -208,13 +208,13 @@ INGEST = Step(
 SILVER = Step(
     name="Silver",
     kind=StepKind.SPARK_JOB,
-    entry_point="etl.transform.job",
+    entry_point="etl.silver.job",
     description="Silver: validate, type and de-duplicate the new runs and MERGE them into silver.<dataset>",
     inputs=MappingProxyType(
         {
             DATASET: BranchValue.DATASET,
-            RUN_ID: StepResult("Ingest", "run_id"),
-            MANIFEST: StepResult("Ingest", "manifest"),
+            RUN_ID: StepResult("Bronze", "run_id"),
+            MANIFEST: StepResult("Bronze", "manifest"),
         }
     ),
     settings=(BRONZE_ROOT, SILVER_DATABASE, CHECKPOINT_ROOT),
@@ -223,10 +223,10 @@ SILVER = Step(
 GOLD = Step(
     name="Gold",
     kind=StepKind.SPARK_JOB,
-    entry_point="etl.load.job",
+    entry_point="etl.gold.job",
     description="Gold: rebuild the Gold models from the Silver tables",
     settings=(SILVER_DATABASE, GOLD_DATABASE),
 )
 
-# Ingest and Silver once per dataset, then Gold over all of them.
-ORDERS_PIPELINE = Pipeline(name="orders", steps=(INGEST, SILVER, GOLD), per_dataset=2)
+# Bronze and Silver once per dataset, then Gold over all of them.
+PIPELINE = Pipeline(name="medallion", steps=(BRONZE, SILVER, GOLD), per_dataset=2)

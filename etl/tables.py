@@ -24,7 +24,8 @@ class Column:
     name: str
     type: str  # Spark SQL type
     comment: str
-    # False: NOT NULL. A required column cannot be added to a table that has rows (etl/schema_evolution.py).
+    # False: NOT NULL. A required column cannot be added to a table that has rows
+    # (etl/spark/schema_evolution.py).
     nullable: bool = True
 
 
@@ -32,8 +33,8 @@ class Column:
 # with them time travel, live in the current file: older files only help to inspect a table's history.
 METADATA_VERSIONS_KEPT = 10
 
-# Properties that keep a table's storage bounded. Existing tables get them too (see etl.jobs.ensure_tables):
-# without them every commit leaves one more metadata file behind, for good.
+# Properties that keep a table's storage bounded. Existing tables get them too (see
+# etl.spark.jobs.ensure_tables): without them every commit leaves one more metadata file behind, for good.
 STORAGE_PROPERTIES: Mapping[str, str] = MappingProxyType(
     {
         "write.metadata.delete-after-commit.enabled": "true",

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from etl.sample_api.generator import SampleSource
-from etl.sample_api.server import SampleApiServer
+from local.sample_api.generator import SampleSource
+from local.sample_api.server import SampleApiServer
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -27,7 +27,7 @@ def load_event(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     """The one SparkSession of the test run, with a local Iceberg catalog in a temporary warehouse."""
-    from etl.spark import build_session
+    from local.session import build_session
 
     session = build_session(warehouse=str(tmp_path_factory.mktemp("warehouse")), app_name="lakehouse-tests")
     yield session

@@ -1,5 +1,5 @@
 """A reference computation of Silver, quarantine and Gold, written from the rules in the README and
-independently of etl/transform and etl/load, for end-to-end comparisons. Plain Python, no Spark."""
+independently of etl/silver and etl/gold, for end-to-end comparisons. Plain Python, no Spark."""
 
 from __future__ import annotations
 

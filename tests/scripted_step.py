@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from etl.extract.deadline import Deadline
-from etl.extract.settings import IngestionSettings
+from etl.bronze.deadline import Deadline
+from etl.bronze.settings import IngestionSettings
 
 events: list[dict[str, Any]] = []
 has_more: list[bool] = []  # what the next runs answer, in order; False once used up

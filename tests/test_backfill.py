@@ -17,14 +17,14 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl import registry
-from etl.bronze import BronzeLayout, list_run_ids, read_manifest
-from etl.extract import ingest as ingestion_module
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.jobs import ensure_tables
-from etl.runner import LocalLayout, LocalRunner, PipelineRun
-from etl.sample_api.generator import SampleSource
-from etl.sample_api.server import SampleApiServer
+from etl.bronze import ingest as ingestion_module
+from etl.bronze.layout import BronzeLayout, list_run_ids, read_manifest
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.spark.jobs import ensure_tables
 from etl.storage import open_store
+from local.runner import LocalLayout, LocalRunner, PipelineRun
+from local.sample_api.generator import SampleSource
+from local.sample_api.server import SampleApiServer
 from tests.test_ingest import StoreThatDies, after_checks
 
 pytestmark = pytest.mark.spark
@@ -65,7 +65,7 @@ def test_a_backfill_in_bounded_runs_equals_one_unbounded_run(
     source = SampleSource(seed=11, initial_orders=1200, change_fraction=0.25, batches=3)
     with SampleApiServer(source) as api:
         whole = Lakehouse(spark, tmp_path / "whole", api.url, pages_per_ingestion=None)
-        (whole_ingestion,) = whole.runner.run(datasets=ONLY_ORDERS, run_id="whole").results("Ingest")
+        (whole_ingestion,) = whole.runner.run(datasets=ONLY_ORDERS, run_id="whole").results("Bronze")
 
         bounded = Lakehouse(spark, tmp_path / "bounded", api.url, pages_per_ingestion=2)
         runs: list[PipelineRun] = [bounded.runner.run(datasets=ONLY_ORDERS, run_id="run-01", max_runs=3)]
@@ -81,7 +81,7 @@ def test_a_backfill_in_bounded_runs_equals_one_unbounded_run(
         with pytest.raises(KeyboardInterrupt):
             bounded.runner.run(datasets=ONLY_ORDERS, run_id="run-02", max_runs=3)
         monkeypatch.setattr(ingestion_module, "open_store", real_open_store)
-        while runs[-1].result("Ingest")["has_more"]:
+        while runs[-1].result("Bronze")["has_more"]:
             runs.append(
                 bounded.runner.run(datasets=ONLY_ORDERS, run_id=f"run-{len(runs) + 2:02d}", max_runs=3)
             )
@@ -89,7 +89,7 @@ def test_a_backfill_in_bounded_runs_equals_one_unbounded_run(
 
     served = sum(1 for _ in source.records())
     assert whole_ingestion["records"] == served and not whole_ingestion["has_more"]
-    assert all(len(run.results("Ingest")) == 3 for run in runs[:-1])  # the cap, then the next run goes on
+    assert all(len(run.results("Bronze")) == 3 for run in runs[:-1])  # the cap, then the next run goes on
 
     # The same tables: orders (but for lineage), the quarantined records, both Gold tables.
     assert bounded.rows("silver.orders", LINEAGE) == whole.rows("silver.orders", LINEAGE)

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from etl import pipeline
-from etl.bronze import BronzeLayout, read_watermark, write_watermark
-from etl.cli import _one_line, _parser
-from etl.load.job import GoldSummary
-from etl.repair import RepairRefused
-from etl.report import json_line, run_summary, text_table
-from etl.runner import PipelineRun, StepRun
+from etl.bronze.layout import BronzeLayout, read_watermark, write_watermark
+from etl.gold.job import GoldSummary
+from etl.silver.job import SilverSummary
 from etl.storage import LocalStore
-from etl.transform.job import SilverSummary
+from local.cli import _one_line, _parser
+from local.repair import RepairRefused
+from local.report import json_line, run_summary, text_table
+from local.runner import PipelineRun, StepRun
 
 
 def test_an_error_in_a_python_worker_is_reported_by_its_last_line() -> None:
@@ -57,15 +57,15 @@ def test_the_run_summary_counts_every_ingestion_run_and_says_when_the_source_has
 
     run = PipelineRun(run_id="r", started_at=datetime(2026, 1, 1, tzinfo=UTC))
     run.steps += [
-        StepRun(pipeline.INGEST, 1.0, ingestion(100, True), 1),
-        StepRun(pipeline.INGEST, 1.0, ingestion(40, True), 2),
+        StepRun(pipeline.BRONZE, 1.0, ingestion(100, True), 1),
+        StepRun(pipeline.BRONZE, 1.0, ingestion(40, True), 2),
         StepRun(pipeline.SILVER, 1.0, SilverSummary(runs=("r-001", "r-002"), records=140)),
         StepRun(pipeline.GOLD, 1.0, GoldSummary(rows={"daily_sales": 3})),
     ]
     summary = run_summary(run)
     assert re.search(r"\ningestion runs +2\nrecords ingested +140\n", summary)
     assert summary.endswith("run again to go on.")
-    run.steps[1] = StepRun(pipeline.INGEST, 1.0, ingestion(40, False), 2)
+    run.steps[1] = StepRun(pipeline.BRONZE, 1.0, ingestion(40, False), 2)
     assert "run again" not in run_summary(run)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from etl import registry
-from etl.transform.rules import Rejected, Validator
+from etl.silver.rules import Rejected, Validator
 
 README = Path(__file__).parent.parent / "README.md"
 CUSTOMER = {

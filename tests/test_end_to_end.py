@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from pyiceberg.table import StaticTable
 
-from etl.sample_api.customers import CustomerSource
-from etl.sample_api.generator import SampleSource, Slot
+from local.sample_api.customers import CustomerSource
+from local.sample_api.generator import SampleSource, Slot
 from tests.fixed_api import FixedPagesApi
 from tests.reference import CUSTOMER_FIELDS, Expected, expected, unknown_fields
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.spark
 def lakehouse(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **environment}
     return subprocess.run(
-        [sys.executable, "-m", "etl", *args],
+        [sys.executable, "-m", "local", *args],
         capture_output=True,
         text=True,
         env=env,

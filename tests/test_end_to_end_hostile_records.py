@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.bronze import raw_bytes_of
+from etl.bronze.layout import raw_bytes_of
 from tests.hostile_api import Answer, HostileApi, Request
 from tests.reference import expected
 from tests.test_end_to_end import assert_tables_match, lakehouse, read_table
@@ -50,7 +50,8 @@ def test_records_not_utf8_or_nested_too_deep_are_quarantined_with_their_bytes_an
     assert result.returncode == 0, result.stderr
     assert [r.path for r in api.requests] == ["/v1/customers", "/v1/orders"]  # no page retried
 
-    # Bronze keeps the three records no parser should take as base64 of their bytes (see etl/bronze.py).
+    # Bronze keeps the three records no parser should take as base64 of their bytes
+    # (see etl/bronze/layout.py).
     as_raw = {not_utf8, nested_600, nested_1000}
     lines = ["base64:" + base64.b64encode(r).decode() if r in as_raw else r.decode() for r in records]
     assert_tables_match(data_dir, expected([lines]))

@@ -14,8 +14,8 @@ from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
 from datasets.gold.daily_sales import MODEL as DAILY_SALES
 from datasets.orders import DATASET as ORDERS
 from etl import registry
-from etl.jobs import ensure_tables
-from etl.load import job as gold
+from etl.gold import job as gold
+from etl.spark.jobs import ensure_tables
 
 GOLD_CUSTOMER_SUMMARY = CUSTOMER_SUMMARY.table
 GOLD_DAILY_SALES = DAILY_SALES.table

@@ -11,13 +11,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from etl.bronze import BronzeLayout, read_manifest
-from etl.extract.handler import InvalidEvent, handler, parse_event
-from etl.extract.secrets import TokenError
+from etl.bronze.handler import InvalidEvent, handler, parse_event
+from etl.bronze.layout import BronzeLayout, read_manifest
+from etl.bronze.secrets import TokenError
 from etl.pipeline import INGESTION_RESULT_FIELDS
-from etl.sample_api.generator import SampleSource
-from etl.sample_api.server import SampleApiServer
 from etl.storage import open_store
+from local.sample_api.generator import SampleSource
+from local.sample_api.server import SampleApiServer
 from tests.conftest import FakeLambdaContext, load_event
 
 TOKEN = "tok-9f8e7d6c5b4a"

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from etl.bronze import BronzeLayout, raw_bytes_of, read_manifest, read_watermark
-from etl.extract.ingest import ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.extract.source import SourceClient, SourceError
+from etl.bronze.ingest import ingest
+from etl.bronze.layout import BronzeLayout, raw_bytes_of, read_manifest, read_watermark
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.bronze.source import SourceClient, SourceError
 from etl.storage import LocalStore
 from tests.hostile_api import Answer, HostileApi, Request
 

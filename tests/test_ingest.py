@@ -13,15 +13,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from etl.bronze import BronzeLayout, list_run_ids, read_manifest, read_watermark
-from etl.extract.deadline import Deadline
-from etl.extract.ingest import IngestionSummary, ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.extract.source import SourceError
-from etl.sample_api.generator import SampleSource
-from etl.sample_api.server import Fault, FaultPlan, SampleApiServer
+from etl.bronze.deadline import Deadline
+from etl.bronze.ingest import IngestionSummary, ingest
+from etl.bronze.layout import BronzeLayout, list_run_ids, read_manifest, read_watermark
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.bronze.source import SourceError
 from etl.storage import LocalStore, open_store
 from etl.timestamps import parse_rfc3339
+from local.sample_api.generator import SampleSource
+from local.sample_api.server import Fault, FaultPlan, SampleApiServer
 from tests.fixed_api import FixedPagesApi
 from tests.history_api import HistoryApi
 

@@ -12,8 +12,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from datasets.orders import DATASET as ORDERS
-from etl.jobs import ensure_tables
-from etl.maintenance import MaintenancePolicy, maintain
+from etl.spark.jobs import ensure_tables
+from etl.spark.maintenance import MaintenancePolicy, maintain
 from etl.tables import METADATA_VERSIONS_KEPT, SILVER_INGESTION_RUNS, STORAGE_PROPERTIES
 
 SILVER_ORDERS = ORDERS.silver_table

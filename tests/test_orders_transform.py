@@ -13,8 +13,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from datasets.orders import DATASET as ORDERS
-from etl.transform import records, rules
-from etl.transform.records import RAW_SCHEMA, quarantined_records
+from etl.silver import records, rules
+from etl.silver.records import RAW_SCHEMA, quarantined_records
 
 
 def validate_orders(raw: DataFrame) -> DataFrame:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from etl.bronze import raw_bytes_of
-from etl.extract.page_parser import ContractViolation, MalformedPage, parse_page
+from etl.bronze.layout import raw_bytes_of
+from etl.bronze.page_parser import ContractViolation, MalformedPage, parse_page
 from etl.json_nesting import MAX_NESTING
 
 

@@ -9,10 +9,10 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from datasets.orders import DATASET as ORDERS
-from etl import commit_conflicts
-from etl.jobs import ensure_tables
 from etl.registry import silver_tables
-from etl.transform.job import save_quarantine
+from etl.silver.job import save_quarantine
+from etl.spark import commit_conflicts
+from etl.spark.jobs import ensure_tables
 
 pytestmark = pytest.mark.spark
 

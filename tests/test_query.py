@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from etl.query import NotOneStatement, WriteRefused, refuse_writes
+from local.query import NotOneStatement, WriteRefused, refuse_writes
 
 pytestmark = pytest.mark.spark
 

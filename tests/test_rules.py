@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 
 from datasets.orders import DATASET as ORDERS
-from etl.bronze import raw_bytes_line
+from etl.bronze.layout import raw_bytes_line
 from etl.json_nesting import MAX_NESTING
-from etl.transform.rules import Rejected, Validator
+from etl.silver.rules import Rejected, Validator
 
 REASONS = ORDERS.reasons
 _VALIDATE = Validator(ORDERS)

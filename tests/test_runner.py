@@ -15,12 +15,12 @@ from types import MappingProxyType
 import pytest
 
 from etl import pipeline
-from etl.bronze import BronzeLayout, read_watermark, write_watermark
-from etl.extract.settings import IngestionSettings, SourceSettings
+from etl.bronze.layout import BronzeLayout, read_watermark, write_watermark
+from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.pipeline import ExecutionValue, Repeat, Step, StepKind, StepResult, StepValue
-from etl.run_lock import RunInProgress, hold_data_dir
-from etl.runner import LocalLayout, LocalRunner, PipelineRun, StepRun, resolve_inputs
 from etl.storage import LocalStore
+from local.run_lock import RunInProgress, hold_data_dir
+from local.runner import LocalLayout, LocalRunner, PipelineRun, StepRun, resolve_inputs
 from tests import scripted_step
 
 
@@ -31,17 +31,17 @@ class FakeSummary:
 
 def test_inputs_come_from_the_execution_and_earlier_results() -> None:
     execution = PipelineRun(run_id="exec-1", started_at=datetime(2026, 11, 26, 8, 0, 0, 5, tzinfo=UTC))
-    assert resolve_inputs(pipeline.INGEST, execution, iteration=3, dataset="orders") == {
+    assert resolve_inputs(pipeline.BRONZE, execution, iteration=3, dataset="orders") == {
         "run_id": "exec-1",
         "started_at": "2026-11-26T08:00:00.000005Z",
         "iteration": 3,
         "dataset": "orders",
     }
     execution.steps.append(
-        StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "manifest": "/m/exec-1.json"}, dataset="orders")
+        StepRun(pipeline.BRONZE, 1.0, {"run_id": "exec-1", "manifest": "/m/exec-1.json"}, dataset="orders")
     )
     execution.steps.append(
-        StepRun(pipeline.INGEST, 1.0, {"run_id": "exec-1", "manifest": "/m/other.json"}, dataset="other")
+        StepRun(pipeline.BRONZE, 1.0, {"run_id": "exec-1", "manifest": "/m/other.json"}, dataset="other")
     )
     assert resolve_inputs(pipeline.SILVER, execution, dataset="orders") == {
         "--dataset": "orders",
@@ -59,21 +59,21 @@ def test_inputs_come_from_the_execution_and_earlier_results() -> None:
 def test_local_settings_cover_every_setting_the_spark_steps_read(tmp_path: Path) -> None:
     ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"), dataset="eu")
     runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
-    spark_steps = [s for s in pipeline.ORDERS_PIPELINE.steps if s.kind is StepKind.SPARK_JOB]
+    spark_steps = [s for s in pipeline.PIPELINE.steps if s.kind is StepKind.SPARK_JOB]
     needed = {setting for step in spark_steps for setting in step.settings}
     assert needed <= set(runner.step_settings())
     assert runner.step_settings()[pipeline.BRONZE_ROOT] == str(tmp_path / "bronze")
 
 
 def test_the_pipeline_is_ingest_then_silver_then_gold() -> None:
-    assert [step.name for step in pipeline.ORDERS_PIPELINE.steps] == ["Ingest", "Silver", "Gold"]
-    assert pipeline.INGEST.inputs["run_id"] is ExecutionValue.RUN_ID
+    assert [step.name for step in pipeline.PIPELINE.steps] == ["Bronze", "Silver", "Gold"]
+    assert pipeline.BRONZE.inputs["run_id"] is ExecutionValue.RUN_ID
 
 
 def test_a_step_cannot_read_a_result_no_earlier_step_returns() -> None:
     bad = Step("Silver", StepKind.SPARK_JOB, "x", "", MappingProxyType({"--x": StepResult("Gold", "rows")}))
     with pytest.raises(ValueError, match="which no earlier step returns"):
-        pipeline.Pipeline("p", (pipeline.INGEST, bad), per_dataset=2)
+        pipeline.Pipeline("p", (pipeline.BRONZE, bad), per_dataset=2)
 
 
 def test_a_repeated_step_runs_again_while_its_result_has_more_up_to_its_cap(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_an_iteration_input_needs_a_repeated_step() -> None:
 HOLD = """
 import sys, time
 from pathlib import Path
-from etl.run_lock import hold_data_dir
+from local.run_lock import hold_data_dir
 with hold_data_dir(Path(sys.argv[1]), command="lakehouse run --data-dir held"):
     print("held", flush=True)
     time.sleep(60)
@@ -187,7 +187,7 @@ def test_lakehouse_run_on_a_held_data_directory_says_who_holds_it(
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     result = subprocess.run(
-        [sys.executable, "-m", "etl", "run", "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "local", "run", "--data-dir", str(tmp_path / "data")],
         capture_output=True,
         text=True,
         env=env,
@@ -205,9 +205,9 @@ def test_a_step_after_the_branch_cannot_read_one_datasets_result_nor_its_dataset
         "Gold", StepKind.SPARK_JOB, "x", "", MappingProxyType({"--x": StepResult("Silver", "runs")})
     )
     with pytest.raises(ValueError, match="which no earlier step returns"):
-        pipeline.Pipeline("p", (pipeline.INGEST, pipeline.SILVER, reads_silver), per_dataset=2)
+        pipeline.Pipeline("p", (pipeline.BRONZE, pipeline.SILVER, reads_silver), per_dataset=2)
     with pytest.raises(ValueError, match="runs after the per-dataset branch"):
-        pipeline.Pipeline("p", (pipeline.INGEST, pipeline.SILVER, pipeline.GOLD), per_dataset=0)
+        pipeline.Pipeline("p", (pipeline.BRONZE, pipeline.SILVER, pipeline.GOLD), per_dataset=0)
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_the_recovery_commands_wait_for_no_run_they_refuse_a_held_data_directory
     write_watermark(store, BronzeLayout("orders"), datetime(2026, 1, 5, tzinfo=UTC), "r1")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     result = subprocess.run(
-        [sys.executable, "-m", "etl", *command, "--data-dir", str(tmp_path / "data")],
+        [sys.executable, "-m", "local", *command, "--data-dir", str(tmp_path / "data")],
         capture_output=True,
         text=True,
         env=env,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from datasets.orders import DATASET as ORDERS
-from etl.sample_api.generator import SampleSource, Slot
-from etl.sample_api.published import SampleStateError, publish_next_batch
-from etl.sample_api.server import decode_cursor, encode_cursor, first_position
-from etl.transform.rules import Rejected, Validator
+from etl.silver.rules import Rejected, Validator
+from local.sample_api.generator import SampleSource, Slot
+from local.sample_api.published import SampleStateError, publish_next_batch
+from local.sample_api.server import decode_cursor, encode_cursor, first_position
 
 validate_order = Validator(ORDERS)
 

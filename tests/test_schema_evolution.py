@@ -21,17 +21,17 @@ from pyspark.sql.types import DataType, DecimalType, DoubleType, FloatType, Inte
 from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
 from datasets.orders import DATASET as ORDERS
 from etl import pipeline
-from etl.bronze import BronzeLayout, read_watermark
+from etl.bronze.layout import BronzeLayout, read_watermark
 from etl.catalog import table_identifier
-from etl.jobs import ensure_tables
-from etl.load import job as gold
-from etl.report import run_summary
-from etl.runner import PipelineRun, StepRun
-from etl.schema_evolution import SchemaChangeRefused, forget_tables, is_widening, plan_changes
-from etl.source_drift import unknown_fields_per_run
+from etl.gold import job as gold
+from etl.silver.job import SilverSummary
+from etl.spark.jobs import ensure_tables
+from etl.spark.schema_evolution import SchemaChangeRefused, forget_tables, is_widening, plan_changes
+from etl.spark.source_drift import unknown_fields_per_run
 from etl.storage import LocalStore
 from etl.tables import SILVER_INGESTION_RUNS, Column, Layer, TableDefinition
-from etl.transform.job import SilverSummary
+from local.report import run_summary
+from local.runner import PipelineRun, StepRun
 from tests import reference
 from tests.test_silver_job import Lake, order
 
@@ -366,7 +366,7 @@ def test_the_run_summary_prints_the_unknown_fields_and_the_schema_changes() -> N
         schema_changes=("x: column y added",),
     )
     run.steps += [
-        StepRun(pipeline.INGEST, 1.0, ingestion),
+        StepRun(pipeline.BRONZE, 1.0, ingestion),
         StepRun(pipeline.SILVER, 1.0, silver),
         StepRun(pipeline.GOLD, 1.0, gold.GoldSummary(rows={"daily_sales": 3})),
     ]

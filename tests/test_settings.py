@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.extract.settings import IngestionSettings, SettingsError, SourceSettings
+from etl.bronze.settings import IngestionSettings, SettingsError, SourceSettings
 
 BASE = {"SOURCE_BASE_URL": "https://api.example.com/", "LAKEHOUSE_BRONZE_ROOT": "s3://bronze"}
 

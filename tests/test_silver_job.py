@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from etl.bronze import BronzeLayout, read_manifest
-from etl.extract.ingest import ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.jobs import ensure_tables
+from etl.bronze.ingest import ingest
+from etl.bronze.layout import BronzeLayout, read_manifest
+from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.registry import silver_tables
+from etl.silver import job as silver
+from etl.spark.jobs import ensure_tables
 from etl.storage import LocalStore
-from etl.transform import job as silver
 from tests.fixed_api import FixedPagesApi
 
 pytestmark = pytest.mark.spark

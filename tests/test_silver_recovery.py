@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from etl.bronze import BronzeLayout, list_run_ids, read_manifest, read_watermark
-from etl.cli import _one_line
-from etl.rebuild import rebuild
-from etl.repair import RepairRefused, repair_run, rewind_watermark
+from etl.bronze.layout import BronzeLayout, list_run_ids, read_manifest, read_watermark
+from etl.silver import job as silver
 from etl.storage import LocalStore
-from etl.transform import job as silver
+from local.cli import _one_line
+from local.rebuild import rebuild
+from local.repair import RepairRefused, repair_run, rewind_watermark
 from tests.test_silver_job import Lake, order
 
 pytestmark = pytest.mark.spark

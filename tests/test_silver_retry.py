@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from etl.bronze.ingest import ingest
+from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.dataset import Dataset
-from etl.extract.ingest import ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.transform import job as silver
+from etl.silver import job as silver
 from tests.fixed_api import FixedPagesApi
 
 pytestmark = pytest.mark.spark

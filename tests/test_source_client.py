@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from etl.extract.settings import SourceSettings
-from etl.extract.source import SourceClient, SourceError
-from etl.sample_api.generator import SampleSource
-from etl.sample_api.server import Fault, FaultPlan, SampleApiServer
+from etl.bronze.settings import SourceSettings
+from etl.bronze.source import SourceClient, SourceError
+from local.sample_api.generator import SampleSource
+from local.sample_api.server import Fault, FaultPlan, SampleApiServer
 
 SINCE = "1970-01-01T00:00:00Z"
 

@@ -17,13 +17,13 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl import registry
-from etl.extract.ingest import ingest
-from etl.extract.settings import IngestionSettings, SourceSettings
-from etl.jobs import ensure_tables
-from etl.load import job as gold
+from etl.bronze.ingest import ingest
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.gold import job as gold
 from etl.registry import all_tables
+from etl.silver import job as silver
+from etl.spark.jobs import ensure_tables
 from etl.tables import METADATA_VERSIONS_KEPT, Layer
-from etl.transform import job as silver
 from tests.fixed_api import FixedPagesApi
 
 pytestmark = pytest.mark.spark

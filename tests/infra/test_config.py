@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from components.config import ConfigError, declared_keys, load_stack_config, source_key
-from etl.extract.settings import SOURCE_ENV, SourceSettings
-from etl.pipeline import INGEST
+from etl.bronze.settings import SOURCE_ENV, SourceSettings
+from etl.pipeline import BRONZE
 from tests.infra.stack_run import PROJECT_ROOT, TOKEN_KEY, stack_config
 from tests.infra.stacks import STACKS
 
@@ -174,8 +174,8 @@ def test_any_worker_type_runs_without_flex(configure: Configure) -> None:
 
 
 def test_the_ingestion_cap_defaults_to_the_pipelines_own_and_is_bounded(configure: Configure) -> None:
-    assert INGEST.repeat is not None
-    assert declared_keys()["ingestMaxInvocations"].default == INGEST.repeat.max_runs
+    assert BRONZE.repeat is not None
+    assert declared_keys()["ingestMaxInvocations"].default == BRONZE.repeat.max_runs
     configure(stack_config("dev"))
     assert load_stack_config("lakehouse", "dev").ingest.max_invocations == 5
     for wrong in ("0", "1000"):

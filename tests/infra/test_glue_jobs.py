@@ -12,10 +12,10 @@ from components.archive import write_zip
 from components.bundles import module_file
 from components.spark_job import GLUE_VERSION
 from etl.catalog import glue_catalog_conf, glue_conf_argument
-from etl.pipeline import GOLD, ORDERS_PIPELINE, SILVER, Step, StepKind
+from etl.pipeline import GOLD, PIPELINE, SILVER, Step, StepKind
 from tests.infra.stacks import Resource, StackRun
 
-SPARK_STEPS = [step for step in ORDERS_PIPELINE.steps if step.kind is StepKind.SPARK_JOB]
+SPARK_STEPS = [step for step in PIPELINE.steps if step.kind is StepKind.SPARK_JOB]
 
 
 def _job(stack: StackRun, step: Step) -> Resource:
@@ -65,7 +65,7 @@ def test_the_etl_package_rides_along_as_extra_py_files(stack: StackRun, step: St
     assert _sha256(zip_path) in package.inputs["key"]
     with zipfile.ZipFile(zip_path) as archive:
         names = set(archive.namelist())
-    assert {"etl/__init__.py", "etl/transform/job.py", "etl/load/job.py", "etl/tables.py"} <= names
+    assert {"etl/__init__.py", "etl/silver/job.py", "etl/gold/job.py", "etl/tables.py"} <= names
     assert {
         "datasets/gold/daily_sales.sql",
         "datasets/gold/customer_summary.sql",

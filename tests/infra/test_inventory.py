@@ -76,7 +76,9 @@ def test_every_resource_belongs_to_a_component(stack: StackRun) -> None:
     stack_level = sorted(r.name for r in stack.resources if r.parent_type == "pulumi:pulumi:Stack")
     # Only components sit at the top of the stack; every cloud resource is a component's child.
     assert all(r.is_component for r in stack.resources if r.parent_type == "pulumi:pulumi:Stack"), stack_level
-    expected_top = ["bronze", "gold", "orders", "silver"] + (["access-logs"] if stack.stack == "prod" else [])
+    expected_top = ["bronze", "gold", "medallion", "silver"] + (
+        ["access-logs"] if stack.stack == "prod" else []
+    )
     assert stack_level == sorted(expected_top)
 
 
@@ -127,7 +129,7 @@ def test_the_tag_check_knows_taggable_from_untaggable_types() -> None:
 def test_the_stack_exports_what_operators_look_up(stack: StackRun) -> None:
     outputs = stack.outputs
     prefix = f"lakehouse-{stack.stack}"
-    assert outputs["stateMachineArn"].endswith(f":stateMachine:{prefix}-orders")
+    assert outputs["stateMachineArn"].endswith(f":stateMachine:{prefix}-medallion")
     buckets = {r.outputs["bucket"] for r in stack.of_type("aws:s3/bucket:Bucket")}
     assert set(outputs["bucketNames"].values()) == buckets
     expected_buckets = {"bronze", "silver", "gold", "artifacts"} | (

@@ -23,13 +23,12 @@ from components.bundles import (
     BundleError,
     build_lambda_bundle,
     distribution_closure,
-    module_closure,
     pinned_versions,
 )
 from components.ingest_function import RUNTIME
-from etl.extract.settings import ENV_TOKEN_SECRET_ARN, SOURCE_ENV, IngestionSettings
-from etl.pipeline import INGEST, INGESTION_RESULT_FIELDS
-from etl.sample_api.server import SampleApiServer
+from etl.bronze.settings import ENV_TOKEN_SECRET_ARN, SOURCE_ENV, IngestionSettings
+from etl.pipeline import INGESTION_RESULT_FIELDS
+from local.sample_api.server import SampleApiServer
 from tests.infra.stack_run import TEST_TOKEN
 from tests.infra.stacks import StackRun
 
@@ -37,12 +36,12 @@ from tests.infra.stacks import StackRun
 LAMBDA_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 
 # Modules the function must neither need nor see.
-ABSENT = ("pyspark", "pulumi", "pytest", "etl.transform", "etl.load")
+ABSENT = ("pyspark", "pulumi", "pytest", "etl.silver", "etl.gold", "etl.spark", "local")
 RUN_HANDLER = """
 import json, sys, types
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import importlib.util
-from etl.extract.handler import handler
+from etl.bronze.handler import handler
 import requests, aws_lambda_powertools
 context = types.SimpleNamespace(
     function_name="lakehouse-test-ingest", function_version="$LATEST", memory_limit_in_mb=512,
@@ -53,7 +52,7 @@ result = handler({"run_id": "bundle-run", "started_at": "2024-05-01T00:00:00Z"},
 print(json.dumps({
     "result": result,
     "python": "%d.%d" % sys.version_info[:2],
-    "handler_file": sys.modules["etl.extract.handler"].__file__,
+    "handler_file": sys.modules["etl.bronze.handler"].__file__,
     "requests": [requests.__version__, requests.__file__],
     "powertools_file": aws_lambda_powertools.__file__,
     "visible": {m: importlib.util.find_spec(m) is not None for m in sys.argv[3].split(",")},
@@ -94,7 +93,7 @@ def lambda_python() -> str:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("bundle")
-    artifact = build_lambda_bundle(INGEST.entry_point, directory / "ingest.zip")
+    artifact = build_lambda_bundle(directory / "ingest.zip")
     extracted = directory / "task"
     with zipfile.ZipFile(artifact.path) as archive:
         archive.extractall(extracted)
@@ -154,9 +153,9 @@ def test_the_handler_runs_from_the_bundle_in_a_clean_interpreter_of_the_function
 
 def test_the_bundle_holds_the_handler_closure_and_pinned_dependencies_only(bundle: Path) -> None:
     etl_files = sorted(p.relative_to(bundle).as_posix() for p in (bundle / "etl").rglob("*.py"))
-    assert "etl/extract/handler.py" in etl_files
-    assert not any(f.startswith(("etl/transform/", "etl/load/")) for f in etl_files)
-    assert "etl/spark.py" not in etl_files and "etl/jobs.py" not in etl_files
+    assert "etl/bronze/handler.py" in etl_files
+    assert not any(f.startswith(("etl/silver/", "etl/gold/")) for f in etl_files)
+    assert "local/session.py" not in etl_files and "etl/spark/jobs.py" not in etl_files
     for path in (bundle / "etl").rglob("*.py"):
         assert "pyspark" not in path.read_text(encoding="utf-8"), path
     pins = pinned_versions()
@@ -171,8 +170,8 @@ def test_the_bundle_holds_the_handler_closure_and_pinned_dependencies_only(bundl
 
 
 def test_the_build_is_reproducible(tmp_path: Path) -> None:
-    first = build_lambda_bundle(INGEST.entry_point, tmp_path / "a" / "ingest.zip")
-    second = build_lambda_bundle(INGEST.entry_point, tmp_path / "b" / "ingest.zip")
+    first = build_lambda_bundle(tmp_path / "a" / "ingest.zip")
+    second = build_lambda_bundle(tmp_path / "b" / "ingest.zip")
     assert first.sha256 == second.sha256
     assert first.path.read_bytes() == second.path.read_bytes()
     with zipfile.ZipFile(first.path) as archive:
@@ -181,15 +180,10 @@ def test_the_build_is_reproducible(tmp_path: Path) -> None:
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
 
 
-def test_a_module_that_needs_spark_cannot_enter_the_bundle() -> None:
-    with pytest.raises(BundleError, match="pyspark"):
-        module_closure("etl.transform.job", set())
-
-
 def test_the_function_runs_the_built_bundle_with_the_stack_settings(stack: StackRun) -> None:
     (function,) = stack.of_type("aws:lambda/function:Function")
     inputs = function.inputs
-    assert inputs["handler"] == "etl.extract.handler.handler"
+    assert inputs["handler"] == "etl.bronze.handler.handler"
     assert inputs["runtime"] == "python3.13"
     assert Path(inputs["code"]["$FileArchive"]).name == "ingest.zip"
     assert inputs["reservedConcurrentExecutions"] == 1

@@ -20,7 +20,7 @@ from components.state_machine import (
     input_path,
     render_pipeline,
 )
-from etl.pipeline import ORDERS_PIPELINE, ExecutionValue, StepKind, StepResult
+from etl.pipeline import PIPELINE, ExecutionValue, StepKind, StepResult
 from tests.infra.stacks import StackRun
 
 INTEGRATION = {
@@ -39,7 +39,7 @@ LOCK_STATES = [
     "AnotherRunInProgress",
     "ReleaseRunLock",
 ]
-LOOP_STATES = ["StartIngest", "Ingest", "IngestHasMore", "CountIngest"]
+LOOP_STATES = ["StartBronze", "Bronze", "BronzeHasMore", "CountBronze"]
 
 
 def flat_states(definition: dict[str, Any]) -> dict[str, Any]:
@@ -94,11 +94,11 @@ def test_the_graph_is_the_pipeline_inside_the_run_lock(stack: StackRun) -> None:
     definition = stack.state_machine_definition()
     assert _main_path(definition) == ["AcquireRunLock", "ListDatasets", "Datasets", "Gold", "ReleaseRunLock"]
     datasets = definition["States"]["Datasets"]
-    assert _main_path(datasets["Iterator"]) == ["StartIngest", "Ingest", "IngestHasMore", "Silver"]
+    assert _main_path(datasets["Iterator"]) == ["StartBronze", "Bronze", "BronzeHasMore", "Silver"]
     assert datasets["ItemsPath"] == "$.datasets.names"
     assert datasets["Parameters"] == {"dataset.$": "$$.Map.Item.Value"}
     assert definition["States"]["ListDatasets"]["Parameters"] == {"names": ["customers", "orders"]}
-    for step in ORDERS_PIPELINE.steps:
+    for step in PIPELINE.steps:
         state = flat_states(definition)[step.name]
         assert state["Type"] == "Task"
         assert state["Resource"] == INTEGRATION[step.kind]
@@ -107,27 +107,27 @@ def test_the_graph_is_the_pipeline_inside_the_run_lock(stack: StackRun) -> None:
 def test_ingestion_runs_again_while_it_has_more_up_to_the_stacks_cap(stack: StackRun) -> None:
     states = flat_states(stack.state_machine_definition())
     cap = {"dev": 5, "prod": 10}[stack.stack]
-    assert states["StartIngest"] == {
+    assert states["StartBronze"] == {
         "Type": "Pass",
         "Comment": "The first run of Ingest in this execution",
         "Parameters": {"iteration": 1},
-        "ResultPath": "$.iterations.Ingest",
-        "Next": "Ingest",
+        "ResultPath": "$.iterations.Bronze",
+        "Next": "Bronze",
     }
-    assert states["Ingest"]["Next"] == "IngestHasMore"
-    (rule,) = states["IngestHasMore"]["Choices"]
+    assert states["Bronze"]["Next"] == "BronzeHasMore"
+    (rule,) = states["BronzeHasMore"]["Choices"]
     assert rule == {
         "And": [
-            {"Variable": "$.results.Ingest.has_more", "BooleanEquals": True},
-            {"Variable": "$.iterations.Ingest.iteration", "NumericLessThan": cap},
+            {"Variable": "$.results.Bronze.has_more", "BooleanEquals": True},
+            {"Variable": "$.iterations.Bronze.iteration", "NumericLessThan": cap},
         ],
-        "Next": "CountIngest",
+        "Next": "CountBronze",
     }
-    assert states["IngestHasMore"]["Default"] == "Silver"
-    assert states["CountIngest"]["Parameters"] == {
-        "iteration.$": "States.MathAdd($.iterations.Ingest.iteration, 1)"
+    assert states["BronzeHasMore"]["Default"] == "Silver"
+    assert states["CountBronze"]["Parameters"] == {
+        "iteration.$": "States.MathAdd($.iterations.Bronze.iteration, 1)"
     }
-    assert states["CountIngest"]["Next"] == "Ingest"
+    assert states["CountBronze"]["Next"] == "Bronze"
 
 
 def test_the_run_lock_is_an_item_of_the_stacks_table_taken_only_when_free(stack: StackRun) -> None:
@@ -152,7 +152,7 @@ def test_the_run_lock_is_an_item_of_the_stacks_table_taken_only_when_free(stack:
 def test_tasks_point_at_the_deployed_function_and_jobs(stack: StackRun) -> None:
     states = flat_states(stack.state_machine_definition())
     (function,) = stack.of_type("aws:lambda/function:Function")
-    assert states["Ingest"]["Parameters"]["FunctionName"] == function.outputs["arn"]
+    assert states["Bronze"]["Parameters"]["FunctionName"] == function.outputs["arn"]
     for step in ("Silver", "Gold"):
         assert states[step]["Parameters"]["JobName"] == stack.outputs["jobNames"][step]
     topic = states[NOTIFY_FAILURE]["Parameters"]["TopicArn"]
@@ -161,16 +161,16 @@ def test_tasks_point_at_the_deployed_function_and_jobs(stack: StackRun) -> None:
 
 def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun) -> None:
     states = flat_states(stack.state_machine_definition())
-    assert states["Ingest"]["Parameters"]["Payload"] == {
+    assert states["Bronze"]["Parameters"]["Payload"] == {
         "run_id.$": "$$.Execution.Name",
         "started_at.$": "$$.Execution.StartTime",
-        "iteration.$": "$.iterations.Ingest.iteration",
+        "iteration.$": "$.iterations.Bronze.iteration",
         "dataset.$": "$.dataset",
     }
     # The ingestion summary is kept under the step's name, and its run id and manifest are
     # the Silver job's --run-id and --manifest.
-    assert states["Ingest"]["ResultPath"] == "$.results.Ingest"
-    assert set(states["Ingest"]["ResultSelector"]) == {
+    assert states["Bronze"]["ResultPath"] == "$.results.Bronze"
+    assert set(states["Bronze"]["ResultSelector"]) == {
         "run_id.$",
         "manifest.$",
         "pages.$",
@@ -181,18 +181,18 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
     }
     assert states["Silver"]["Parameters"]["Arguments"] == {
         "--dataset.$": "$.dataset",
-        "--run-id.$": "$.results.Ingest.run_id",
-        "--manifest.$": "$.results.Ingest.manifest",
+        "--run-id.$": "$.results.Bronze.run_id",
+        "--manifest.$": "$.results.Bronze.manifest",
     }
     assert states["Gold"]["Parameters"]["Arguments"] == {}
 
 
 def test_retries_back_off_with_jitter(stack: StackRun) -> None:
     states = flat_states(stack.state_machine_definition())
-    lambda_retry = states["Ingest"]["Retry"]
+    lambda_retry = states["Bronze"]["Retry"]
     assert "Lambda.ServiceException" in lambda_retry[0]["ErrorEquals"]
     assert "Lambda.TooManyRequestsException" in lambda_retry[0]["ErrorEquals"]
-    for step in ("Ingest", "Silver", "Gold", NOTIFY_FAILURE):
+    for step in ("Bronze", "Silver", "Gold", NOTIFY_FAILURE):
         for retry in states[step]["Retry"]:
             assert retry["BackoffRate"] > 1
             assert retry["JitterStrategy"] == "FULL"
@@ -211,7 +211,7 @@ def test_every_failure_is_published_then_fails_the_execution(stack: StackRun) ->
         assert states[name]["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": NOTIFY_FAILURE}
         ]
-    assert not any("Catch" in states[step.name] for step in ORDERS_PIPELINE.branch)
+    assert not any("Catch" in states[step.name] for step in PIPELINE.branch)
     notify = states[NOTIFY_FAILURE]
     assert notify["Resource"] == "arn:aws:states:::sns:publish"
     assert notify["Parameters"]["Message"]["error.$"] == "$.error.Error"
@@ -226,7 +226,7 @@ def test_every_failure_is_published_then_fails_the_execution(stack: StackRun) ->
 def test_the_definition_uses_jsonpath_and_bounded_times(stack: StackRun) -> None:
     definition = stack.state_machine_definition()
     assert "QueryLanguage" not in definition
-    assert all("TimeoutSeconds" in flat_states(definition)[s.name] for s in ORDERS_PIPELINE.steps)
+    assert all("TimeoutSeconds" in flat_states(definition)[s.name] for s in PIPELINE.steps)
     cap = {"dev": 5, "prod": 10}[stack.stack]
     states = flat_states(definition)
     # A Spark run that failed as a whole is run once more, after a wait: the execution allows for both.
@@ -237,7 +237,7 @@ def test_the_definition_uses_jsonpath_and_bounded_times(stack: StackRun) -> None
         for name in ("Silver", "Gold")
     }
     assert reruns == {"Silver": 1, "Gold": 1}
-    runs = {"Ingest": cap, "Silver": 2, "Gold": 2}
+    runs = {"Bronze": cap, "Silver": 2, "Gold": 2}
     step_timeouts = sum(states[name]["TimeoutSeconds"] * n for name, n in runs.items())
     assert definition["TimeoutSeconds"] > step_timeouts
 
@@ -285,7 +285,7 @@ def test_the_schedule_and_the_e_mail_only_where_the_stack_asks(stack: StackRun) 
 def _integrations() -> Integrations:
     return Integrations(
         targets={
-            "Ingest": StepTarget("arn:aws:lambda:eu-west-1:123456789012:function:f", 300),
+            "Bronze": StepTarget("arn:aws:lambda:eu-west-1:123456789012:function:f", 300),
             "Silver": StepTarget("silver-job", 3600),
             "Gold": StepTarget("gold-job", 3600),
         },
@@ -297,8 +297,8 @@ def _integrations() -> Integrations:
 
 def test_an_exclusive_pipeline_cannot_be_rendered_without_its_lock() -> None:
     with pytest.raises(ValueError, match="run lock"):
-        render_pipeline(ORDERS_PIPELINE, replace(_integrations(), lock=None))
-    concurrent = replace(ORDERS_PIPELINE, exclusive=False)
+        render_pipeline(PIPELINE, replace(_integrations(), lock=None))
+    concurrent = replace(PIPELINE, exclusive=False)
     definition = render_pipeline(concurrent, replace(_integrations(), lock=None)).render()
     assert definition["StartAt"] == "ListDatasets"
     assert flat_states(definition)["Gold"]["End"] is True
@@ -307,9 +307,9 @@ def test_an_exclusive_pipeline_cannot_be_rendered_without_its_lock() -> None:
 
 
 def test_a_repeated_last_step_ends_in_a_succeed_state() -> None:
-    only_ingest = replace(ORDERS_PIPELINE, steps=ORDERS_PIPELINE.steps[:1], exclusive=False, per_dataset=1)
+    only_ingest = replace(PIPELINE, steps=PIPELINE.steps[:1], exclusive=False, per_dataset=1)
     definition = render_pipeline(only_ingest, replace(_integrations(), lock=None)).render()
-    assert flat_states(definition)["IngestHasMore"]["Default"] == "Succeeded"
+    assert flat_states(definition)["BronzeHasMore"]["Default"] == "Succeeded"
     assert flat_states(definition)["Succeeded"] == {"Type": "Succeed"}
     assert Linter.validate(definition) == []
 
@@ -318,7 +318,7 @@ def test_rendering_needs_a_target_for_every_step() -> None:
     complete = _integrations()
     without_gold = replace(complete, targets={k: v for k, v in complete.targets.items() if k != "Gold"})
     with pytest.raises(ValueError, match="Gold"):
-        render_pipeline(ORDERS_PIPELINE, without_gold)
+        render_pipeline(PIPELINE, without_gold)
 
 
 def test_the_model_rejects_transitions_to_unknown_or_unreachable_states() -> None:
@@ -347,14 +347,14 @@ def test_paths_render_as_dollar_keys_at_any_depth() -> None:
 def test_inputs_map_to_execution_and_result_paths() -> None:
     assert input_path(ExecutionValue.RUN_ID).path == "$$.Execution.Name"
     assert input_path(ExecutionValue.STARTED_AT).path == "$$.Execution.StartTime"
-    assert input_path(StepResult("Ingest", "manifest")).path == "$.results.Ingest.manifest"
-    rendered = render_pipeline(ORDERS_PIPELINE, _integrations()).render()
+    assert input_path(StepResult("Bronze", "manifest")).path == "$.results.Bronze.manifest"
+    rendered = render_pipeline(PIPELINE, _integrations()).render()
     assert Linter.validate(rendered) == []
 
 
 def test_a_failed_spark_run_is_retried_once_but_a_wrong_request_is_not(stack: StackRun) -> None:
     states = flat_states(stack.state_machine_definition())
-    assert not any("States.TaskFailed" in r["ErrorEquals"] for r in states["Ingest"]["Retry"])
+    assert not any("States.TaskFailed" in r["ErrorEquals"] for r in states["Bronze"]["Retry"])
     for step in ("Silver", "Gold"):
         retries = states[step]["Retry"]
         (run_failed,) = (i for i, r in enumerate(retries) if r["ErrorEquals"] == ["States.TaskFailed"])

@@ -118,7 +118,7 @@ def _execute(
     if lock_holder is not None:
         dynamodb.put_item(
             TableName=table.outputs["name"],
-            Item={"pipeline": {"S": "orders"}, "execution": {"S": lock_holder}, "started_at": {"S": "x"}},
+            Item={"pipeline": {"S": "medallion"}, "execution": {"S": lock_holder}, "started_at": {"S": "x"}},
         )
     glue = boto3.client("glue", region_name=REGION)
     for step in jobs:
@@ -211,7 +211,7 @@ def test_a_failed_branch_is_published_and_fails_the_execution_without_gold(dev: 
     assert execution.lock_items == []  # given back on failure too
     assert execution.error == "PipelineFailed"
     (notification,) = execution.notifications
-    assert notification["pipeline"] == "orders"
+    assert notification["pipeline"] == "medallion"
     assert notification["error"] == "Glue.EntityNotFoundException"
     assert "lakehouse-dev-silver" in notification["cause"]
     assert notification["execution"].endswith(":exec-1")
@@ -287,7 +287,7 @@ def test_a_second_execution_fails_at_once_while_another_holds_the_lock(
     assert execution.error == "PipelineBusy", [(n["error"], n["cause"]) for n in execution.notifications]
     assert (
         execution.cause is not None
-        and "Another execution of the orders pipeline is running" in execution.cause
+        and "Another execution of the medallion pipeline is running" in execution.cause
     )
     assert execution.ingestions() == [] and execution.jobs() == []  # nothing ran
     assert [item["execution"]["S"] for item in execution.lock_items] == [running_execution]  # still held
@@ -299,7 +299,7 @@ def test_a_second_execution_fails_at_once_while_another_holds_the_lock(
 def test_a_lock_left_by_an_execution_that_no_longer_runs_is_taken_over(
     dev: StackRun, holder_state: str
 ) -> None:
-    holder = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:lakehouse-dev-orders:crashed"
+    holder = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:lakehouse-dev-medallion:crashed"
     if holder_state == "stopped":
         holder = _start_waiting_execution()
         boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=holder)

@@ -12,10 +12,10 @@ from typing import Any
 
 from pyspark.sql import Row
 
-from etl.load.job import GoldSummary
-from etl.runner import PipelineRun, StepRun
+from etl.gold.job import GoldSummary
+from etl.silver.job import SilverSummary
 from etl.timestamps import format_rfc3339
-from etl.transform.job import SilverSummary
+from local.runner import PipelineRun, StepRun
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], thousands: bool = False) -> str:
@@ -69,7 +69,7 @@ def run_summary(run: PipelineRun) -> str:
         f"\n\n{text_table(['', 'count'], rows, thousands=True)}"
     )
     behind = [
-        dataset or "the dataset" for dataset in datasets if run.results("Ingest", dataset)[-1]["has_more"]
+        dataset or "the dataset" for dataset in datasets if run.results("Bronze", dataset)[-1]["has_more"]
     ]
     if behind:
         summary += (
@@ -80,7 +80,7 @@ def run_summary(run: PipelineRun) -> str:
 
 
 def _dataset_figures(run: PipelineRun, dataset: str | None) -> dict[str, int]:
-    ingestions: list[dict[str, Any]] = run.results("Ingest", dataset)
+    ingestions: list[dict[str, Any]] = run.results("Bronze", dataset)
     silver: SilverSummary = run.result("Silver", dataset)
     return {
         "ingestion runs": len(ingestions),

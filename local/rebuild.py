@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from etl import registry
 from etl.catalog import table_identifier
-from etl.load import job as gold
-from etl.schema_evolution import forget_tables
+from etl.gold import job as gold
+from etl.silver import job as silver
+from etl.spark.schema_evolution import forget_tables
 from etl.tables import TableDefinition
-from etl.transform import job as silver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

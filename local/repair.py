@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from etl.bronze import (
+from etl.bronze.layout import (
     BronzeLayout,
     damage_of,
     list_set_aside,

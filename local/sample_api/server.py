@@ -25,9 +25,9 @@ from types import TracebackType
 from typing import ClassVar, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from etl.sample_api.customers import CustomerSource
-from etl.sample_api.generator import EPOCH, SampleSource
 from etl.timestamps import parse_rfc3339
+from local.sample_api.customers import CustomerSource
+from local.sample_api.generator import EPOCH, SampleSource
 
 ORDERS_PATH = "/v1/orders"
 CUSTOMERS_PATH = "/v1/customers"

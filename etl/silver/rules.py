@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from etl.bronze import raw_bytes_of
+from etl.bronze.layout import raw_bytes_of
 from etl.dataset import Dataset, Field
 from etl.json_nesting import MAX_NESTING, nesting_depth
 from etl.timestamps import parse_rfc3339
@@ -149,7 +149,7 @@ def _typing(field: Field) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     if decimal:
         precision, scale = int(decimal.group(1)), int(decimal.group(2))
         return _number, _decimal_store(precision, scale, f"{field.name}_out_of_range")
-    raise ValueError(f"field {field.name}: type {field.type} is not supported (see etl/transform/rules.py)")
+    raise ValueError(f"field {field.name}: type {field.type} is not supported (see etl/silver/rules.py)")
 
 
 def _same(value: Any) -> Any:

@@ -8,7 +8,7 @@ What is whose fault: a body that is not a JSON object (a truncated answer, an HT
 MalformedPage, worth retrying; a JSON object that is not a page of the contract (no data array, a
 repeated field, a cursor that is not a non-empty string or null) is a ContractViolation, which retrying
 cannot fix. A record that is not valid UTF-8, not JSON, or nested deeper than MAX_NESTING spoils
-neither the page nor the run: it is kept as its raw bytes (see etl/bronze.py) for Silver to quarantine.
+neither the page nor the run: it is kept as its raw bytes (see etl/bronze/layout.py) for Silver to quarantine.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from etl.bronze import raw_bytes_line
+from etl.bronze.layout import raw_bytes_line
 from etl.json_nesting import MAX_NESTING, value_extent
 
 _decoder = json.JSONDecoder()

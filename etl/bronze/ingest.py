@@ -21,7 +21,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from etl.bronze import (
+from etl.bronze.deadline import Deadline
+from etl.bronze.layout import (
     MAX_CLOCK_SKEW,
     BronzeLayout,
     BronzeObject,
@@ -31,9 +32,8 @@ from etl.bronze import (
     validate_run_id,
     write_watermark,
 )
-from etl.extract.deadline import Deadline
-from etl.extract.settings import IngestionSettings, SettingsError
-from etl.extract.source import Page, SourceClient
+from etl.bronze.settings import IngestionSettings, SettingsError
+from etl.bronze.source import Page, SourceClient
 from etl.storage import ObjectStore, open_store
 from etl.timestamps import format_rfc3339, parse_rfc3339, utc_now
 

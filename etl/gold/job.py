@@ -23,14 +23,14 @@ from pyspark.sql import functions as F
 from etl import pipeline, registry
 from etl.catalog import table_identifier
 from etl.dataset import GoldModel
-from etl.jobs import (
+from etl.spark.jobs import (
     add_maintenance_arguments,
     ensure_tables,
     glue_session,
     maintenance_policy,
     parse_job_arguments,
 )
-from etl.maintenance import MaintenancePolicy, maintain
+from etl.spark.maintenance import MaintenancePolicy, maintain
 from etl.tables import TableDefinition
 
 
@@ -45,7 +45,7 @@ class GoldArguments:
 class GoldSummary:
     rows: dict[str, int]  # gold table -> rows after the rebuild
     maintenance: tuple[str, ...] = ()  # snapshot expiries: each rebuild leaves the previous copy behind
-    # Columns added or widened before the rebuild (etl/schema_evolution.py).
+    # Columns added or widened before the rebuild (etl/spark/schema_evolution.py).
     schema_changes: tuple[str, ...] = ()
 
 

@@ -13,9 +13,9 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from etl.bronze import MAX_CLOCK_SKEW
+from etl.bronze.layout import MAX_CLOCK_SKEW
 from etl.dataset import CHECK_FAILED, Dataset
-from etl.transform.rules import Rejected, Validator
+from etl.silver.rules import Rejected, Validator
 
 # What the Bronze reader produces: one row per line of a Bronze object.
 RAW_SCHEMA = (

@@ -15,7 +15,7 @@ Before anything is written the job refuses, in one line that says the way out: a
 while the ledger lists merged runs (`lakehouse rebuild`), a hole between the windows of the runs to merge
 and the runs before them (`lakehouse bronze rewind`), and, when reading fails, a damaged Bronze object
 (`lakehouse bronze repair`). A table whose definition asks for a change Iceberg cannot apply is refused
-too (etl/schema_evolution.py, README "Change a schema"); additive changes are applied first.
+too (etl/spark/schema_evolution.py, README "Change a schema"); additive changes are applied first.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from etl import pipeline, registry
-from etl.bronze import (
+from etl.bronze.layout import (
     BronzeLayout,
     RunManifest,
     damage_of,
@@ -42,28 +42,28 @@ from etl.bronze import (
     read_manifest,
 )
 from etl.catalog import table_identifier
-from etl.checkpoints import checkpoint_directory
-from etl.commit_conflicts import retry_on_conflict
 from etl.dataset import Dataset
-from etl.jobs import (
-    add_maintenance_arguments,
-    ensure_tables,
-    glue_session,
-    maintenance_policy,
-    parse_job_arguments,
-)
-from etl.maintenance import MaintenancePolicy, maintain
-from etl.source_drift import unknown_fields_per_run
-from etl.storage import ObjectStore, open_store
-from etl.tables import SILVER_INGESTION_RUNS
-from etl.timestamps import format_rfc3339, require_rfc3339
-from etl.transform.records import (
+from etl.silver.records import (
     RAW_SCHEMA,
     accepted_records,
     latest_versions,
     quarantined_records,
     validate_records,
 )
+from etl.spark.checkpoints import checkpoint_directory
+from etl.spark.commit_conflicts import retry_on_conflict
+from etl.spark.jobs import (
+    add_maintenance_arguments,
+    ensure_tables,
+    glue_session,
+    maintenance_policy,
+    parse_job_arguments,
+)
+from etl.spark.maintenance import MaintenancePolicy, maintain
+from etl.spark.source_drift import unknown_fields_per_run
+from etl.storage import ObjectStore, open_store
+from etl.tables import SILVER_INGESTION_RUNS
+from etl.timestamps import format_rfc3339, require_rfc3339
 
 # Bronze object keys, as BronzeLayout.page_key writes them.
 _OBJECT_KEY = r"([^/]+/ingestion_date=[^/]+/run_id=[^/]+/page-[0-9]+\.jsonl\.gz)$"
@@ -121,7 +121,7 @@ class SilverSummary:
     maintenance: tuple[str, ...] = ()  # compactions and snapshot expiries done after the merge
     # Fields of the records that the dataset does not know, and how many records carried each.
     unknown_fields: dict[str, int] = field(default_factory=dict)
-    # Columns added or widened before the merge (etl/schema_evolution.py).
+    # Columns added or widened before the merge (etl/spark/schema_evolution.py).
     schema_changes: tuple[str, ...] = ()
 
     @property

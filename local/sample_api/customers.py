@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from etl.sample_api.generator import EPOCH, SampleSource, _mix
 from etl.timestamps import format_rfc3339
+from local.sample_api.generator import EPOCH, SampleSource, _mix
 
 COUNTRIES = ("DE", "FR", "US", "GB", "JP", "NL")
 SEGMENTS = ("consumer", "business", "enterprise")

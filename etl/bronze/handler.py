@@ -18,13 +18,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from etl import registry
-from etl.bronze import new_run_id, validate_run_id
+from etl.bronze.deadline import Deadline
+from etl.bronze.ingest import ingest
+from etl.bronze.layout import new_run_id, validate_run_id
+from etl.bronze.secrets import TokenError, resolve_token
+from etl.bronze.settings import IngestionSettings, SettingsError
+from etl.bronze.source import SourceError
 from etl.dataset import Dataset
-from etl.extract.deadline import Deadline
-from etl.extract.ingest import ingest
-from etl.extract.secrets import TokenError, resolve_token
-from etl.extract.settings import IngestionSettings, SettingsError
-from etl.extract.source import SourceError
 from etl.pipeline import MAX_ITERATION
 from etl.timestamps import parse_rfc3339, utc_now
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from etl.sample_api.generator import SampleSource
+from local.sample_api.generator import SampleSource
 
 STATE_FILE = "sample_source.json"
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from etl.maintenance import MaintenancePolicy
-from etl.schema_evolution import reconcile_tables
+from etl.spark.maintenance import MaintenancePolicy
+from etl.spark.schema_evolution import reconcile_tables
 from etl.tables import TableDefinition
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def ensure_tables(
     property_overrides: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Create the database's missing tables from their definitions and bring the existing ones to them
-    (etl/schema_evolution.py): new columns and type widenings are applied, any other change is refused
+    (etl/spark/schema_evolution.py): new columns and type widenings are applied, any other change is refused
     before anything is written. The changes applied, one line each; each table is checked once per session.
     """
     return reconcile_tables(spark, database, tables, property_overrides)

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl import pipeline, registry
-from etl.bronze import new_run_id
-from etl.extract.deadline import Deadline
-from etl.extract.settings import IngestionSettings
+from etl.bronze.deadline import Deadline
+from etl.bronze.layout import new_run_id
+from etl.bronze.settings import IngestionSettings
 from etl.pipeline import BranchValue, ExecutionValue, Pipeline, Step, StepKind, StepResult, StepValue
-from etl.run_lock import hold_data_dir
 from etl.timestamps import format_rfc3339, utc_now
+from local.run_lock import hold_data_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -124,7 +124,7 @@ class LocalRunner:
 
     def run(
         self,
-        definition: Pipeline = pipeline.ORDERS_PIPELINE,
+        definition: Pipeline = pipeline.PIPELINE,
         run_id: str | None = None,
         max_runs: int | None = None,
         datasets: Sequence[str] | None = None,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from etl.extract.settings import SOURCE_ENV
+from etl.bronze.settings import SOURCE_ENV
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -50,13 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from etl.extract.settings import IngestionSettings
-    from etl.report import run_summary
-    from etl.run_lock import hold_data_dir
-    from etl.runner import LocalLayout, LocalRunner
-    from etl.sample_api.published import publish_next_batch
-    from etl.sample_api.server import SampleApiServer
-    from etl.spark import build_session
+    from etl.bronze.settings import IngestionSettings
+    from local.report import run_summary
+    from local.run_lock import hold_data_dir
+    from local.runner import LocalLayout, LocalRunner
+    from local.sample_api.published import publish_next_batch
+    from local.sample_api.server import SampleApiServer
+    from local.session import build_session
 
     layout = LocalLayout(args.data_dir.resolve())
     with contextlib.ExitStack() as stack:
@@ -87,7 +87,7 @@ def run_command(args: argparse.Namespace) -> int:
     print()
     print(run_summary(result))
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
-    command = sys.argv[0] if Path(sys.argv[0]).name == "lakehouse" else "python -m etl"
+    command = sys.argv[0] if Path(sys.argv[0]).name == "lakehouse" else "python -m local"
     data_dir = "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
     example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
     print(f'Query it with: {command} query "{example}"{data_dir}')
@@ -95,16 +95,16 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def query_command(args: argparse.Namespace) -> int:
-    from etl.report import json_line, text_table
-    from etl.runner import LocalLayout
-    from etl.spark import build_session
+    from local.report import json_line, text_table
+    from local.runner import LocalLayout
+    from local.session import build_session
 
     layout = LocalLayout(args.data_dir.resolve())
     if not layout.warehouse.is_dir():
         raise FileNotFoundError(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
     spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-query"), args.verbose)
     if not args.allow_writes:
-        from etl.query import refuse_writes
+        from local.query import refuse_writes
 
         refuse_writes(spark, args.sql)
     frame = spark.sql(args.sql)
@@ -120,10 +120,10 @@ def query_command(args: argparse.Namespace) -> int:
 
 
 def rebuild_command(args: argparse.Namespace) -> int:
-    from etl.rebuild import rebuild
-    from etl.run_lock import hold_data_dir
-    from etl.runner import LocalLayout
-    from etl.spark import build_session
+    from local.rebuild import rebuild
+    from local.run_lock import hold_data_dir
+    from local.runner import LocalLayout
+    from local.session import build_session
 
     layout = LocalLayout(args.data_dir.resolve())
     if not layout.bronze.is_dir():
@@ -143,9 +143,9 @@ def rebuild_command(args: argparse.Namespace) -> int:
 
 
 def bronze_repair_command(args: argparse.Namespace) -> int:
-    from etl.bronze import BronzeLayout
-    from etl.repair import repair_run
+    from etl.bronze.layout import BronzeLayout
     from etl.timestamps import format_rfc3339
+    from local.repair import repair_run
 
     store = _bronze_store(args)
     with _holding_bronze(args):
@@ -161,9 +161,9 @@ def bronze_repair_command(args: argparse.Namespace) -> int:
 
 
 def bronze_rewind_command(args: argparse.Namespace) -> int:
-    from etl.bronze import BronzeLayout
-    from etl.repair import rewind_watermark
+    from etl.bronze.layout import BronzeLayout
     from etl.timestamps import format_rfc3339
+    from local.repair import rewind_watermark
 
     store = _bronze_store(args)
     with _holding_bronze(args):
@@ -178,7 +178,7 @@ def bronze_rewind_command(args: argparse.Namespace) -> int:
 
 def _holding_bronze(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
     """The local run lock, when the command works on a data directory: a run meanwhile would undo it."""
-    from etl.run_lock import hold_data_dir
+    from local.run_lock import hold_data_dir
 
     if args.bronze_root:
         return contextlib.nullcontext()
@@ -186,8 +186,8 @@ def _holding_bronze(args: argparse.Namespace) -> contextlib.AbstractContextManag
 
 
 def _bronze_store(args: argparse.Namespace) -> ObjectStore:
-    from etl.runner import LocalLayout
     from etl.storage import open_store
+    from local.runner import LocalLayout
 
     root = args.bronze_root or str(LocalLayout(args.data_dir.resolve()).bronze)
     if "://" not in root and not Path(root).is_dir():
@@ -196,8 +196,8 @@ def _bronze_store(args: argparse.Namespace) -> ObjectStore:
 
 
 def sample_api_command(args: argparse.Namespace) -> int:
-    from etl.sample_api.generator import SampleSource
-    from etl.sample_api.server import SampleApiServer
+    from local.sample_api.generator import SampleSource
+    from local.sample_api.server import SampleApiServer
 
     source = SampleSource(
         seed=args.seed, initial_orders=args.orders, change_fraction=args.change_fraction, batches=args.batches
@@ -288,7 +288,7 @@ def _configure_logs(verbose: bool) -> None:
     """Logs go to stderr (stdout is for results): structured and from INFO with --verbose, else only
     warnings as plain lines. Failures are reported once, by main, so their logged copies are dropped."""
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO" if verbose else "WARNING"
-    from etl.extract.handler import logger
+    from etl.bronze.handler import logger
 
     structured = logging.getLogger(logger.name)
     for handler in structured.handlers:

@@ -29,8 +29,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from etl.extract.page_parser import ContractViolation, MalformedPage, ParsedPage, parse_page
-from etl.extract.settings import SOURCE_ENV, SourceSettings
+from etl.bronze.page_parser import ContractViolation, MalformedPage, ParsedPage, parse_page
+from etl.bronze.settings import SOURCE_ENV, SourceSettings
 
 logger = Logger(service="lakehouse", child=True)
 
