@@ -161,13 +161,13 @@ def test_nothing_outside_the_stack_is_granted(stack: StackRun) -> None:
     other = "other" if stack.stack != "other" else "another"
     elsewhere = [
         f"arn:aws:s3:::lakehouse-{other}-bronze-12345678",
-        f"arn:aws:lambda:eu-west-1:{ACCOUNT_ID}:function:lakehouse-{other}-ingest",
-        f"arn:aws:iam::{ACCOUNT_ID}:role/lakehouse/{other}/orders-ingest-role-1234567",
+        f"arn:aws:lambda:eu-west-1:{ACCOUNT_ID}:function:lakehouse-{other}-bronze",
+        f"arn:aws:iam::{ACCOUNT_ID}:role/lakehouse/{other}/medallion-bronze-role-1234567",
         f"arn:aws:iam::{ACCOUNT_ID}:role/Admin",
-        f"arn:aws:states:eu-west-1:{ACCOUNT_ID}:stateMachine:lakehouse-{other}-orders",
+        f"arn:aws:states:eu-west-1:{ACCOUNT_ID}:stateMachine:lakehouse-{other}-medallion",
         f"arn:aws:glue:eu-west-1:{ACCOUNT_ID}:database/lakehouse_{other}_silver",
         f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT_ID}:secret:lakehouse-{other}-source-api-token-abc",
-        f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:lakehouse-{stack.stack}-ingest",
+        f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:lakehouse-{stack.stack}-bronze",
     ]
     for statement in statements(document):
         for arn in elsewhere:

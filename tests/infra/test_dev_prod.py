@@ -10,7 +10,7 @@ from tests.infra.stacks import StackRun
 def _summary(stack: StackRun) -> dict[str, Any]:
     (function,) = stack.of_type("aws:lambda/function:Function")
     (state_machine,) = stack.of_type("aws:sfn/stateMachine:StateMachine")
-    silver = stack.one("aws:glue/job:Job", "orders-silver-job")
+    silver = stack.one("aws:glue/job:Job", "medallion-silver-job")
     keys = stack.of_type("aws:kms/key:Key")
     (secret,) = stack.of_type("aws:secretsmanager/secret:Secret")
     return {

@@ -19,7 +19,7 @@ SPARK_STEPS = [step for step in PIPELINE.steps if step.kind is StepKind.SPARK_JO
 
 
 def _job(stack: StackRun, step: Step) -> Resource:
-    return stack.one("aws:glue/job:Job", f"orders-{step.name.lower()}-job")
+    return stack.one("aws:glue/job:Job", f"medallion-{step.name.lower()}-job")
 
 
 def _uploaded_object(stack: StackRun, uri: str) -> Resource:

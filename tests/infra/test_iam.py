@@ -17,11 +17,11 @@ GOLD_TABLES = gold_tables()
 
 ACCOUNT = "123456789012"
 SERVICES_BY_ROLE = {
-    "orders-ingest-role": "lambda.amazonaws.com",
-    "orders-silver-role": "glue.amazonaws.com",
-    "orders-gold-role": "glue.amazonaws.com",
-    "orders-orchestrator-role": "states.amazonaws.com",
-    "orders-orchestrator-scheduler-role": "scheduler.amazonaws.com",
+    "medallion-bronze-role": "lambda.amazonaws.com",
+    "medallion-silver-role": "glue.amazonaws.com",
+    "medallion-gold-role": "glue.amazonaws.com",
+    "medallion-orchestrator-role": "states.amazonaws.com",
+    "medallion-orchestrator-scheduler-role": "scheduler.amazonaws.com",
 }
 
 
@@ -123,7 +123,7 @@ def test_each_role_is_assumed_by_one_service(stack: StackRun) -> None:
 
 
 def test_the_ingestion_touches_only_its_bronze_prefixes_and_its_secret(stack: StackRun) -> None:
-    granted = _granted(stack, "orders-ingest-role")
+    granted = _granted(stack, "medallion-bronze-role")
     bronze = f"arn:aws:s3:::{stack.outputs['bucketNames']['bronze']}"
     assert (
         granted["s3:PutObject"]
@@ -145,7 +145,7 @@ def test_the_ingestion_touches_only_its_bronze_prefixes_and_its_secret(stack: St
 
 @pytest.mark.parametrize(
     ("role", "written", "read"),
-    [("orders-silver-role", SILVER_TABLES, ()), ("orders-gold-role", GOLD_TABLES, SILVER_TABLES)],
+    [("medallion-silver-role", SILVER_TABLES, ()), ("medallion-gold-role", GOLD_TABLES, SILVER_TABLES)],
 )
 def test_each_job_writes_only_its_own_layer_tables(
     stack: StackRun, role: str, written: tuple[Any, ...], read: tuple[Any, ...]
@@ -182,7 +182,7 @@ JOB = {
     "cloudwatch:PutMetricData",
 }
 ACTIONS_BY_ROLE = {
-    "orders-ingest-role": {
+    "medallion-bronze-role": {
         *OBJECTS,
         "s3:PutObject",
         "kms:Decrypt",
@@ -193,9 +193,9 @@ ACTIONS_BY_ROLE = {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     },
-    "orders-silver-role": JOB,
-    "orders-gold-role": JOB,
-    "orders-orchestrator-role": {
+    "medallion-silver-role": JOB,
+    "medallion-gold-role": JOB,
+    "medallion-orchestrator-role": {
         "lambda:InvokeFunction",
         "glue:StartJobRun",
         "glue:GetJobRun",
@@ -219,7 +219,7 @@ ACTIONS_BY_ROLE = {
         "xray:GetSamplingRules",
         "xray:GetSamplingTargets",
     },
-    "orders-orchestrator-scheduler-role": {"states:StartExecution"},
+    "medallion-orchestrator-scheduler-role": {"states:StartExecution"},
 }
 
 
@@ -233,11 +233,11 @@ def test_each_role_is_granted_exactly_the_actions_its_actor_uses(stack: StackRun
 def test_the_state_machine_holds_only_its_own_run_lock_and_asks_only_about_its_own_executions(
     stack: StackRun,
 ) -> None:
-    granted = _granted(stack, "orders-orchestrator-role")
+    granted = _granted(stack, "medallion-orchestrator-role")
     (table,) = stack.of_type("aws:dynamodb/table:Table")
     for action in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"):
         assert granted[action] == {table.outputs["arn"]}
-    name = f"lakehouse-{stack.stack}-orders"
+    name = f"lakehouse-{stack.stack}-medallion"
     assert granted["states:DescribeExecution"] == {
         f"arn:aws:states:eu-west-1:{ACCOUNT}:execution:{name}:*",
         f"arn:aws:states:eu-west-1:{ACCOUNT}:express:{name}:*",
@@ -246,7 +246,7 @@ def test_the_state_machine_holds_only_its_own_run_lock_and_asks_only_about_its_o
 
 def test_only_the_silver_job_may_touch_the_checkpoint_prefix(stack: StackRun) -> None:
     silver_bucket = stack.outputs["bucketNames"]["silver"]
-    for role, expected in (("orders-silver-role", True), ("orders-gold-role", False)):
+    for role, expected in (("medallion-silver-role", True), ("medallion-gold-role", False)):
         granted = _granted(stack, role)
         for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
             checkpoints = {arn for arn in granted[action] if "_checkpoints" in arn}

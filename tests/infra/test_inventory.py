@@ -140,7 +140,7 @@ def test_the_stack_exports_what_operators_look_up(stack: StackRun) -> None:
         layer: f"lakehouse_{stack.stack}_{layer}" for layer in ("bronze", "silver", "gold")
     }
     assert outputs["jobNames"] == {"Silver": f"{prefix}-silver", "Gold": f"{prefix}-gold"}
-    assert outputs["functionName"] == f"{prefix}-ingest"
+    assert outputs["functionName"] == f"{prefix}-bronze"
     assert outputs["alertTopicArn"] == stack.of_type("aws:sns/topic:Topic")[0].outputs["arn"]
     assert (
         outputs["sourceTokenSecretArn"] == stack.of_type("aws:secretsmanager/secret:Secret")[0].outputs["arn"]

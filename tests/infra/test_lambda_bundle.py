@@ -44,8 +44,8 @@ import importlib.util
 from etl.bronze.handler import handler
 import requests, aws_lambda_powertools
 context = types.SimpleNamespace(
-    function_name="lakehouse-test-ingest", function_version="$LATEST", memory_limit_in_mb=512,
-    invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:lakehouse-test-ingest",
+    function_name="lakehouse-test-bronze", function_version="$LATEST", memory_limit_in_mb=512,
+    invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:lakehouse-test-bronze",
     aws_request_id="00000000-0000-0000-0000-000000000000",
 )
 result = handler({"run_id": "bundle-run", "started_at": "2024-05-01T00:00:00Z"}, context)
@@ -185,12 +185,12 @@ def test_the_function_runs_the_built_bundle_with_the_stack_settings(stack: Stack
     inputs = function.inputs
     assert inputs["handler"] == "etl.bronze.handler.handler"
     assert inputs["runtime"] == "python3.13"
-    assert Path(inputs["code"]["$FileArchive"]).name == "ingest.zip"
+    assert Path(inputs["code"]["$FileArchive"]).name == "bronze.zip"
     assert inputs["reservedConcurrentExecutions"] == 1
     assert inputs["tracingConfig"] == {"mode": "Active"}
     sizing = {"dev": (300, 512, "DEBUG"), "prod": (900, 1024, "INFO")}[stack.stack]
     assert (inputs["timeout"], inputs["memorySize"], inputs["loggingConfig"]["applicationLogLevel"]) == sizing
-    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", "orders-ingest-logs")
+    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", "medallion-bronze-logs")
     assert inputs["loggingConfig"]["logGroup"] == log_group.inputs["name"]
     assert log_group.inputs["retentionInDays"] == {"dev": 14, "prod": 365}[stack.stack]
 
@@ -213,7 +213,7 @@ def test_the_token_reaches_aws_only_through_the_secret(stack: StackRun) -> None:
         SIGNATURE_KEY: SECRET_SIGNATURE,
         "value": "test-token-for-mocks",
     }
-    key = stack.one("aws:kms/key:Key", "orders-secrets-key")
+    key = stack.one("aws:kms/key:Key", "medallion-secrets-key")
     assert secret.inputs["kmsKeyId"] == key.outputs["arn"]
     for resource in stack.resources:
         if resource is not version:

@@ -109,7 +109,7 @@ def test_ingestion_runs_again_while_it_has_more_up_to_the_stacks_cap(stack: Stac
     cap = {"dev": 5, "prod": 10}[stack.stack]
     assert states["StartBronze"] == {
         "Type": "Pass",
-        "Comment": "The first run of Ingest in this execution",
+        "Comment": "The first run of Bronze in this execution",
         "Parameters": {"iteration": 1},
         "ResultPath": "$.iterations.Bronze",
         "Next": "Bronze",
@@ -245,7 +245,7 @@ def test_the_definition_uses_jsonpath_and_bounded_times(stack: StackRun) -> None
 def test_the_state_machine_logs_and_traces(stack: StackRun) -> None:
     (state_machine,) = stack.of_type("aws:sfn/stateMachine:StateMachine")
     logging = state_machine.inputs["loggingConfiguration"]
-    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", "orders-orchestrator-logs")
+    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", "medallion-orchestrator-logs")
     assert logging["logDestination"] == f"{log_group.outputs['arn']}:*"
     assert logging["level"] == {"dev": "ALL", "prod": "ERROR"}[stack.stack]
     assert state_machine.inputs["tracingConfiguration"] == {"enabled": True}
@@ -275,7 +275,7 @@ def test_the_schedule_and_the_e_mail_only_where_the_stack_asks(stack: StackRun) 
     (schedule,) = schedules
     assert schedule.inputs["scheduleExpression"] == "cron(30 2 * * ? *)"
     assert schedule.inputs["target"]["arn"] == stack.outputs["stateMachineArn"]
-    scheduler_role = stack.one("aws:iam/role:Role", "orders-orchestrator-scheduler-role")
+    scheduler_role = stack.one("aws:iam/role:Role", "medallion-orchestrator-scheduler-role")
     assert schedule.inputs["target"]["roleArn"] == scheduler_role.outputs["arn"]
     (subscription,) = subscriptions
     assert subscription.inputs["protocol"] == "email"
