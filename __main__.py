@@ -7,7 +7,6 @@ import pulumi
 from components.access_logs import AccessLogs, AccessLogsArgs
 from components.arns import Account
 from components.config import load_stack_config
-from components.hardened_bucket import Transition
 from components.medallion_layer import MedallionLayer, MedallionLayerArgs
 from components.naming import Naming
 from components.pipeline import Pipeline, PipelineArgs
@@ -43,7 +42,7 @@ layers = {
             noncurrent_version_days=storage.noncurrent_version_days,
             warehouse_noncurrent_version_days=storage.warehouse_noncurrent_version_days,
             deletion_window_days=storage.deletion_window_days,
-            transition=Transition(t.days, t.storage_class) if (t := storage.transitions[layer]) else None,
+            transition=storage.transitions[layer],
             force_destroy=storage.force_destroy,
             protect=storage.deletion_protection,
             access_logs=access_logs.target(layer.value) if access_logs else None,

@@ -19,11 +19,11 @@ import pulumi
 import yaml
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
+from components.hardened_bucket import Transition
+from components.ingest_function import FunctionSizing
+from components.spark_job import SparkSizing
 from etl.bronze.settings import (
-    ENV_BRONZE_ROOT,
-    ENV_DATASET,
     SOURCE_ENV,
-    IngestionSettings,
     SettingsError,
     SourceSettings,
 )
@@ -96,24 +96,6 @@ class SourceConfig:
 
     settings: SourceSettings
     token: pulumi.Output[str]
-    dataset: str
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    timeout_seconds: int
-    memory_mb: int
-    log_level: str
-    max_invocations: int  # ingestion runs per execution, each bounded by timeout_seconds
-
-
-@dataclass(frozen=True)
-class SparkConfig:
-    worker_type: str
-    silver_workers: int
-    gold_workers: int
-    flex: bool
-    timeout_minutes: int
 
 
 @dataclass(frozen=True)
@@ -123,19 +105,15 @@ class OrchestrationConfig:
     log_level: str
     alarm_email: str | None
     dataset_concurrency: int = 0  # dataset branches at once; 0: all
-
-
-@dataclass(frozen=True)
-class StorageTransition:
-    days: int
-    storage_class: str
+    # Runs of the function step per dataset and execution, each bounded by its timeout.
+    ingest_max_invocations: int = 1
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     noncurrent_version_days: int
     warehouse_noncurrent_version_days: int
-    transitions: Mapping[Layer, StorageTransition | None]
+    transitions: Mapping[Layer, Transition | None]
     access_logging: bool
     access_log_retention_days: int
     force_destroy: bool
@@ -149,8 +127,8 @@ class StackConfig:
     project: str
     stack: str
     source: SourceConfig
-    ingest: IngestConfig
-    spark: SparkConfig
+    function: FunctionSizing
+    spark: Mapping[Layer, SparkSizing]  # each Spark step's, by the layer it writes
     orchestration: OrchestrationConfig
     storage: StorageConfig
 
@@ -256,11 +234,10 @@ def load_stack_config(project: str | None = None, stack: str | None = None) -> S
         project=project,
         stack=stack or pulumi.get_stack(),
         source=_read_source(reader),
-        ingest=IngestConfig(
+        function=FunctionSizing(
             timeout_seconds=reader.integer("ingestTimeoutSeconds", 1, 900),
             memory_mb=reader.integer("ingestMemoryMb", 128, 10240),
             log_level=reader.string("logLevel", LAMBDA_LOG_LEVELS),
-            max_invocations=reader.integer("ingestMaxInvocations", 1, MAX_ITERATION),
         ),
         spark=_read_spark(reader),
         orchestration=_read_orchestration(reader),
@@ -287,8 +264,6 @@ def _read_source(reader: _Reader) -> SourceConfig:
     for field_name, value in values.items():
         if not reader.has_problem(source_key(field_name)):
             _check_with_ingestion(reader, source_key(field_name), partial(_source_with, field_name, value))
-    dataset = reader.string("dataset")
-    _check_with_ingestion(reader, "dataset", lambda: _ingestion_with_dataset(dataset))
     settings = None
     if not reader.has_problem(*map(source_key, values)):
         # Rules that combine several values (none today) would report here.
@@ -296,21 +271,11 @@ def _read_source(reader: _Reader) -> SourceConfig:
     return SourceConfig(
         settings=settings or SourceSettings(base_url=_PLACEHOLDER_URL),
         token=reader.secret("sourceApiToken"),
-        dataset=dataset,
     )
 
 
 def _source_with(field_name: str, value: Any) -> SourceSettings:
     return SourceSettings(**{"base_url": _PLACEHOLDER_URL, field_name: value})
-
-
-def _ingestion_with_dataset(dataset: str) -> IngestionSettings:
-    environment = {
-        ENV_BRONZE_ROOT: "s3://placeholder",
-        ENV_DATASET: dataset,
-        SOURCE_ENV["base_url"]: _PLACEHOLDER_URL,
-    }
-    return IngestionSettings.from_environment(environment)
 
 
 def _check_with_ingestion(reader: _Reader, name: str, build: Callable[[], T]) -> T | None:
@@ -321,7 +286,7 @@ def _check_with_ingestion(reader: _Reader, name: str, build: Callable[[], T]) ->
         return None
 
 
-def _read_spark(reader: _Reader) -> SparkConfig:
+def _read_spark(reader: _Reader) -> Mapping[Layer, SparkSizing]:
     worker_type = reader.string("glueWorkerType", GLUE_WORKER_TYPES)
     flex = reader.boolean("glueFlex")
     if not reader.has_problem("glueWorkerType", "glueFlex"):
@@ -331,12 +296,12 @@ def _read_spark(reader: _Reader) -> SparkConfig:
             f"true needs glueWorkerType {' or '.join(FLEX_WORKER_TYPES)} (FLEX runs on no other worker "
             f"type); got glueWorkerType {worker_type!r}: change glueWorkerType or set glueFlex to false",
         )
-    return SparkConfig(
-        worker_type=worker_type,
-        silver_workers=reader.integer("silverWorkers", 2),
-        gold_workers=reader.integer("goldWorkers", 2),
-        flex=flex,
-        timeout_minutes=reader.integer("glueTimeoutMinutes", 1, 2880),
+    timeout_minutes = reader.integer("glueTimeoutMinutes", 1, 2880)
+    return MappingProxyType(
+        {
+            layer: SparkSizing(worker_type, reader.integer(f"{layer.value}Workers", 2), flex, timeout_minutes)
+            for layer in (Layer.SILVER, Layer.GOLD)
+        }
     )
 
 
@@ -359,11 +324,12 @@ def _read_orchestration(reader: _Reader) -> OrchestrationConfig:
         log_level=reader.string("stateMachineLogLevel", STATE_MACHINE_LOG_LEVELS),
         alarm_email=alarm_email or None,
         dataset_concurrency=reader.integer("datasetConcurrency", 0, 100),
+        ingest_max_invocations=reader.integer("ingestMaxInvocations", 1, MAX_ITERATION),
     )
 
 
 def _read_storage(reader: _Reader) -> StorageConfig:
-    transitions: dict[Layer, StorageTransition | None] = {}
+    transitions: dict[Layer, Transition | None] = {}
     for layer in Layer:
         days = reader.integer(f"{layer.value}TransitionDays", 0)
         storage_class = reader.string(f"{layer.value}StorageClass", STORAGE_CLASSES)
@@ -373,7 +339,7 @@ def _read_storage(reader: _Reader) -> StorageConfig:
             not (storage_class == "STANDARD_IA" and 0 < days < 30),
             f"must be at least 30 for STANDARD_IA; got {days}",
         )
-        transitions[layer] = StorageTransition(days, storage_class) if days > 0 else None
+        transitions[layer] = Transition(days, storage_class) if days > 0 else None
     force_destroy = reader.boolean("forceDestroy")
     deletion_protection = reader.boolean("deletionProtection")
     reader.check(

@@ -21,24 +21,21 @@ from components.bundles import BUILD_DIR, build_etl_package, build_lambda_bundle
 from components.config import StackConfig
 from components.data_access import LayerAccess
 from components.hardened_bucket import HardenedBucket, HardenedBucketArgs
-from components.ingest_function import FunctionSizing, IngestFunction, IngestFunctionArgs, TokenSecret
+from components.ingest_function import IngestFunction, IngestFunctionArgs, TokenSecret
 from components.keys import customer_managed_key
 from components.log_group import LogSettings
 from components.medallion_layer import CHECKPOINT_PREFIX, WAREHOUSE_PREFIX, MedallionLayer
 from components.naming import PIPELINE_LAYER, Naming
 from components.orchestrator import Orchestrator, OrchestratorArgs, Schedule
-from components.spark_job import JobCode, SparkJob, SparkJobArgs, SparkSizing
+from components.spark_job import JobCode, SparkJob, SparkJobArgs
 from components.state_machine import StepTarget
 from etl.bronze.layout import BronzeLayout
-from etl.bronze.settings import ENV_BRONZE_ROOT, ENV_DATASET, ENV_TOKEN_SECRET_ARN
+from etl.bronze.settings import ENV_BRONZE_ROOT, ENV_TOKEN_SECRET_ARN
 from etl.catalog import glue_catalog_conf, glue_conf_argument
 from etl.pipeline import (
     BRONZE_ROOT,
     CHECKPOINT_ROOT,
-    DATASET,
-    GOLD,
     GOLD_DATABASE,
-    SILVER,
     SILVER_DATABASE,
     Step,
     StepKind,
@@ -51,21 +48,6 @@ ETL_PACKAGE_PREFIX = "glue/python"
 TABLES: Mapping[Layer, tuple[TableDefinition, ...]] = {
     Layer.SILVER: silver_tables(),
     Layer.GOLD: gold_tables(),
-}
-
-
-@dataclass(frozen=True)
-class StepData:
-    """The layers a Spark step reads and the layers it writes (tables and files)."""
-
-    reads: tuple[Layer, ...]
-    writes: tuple[Layer, ...]
-
-
-# What each Spark step touches; its role may touch nothing else.
-SPARK_STEP_DATA: Mapping[str, StepData] = {
-    SILVER.name: StepData(reads=(Layer.BRONZE,), writes=(Layer.SILVER,)),
-    GOLD.name: StepData(reads=(Layer.SILVER,), writes=(Layer.GOLD,)),
 }
 
 
@@ -159,12 +141,16 @@ class Pipeline(pulumi.ComponentResource):
                 function = self._ingest_function(name, step, token)
                 functions[step.name] = function.function_name
                 targets[step.name] = StepTarget(
-                    function.function_arn, config.ingest.timeout_seconds, config.ingest.max_invocations
+                    function.function_arn,
+                    config.function.timeout_seconds,
+                    config.orchestration.ingest_max_invocations,
                 )
             else:
                 job = self._spark_job(name, step, code)
                 jobs[step.name] = job.job_name
-                targets[step.name] = StepTarget(job.job_name, config.spark.timeout_minutes * 60)
+                targets[step.name] = StepTarget(
+                    job.job_name, config.spark[step.writes[0]].timeout_minutes * 60
+                )
 
         orchestration = config.orchestration
         orchestrator = Orchestrator(
@@ -243,7 +229,6 @@ class Pipeline(pulumi.ComponentResource):
         bronze = self._args.layers[Layer.BRONZE]
         environment: dict[str, pulumi.Input[str]] = {
             ENV_BRONZE_ROOT: pulumi.Output.format("s3://{0}", bronze.bucket_name),
-            ENV_DATASET: source.dataset,
             ENV_TOKEN_SECRET_ARN: token.arn,
             **source.settings.to_environment(),
         }
@@ -267,9 +252,7 @@ class Pipeline(pulumi.ComponentResource):
                     write=True,
                 ),
                 token=token,
-                sizing=FunctionSizing(
-                    config.ingest.timeout_seconds, config.ingest.memory_mb, config.ingest.log_level
-                ),
+                sizing=config.function,
                 logs=self._logs,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -280,19 +263,15 @@ class Pipeline(pulumi.ComponentResource):
         layers = self._args.layers
         settings: dict[str, pulumi.Input[str]] = {
             BRONZE_ROOT: pulumi.Output.format("s3://{0}", layers[Layer.BRONZE].bucket_name),
-            DATASET: config.source.dataset,
             SILVER_DATABASE: layers[Layer.SILVER].database_name,
             GOLD_DATABASE: layers[Layer.GOLD].database_name,
         }
-        data = SPARK_STEP_DATA[step.name]
         if CHECKPOINT_ROOT in step.settings:
             # Under the bucket of the layer the step writes, whose role may write there anyway.
-            settings[CHECKPOINT_ROOT] = layers[data.writes[0]].checkpoint_uri
+            settings[CHECKPOINT_ROOT] = layers[step.writes[0]].checkpoint_uri
         missing = [setting for setting in step.settings if setting not in settings]
         if missing:
             raise ValueError(f"step {step.name} needs settings {missing} the infrastructure does not provide")
-        sizing = config.spark
-        workers = {SILVER.name: sizing.silver_workers, GOLD.name: sizing.gold_workers}
         return SparkJob(
             f"{name}-{step.name.lower()}",
             SparkJobArgs(
@@ -307,15 +286,13 @@ class Pipeline(pulumi.ComponentResource):
                     lambda warehouse: glue_conf_argument(glue_catalog_conf(warehouse=warehouse))
                 ),
                 data=[
-                    *(self._layer_access(layer, write=False) for layer in data.reads),
+                    *(self._layer_access(layer, write=False) for layer in step.reads),
                     *(
                         self._layer_access(layer, write=True, checkpoints=CHECKPOINT_ROOT in step.settings)
-                        for layer in data.writes
+                        for layer in step.writes
                     ),
                 ],
-                sizing=SparkSizing(
-                    sizing.worker_type, workers[step.name], sizing.flex, sizing.timeout_minutes
-                ),
+                sizing=config.spark[step.writes[0]],
                 logs=self._logs,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -13,6 +13,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from etl.tables import Layer
+
 
 class StepKind(Enum):
     """Where a step runs in AWS; locally every kind runs in the runner's process."""
@@ -97,6 +99,10 @@ class Step:
     result_fields: tuple[str, ...] = ()
     # Run the step again while its result says so (ingestion in bounded pieces); None: run it once.
     repeat: Repeat | None = None
+    # The layers whose data the step reads and writes: in AWS its role may touch those and nothing else,
+    # and a SPARK_JOB is sized by the layer it writes (e.g. `silverWorkers`).
+    reads: tuple[Layer, ...] = ()
+    writes: tuple[Layer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,7 @@ BRONZE = Step(
     # Each run stops before its deadline and says whether the source has more: a long history is
     # fetched in many bounded runs, all merged by one Silver run.
     repeat=Repeat(while_field="has_more"),
+    writes=(Layer.BRONZE,),
 )
 
 SILVER = Step(
@@ -218,6 +225,8 @@ SILVER = Step(
         }
     ),
     settings=(BRONZE_ROOT, SILVER_DATABASE, CHECKPOINT_ROOT),
+    reads=(Layer.BRONZE,),
+    writes=(Layer.SILVER,),
 )
 
 GOLD = Step(
@@ -226,6 +235,8 @@ GOLD = Step(
     entry_point="etl.gold.job",
     description="Gold: rebuild the Gold models from the Silver tables",
     settings=(SILVER_DATABASE, GOLD_DATABASE),
+    reads=(Layer.SILVER,),
+    writes=(Layer.GOLD,),
 )
 
 # Bronze and Silver once per dataset, then Gold over all of them.

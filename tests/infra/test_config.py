@@ -14,6 +14,7 @@ import yaml
 from components.config import ConfigError, declared_keys, load_stack_config, source_key
 from etl.bronze.settings import SOURCE_ENV, SourceSettings
 from etl.pipeline import BRONZE
+from etl.tables import Layer
 from tests.infra.stack_run import PROJECT_ROOT, TOKEN_KEY, stack_config
 from tests.infra.stacks import STACKS
 
@@ -82,7 +83,7 @@ def test_the_stack_files_set_only_declared_keys(stack: str) -> None:
 def test_a_valid_stack_loads(configure: Configure) -> None:
     configure(stack_config("prod"))
     config = load_stack_config("lakehouse", "prod")
-    assert config.spark.silver_workers == 10
+    assert config.spark[Layer.SILVER].workers == 10
     assert config.orchestration.schedule == "cron(30 2 * * ? *)"
     assert config.storage.deletion_protection is True
     assert config.source.settings.page_size == 1000
@@ -165,19 +166,19 @@ def test_flex_with_a_worker_type_flex_cannot_run_on_is_refused_naming_both_keys(
 def test_flex_runs_on_g1x_and_g2x(configure: Configure, worker_type: str) -> None:
     configure({**stack_config("dev"), "lakehouse:glueFlex": "true", "lakehouse:glueWorkerType": worker_type})
     spark = load_stack_config("lakehouse", "dev").spark
-    assert (spark.flex, spark.worker_type) == (True, worker_type)
+    assert {(sizing.flex, sizing.worker_type) for sizing in spark.values()} == {(True, worker_type)}
 
 
 def test_any_worker_type_runs_without_flex(configure: Configure) -> None:
     configure({**stack_config("prod"), "lakehouse:glueFlex": "false", "lakehouse:glueWorkerType": "G.8X"})
-    assert load_stack_config("lakehouse", "prod").spark.worker_type == "G.8X"
+    assert load_stack_config("lakehouse", "prod").spark[Layer.GOLD].worker_type == "G.8X"
 
 
 def test_the_ingestion_cap_defaults_to_the_pipelines_own_and_is_bounded(configure: Configure) -> None:
     assert BRONZE.repeat is not None
     assert declared_keys()["ingestMaxInvocations"].default == BRONZE.repeat.max_runs
     configure(stack_config("dev"))
-    assert load_stack_config("lakehouse", "dev").ingest.max_invocations == 5
+    assert load_stack_config("lakehouse", "dev").orchestration.ingest_max_invocations == 5
     for wrong in ("0", "1000"):
         (problem,) = _problems(configure, {**stack_config("dev"), "lakehouse:ingestMaxInvocations": wrong})
         assert problem.startswith("lakehouse:ingestMaxInvocations: must be between 1 and 999")

@@ -88,8 +88,6 @@ def test_job_arguments_are_the_step_settings_and_the_iceberg_catalog(stack: Stac
     assert arguments["--enable-continuous-cloudwatch-log"] == "true"
     settings = {
         "--bronze-root": f"s3://{buckets['bronze']}",
-        # The dataset the ingestion function writes: Silver must read the same prefix.
-        "--dataset": _function_environment(stack)["LAKEHOUSE_DATASET"],
         "--silver-database": databases["silver"],
         "--gold-database": databases["gold"],
         # Reliable checkpoints under the bucket of the layer the job writes (FLEX may take executors away).
