@@ -20,10 +20,11 @@ from pyspark.sql.types import DataType, DecimalType, DoubleType, FloatType, Inte
 
 from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
 from datasets.orders import DATASET as ORDERS
-from etl import pipeline
+from etl import pipeline, registry
 from etl.bronze.layout import BronzeLayout, read_watermark
 from etl.catalog import table_identifier
 from etl.gold import job as gold
+from etl.silver import job as silver
 from etl.silver.job import SilverSummary
 from etl.spark.jobs import ensure_tables
 from etl.spark.schema_evolution import SchemaChangeRefused, forget_tables, is_widening, plan_changes
@@ -193,7 +194,7 @@ def test_a_column_added_to_a_gold_definition_reads_null_then_the_rebuild_fills_i
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     silver_db, gold_db = f"silver_{suffix}", f"gold_{suffix}"
-    ensure_tables(spark, silver_db, SILVER_TABLES)
+    ensure_tables(spark, silver_db, registry.silver_tables())  # Gold reads orders and customers
     first, last = datetime(2026, 1, 1, 8, tzinfo=UTC), datetime(2026, 1, 3, 9, tzinfo=UTC)
     spark.createDataFrame(
         [
@@ -202,7 +203,8 @@ def test_a_column_added_to_a_gold_definition_reads_null_then_the_rebuild_fills_i
         ],
         schema_ddl(SILVER_ORDERS),
     ).writeTo(table_identifier(silver_db, "orders")).append()
-    old_summary = without(GOLD_CUSTOMER_SUMMARY, "last_order_at")
+    # As it was before the customers dataset (and before last_order_at).
+    old_summary = without(GOLD_CUSTOMER_SUMMARY, "last_order_at", "country", "segment")
     summary_table = create(spark, gold_db, old_summary)
     spark.createDataFrame([("Z", 1, Decimal("1.00"), first)], schema_ddl(old_summary)).writeTo(
         summary_table
@@ -210,8 +212,14 @@ def test_a_column_added_to_a_gold_definition_reads_null_then_the_rebuild_fills_i
 
     applied = ensure_tables(spark, gold_db, [GOLD_CUSTOMER_SUMMARY])
 
-    assert applied == [f"{summary_table}: column last_order_at added as timestamp"]
-    assert [(r.customer_id, r.last_order_at) for r in spark.table(summary_table).collect()] == [("Z", None)]
+    assert applied == [
+        f"{summary_table}: column last_order_at added as timestamp",
+        f"{summary_table}: column country added as string",
+        f"{summary_table}: column segment added as string",
+    ]
+    assert [(r.customer_id, r.last_order_at, r.country) for r in spark.table(summary_table).collect()] == [
+        ("Z", None, None)
+    ]
 
     gold.run(spark, gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db]))
 
@@ -377,3 +385,27 @@ def test_the_run_summary_prints_the_unknown_fields_and_the_schema_changes() -> N
         r"\nrecords read by Silver +9\n  unknown field channel +7\n  unknown field coupon +1\n", summary
     )
     assert "x: column y added; merged r" in summary
+
+
+def test_runs_merged_before_the_ledger_named_their_dataset_are_known_by_their_manifest(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    lake = Lake(spark, tmp_path)
+    old_ledger = without(SILVER_INGESTION_RUNS, "dataset", "unknown_fields")
+    ledger = create(spark, lake.database, old_ledger)
+    manifest = f"{lake.bronze}/{BronzeLayout('orders').manifest_key('r0')}"
+    spark.createDataFrame([("r0", manifest, RUN_0, 2, 2, 0, RUN_0)], schema_ddl(old_ledger)).writeTo(
+        ledger
+    ).append()
+    # The ledger lists an orders run, but silver.orders is gone: replaying is the only way back.
+    with pytest.raises(silver.SilverTableMissing, match="orders is missing"):
+        lake.merge()
+    # No run of customers was ever merged: its tables are simply created.
+    customers = silver.run(
+        spark,
+        silver.parse_args(
+            ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--dataset", "customers"]
+        ),
+    )
+    assert customers.runs == ()
+    assert spark.catalog.tableExists(table_identifier(lake.database, "customers"))

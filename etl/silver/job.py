@@ -65,6 +65,8 @@ from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import format_rfc3339, require_rfc3339
 
+# The dataset in a manifest's URI, as BronzeLayout.manifest_key writes it.
+MANIFEST_DATASET = r"_manifests/([^/]+)/[^/]+\.json$"
 # Bronze object keys, as BronzeLayout.page_key writes them.
 _OBJECT_KEY = r"([^/]+/ingestion_date=[^/]+/run_id=[^/]+/page-[0-9]+\.jsonl\.gz)$"
 _RUN_ID_IN_KEY = r"/run_id=([^/]+)/"
@@ -160,7 +162,7 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
     dataset = registry.dataset(args.dataset)
     refuse_missing_tables(spark, args.silver_database, dataset)
     schema_changes = tuple(
-        ensure_tables(spark, args.silver_database, (SILVER_INGESTION_RUNS, *dataset.tables))
+        ensure_tables(spark, args.silver_database, (*dataset.tables, SILVER_INGESTION_RUNS))
     )
     store = open_store(args.bronze_root)
     manifests = load_pending_runs(spark, store, args)
@@ -479,8 +481,12 @@ def save_ledger(
 
 
 def _ledger_of(spark: SparkSession, ledger: str, dataset: str) -> DataFrame:
-    """The ledger's rows for one dataset."""
-    return spark.table(ledger).where(F.col("dataset") == dataset)
+    """The ledger's rows for one dataset. Rows merged before the ledger recorded the dataset (or by a
+    ledger not yet given the column) are known by their manifest's path, which names the dataset."""
+    rows = spark.table(ledger)
+    from_manifest = F.regexp_extract("manifest", MANIFEST_DATASET, 1)
+    recorded = F.coalesce(F.col("dataset"), from_manifest) if "dataset" in rows.columns else from_manifest
+    return rows.where(recorded == dataset)
 
 
 def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> dict[str, RunCounts]:
