@@ -6,6 +6,7 @@ lakehouse rebuild [--data-dir DIR]
 lakehouse bronze repair RUN [--data-dir DIR | --bronze-root ROOT]
 lakehouse bronze rewind --to TIMESTAMP [--data-dir DIR | --bronze-root ROOT]
 lakehouse sample-api [--port N] [--orders N] [--batches N]
+lakehouse diagram
 """
 
 from __future__ import annotations
@@ -270,7 +271,9 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument(
             "--bronze-root", help="s3://bucket[/prefix] or a directory (default: DATA_DIR/bronze)"
         )
-        action.add_argument("--dataset", default="orders")
+        action.add_argument(
+            "--dataset", required=True, help="the dataset whose Bronze data to change (see datasets/)"
+        )
 
     sample = commands.add_parser("sample-api", help="serve the sample source API until stopped")
     sample.set_defaults(command=sample_api_command)
@@ -281,7 +284,19 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--change-fraction", type=float, default=0.1, help="size of later batches, as a share of --orders"
     )
+
+    diagram = commands.add_parser(
+        "diagram", help="print the architecture as a Mermaid flowchart, drawn from the pipeline and datasets"
+    )
+    diagram.set_defaults(command=diagram_command)
     return parser
+
+
+def diagram_command(args: argparse.Namespace) -> int:
+    from local.diagram import architecture
+
+    print(architecture(), end="")
+    return 0
 
 
 def _configure_logs(verbose: bool) -> None:
