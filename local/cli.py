@@ -3,8 +3,8 @@
 lakehouse run [--source-url URL] [--data-dir DIR]
 lakehouse query "SQL" [--data-dir DIR] [--format table|json] [--allow-writes]
 lakehouse rebuild [--data-dir DIR]
-lakehouse bronze repair RUN [--data-dir DIR | --bronze-root ROOT]
-lakehouse bronze rewind --to TIMESTAMP [--data-dir DIR | --bronze-root ROOT]
+lakehouse bronze repair RUN --dataset NAME [--data-dir DIR | --bronze-root ROOT]
+lakehouse bronze rewind --to TIMESTAMP --dataset NAME [--data-dir DIR | --bronze-root ROOT]
 lakehouse sample-api [--port N] [--orders N] [--batches N]
 lakehouse diagram
 """

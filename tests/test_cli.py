@@ -82,13 +82,34 @@ def test_bronze_rewind_moves_the_watermark_back_and_refuses_to_move_it_forward(
     store = LocalStore(tmp_path / "bronze")
     write_watermark(store, BronzeLayout("orders"), datetime(2026, 1, 5, tzinfo=UTC), "r1")
 
-    assert cli("bronze", "rewind", "--to", "2026-01-02T00:00:00Z", "--data-dir", str(tmp_path)) == 0
+    assert (
+        cli(
+            "bronze",
+            "rewind",
+            "--to",
+            "2026-01-02T00:00:00Z",
+            "--dataset",
+            "orders",
+            "--data-dir",
+            str(tmp_path),
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("Watermark 2026-01-05T00:00:00Z -> 2026-01-02T00:00:00Z: ")
     with pytest.raises(RepairRefused, match="moving it forward to 2026-01-03T00:00:00Z would skip"):
-        cli("bronze", "rewind", "--to", "2026-01-03T00:00:00Z", "--data-dir", str(tmp_path))
+        cli(
+            "bronze",
+            "rewind",
+            "--to",
+            "2026-01-03T00:00:00Z",
+            "--dataset",
+            "orders",
+            "--data-dir",
+            str(tmp_path),
+        )
     assert read_watermark(store, BronzeLayout("orders")) == datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def test_bronze_commands_on_a_directory_without_bronze_say_so(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no Bronze data in .*: pass --data-dir or --bronze-root"):
-        cli("bronze", "repair", "r1", "--data-dir", str(tmp_path))
+        cli("bronze", "repair", "r1", "--dataset", "orders", "--data-dir", str(tmp_path))

@@ -94,10 +94,10 @@ def test_a_damaged_object_stops_silver_in_one_line_and_a_repair_loses_nothing(tm
         )
         assert line.endswith(
             "Nothing was merged; 1 other run waits to be merged. Set the run aside and ingest its window "
-            f"again: `lakehouse bronze repair {run_id} --bronze-root {bronze}`, then run the pipeline"
+            f"again: `lakehouse bronze repair {run_id} --dataset orders --bronze-root {bronze}`, then run the pipeline"
         )
 
-        repaired = lakehouse("bronze", "repair", run_id, "--data-dir", str(data_dir))
+        repaired = lakehouse("bronze", "repair", run_id, "--dataset", "orders", "--data-dir", str(data_dir))
         assert repaired.returncode == 0, repaired.stderr
         assert f"Run {run_id} is set aside" in repaired.stdout
         again = lakehouse("run", "--data-dir", str(data_dir), "--source-url", api.url)

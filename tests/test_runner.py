@@ -212,7 +212,11 @@ def test_a_step_after_the_branch_cannot_read_one_datasets_result_nor_its_dataset
 
 @pytest.mark.parametrize(
     "command",
-    [["rebuild"], ["bronze", "rewind", "--to", "2026-01-01T00:00:00Z"], ["bronze", "repair", "r1"]],
+    [
+        ["rebuild"],
+        ["bronze", "rewind", "--to", "2026-01-01T00:00:00Z", "--dataset", "orders"],
+        ["bronze", "repair", "r1", "--dataset", "orders"],
+    ],
     ids=["rebuild", "rewind", "repair"],
 )
 def test_the_recovery_commands_wait_for_no_run_they_refuse_a_held_data_directory(

@@ -110,7 +110,7 @@ def test_a_damaged_bronze_object_is_named_with_its_run_and_repaired_losing_nothi
     message = str(refused.value)
     assert f"Bronze object {path} of run r2 is damaged" in message
     assert "1 other run waits to be merged" in message
-    assert f"`lakehouse bronze repair r2 --bronze-root {lake.bronze}`" in message
+    assert f"`lakehouse bronze repair r2 --dataset orders --bronze-root {lake.bronze}`" in message
     assert "\n" not in message
     assert [row[0] for row in ledger(lake)] == ["r1"]  # nothing merged
 
@@ -158,7 +158,10 @@ def test_a_gap_left_by_a_deleted_manifest_is_reported_before_merging_and_closed_
     assert "run r3 ingested changes since 2026-01-02T05:00:00Z" in message
     assert "reached only 2026-01-01T05:00:00Z (run r1)" in message
     assert "runs with pages but no manifest: r2" in message
-    assert f"`lakehouse bronze rewind --to 2026-01-01T05:00:00Z --bronze-root {lake.bronze}`" in message
+    assert (
+        f"`lakehouse bronze rewind --to 2026-01-01T05:00:00Z --dataset orders --bronze-root {lake.bronze}`"
+        in message
+    )
     assert [row[0] for row in ledger(lake)] == ["r1"]
 
     rewind_watermark(store_of(lake), LAYOUT, "2026-01-01T05:00:00Z", "rewind")

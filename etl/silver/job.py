@@ -350,9 +350,7 @@ def _repair_hint(args: SilverArguments, manifests: Sequence[RunManifest], damage
 
 
 def _bronze_root_option(args: SilverArguments) -> str:
-    return f" --bronze-root {args.bronze_root}" + (
-        f" --dataset {args.dataset}" if args.dataset != "orders" else ""
-    )
+    return f" --dataset {args.dataset} --bronze-root {args.bronze_root}"
 
 
 def _start_order(manifest: RunManifest) -> tuple[datetime, str]:
