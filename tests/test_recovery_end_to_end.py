@@ -94,7 +94,8 @@ def test_a_damaged_object_stops_silver_in_one_line_and_a_repair_loses_nothing(tm
         )
         assert line.endswith(
             "Nothing was merged; 1 other run waits to be merged. Set the run aside and ingest its window "
-            f"again: `lakehouse bronze repair {run_id} --dataset orders --bronze-root {bronze}`, then run the pipeline"
+            f"again: `lakehouse bronze repair {run_id} --dataset orders --bronze-root {bronze}`, "
+            "then run the pipeline"
         )
 
         repaired = lakehouse("bronze", "repair", run_id, "--dataset", "orders", "--data-dir", str(data_dir))
