@@ -40,6 +40,7 @@ ARN_FORMATS = {
     "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
     "aws:scheduler/schedule:Schedule": ("scheduler", "schedule/default/{name}"),
     "aws:dynamodb/table:Table": ("dynamodb", "table/{name}"),
+    "aws:athena/workgroup:Workgroup": ("athena", "workgroup/{name}"),
 }
 
 
@@ -77,9 +78,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["bucket"] = physical_name
             outputs["arn"] = f"arn:{PARTITION}:s3:::{outputs['bucket']}"
             resource_id = outputs["bucket"]
-        elif args.typ == "aws:iam/role:Role":
+        elif args.typ in ("aws:iam/role:Role", "aws:iam/policy:Policy"):
+            kind = args.typ.rsplit(":", 1)[1].lower()
             path = args.inputs.get("path", "/")
-            outputs["arn"] = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role{path}{physical_name}"
+            outputs["arn"] = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:{kind}{path}{physical_name}"
+        elif args.typ == "aws:budgets/budget:Budget":
+            # Budgets are global: no region in the ARN.
+            outputs["arn"] = f"arn:{PARTITION}:budgets::{ACCOUNT_ID}:budget/{physical_name}"
         if args.typ == "aws:kms/key:Key":
             outputs["keyId"] = resource_id
         if args.typ in ARN_FORMATS:
