@@ -102,6 +102,7 @@ class LakeFormation(pulumi.ComponentResource):
                     principal=job.role_arn,
                     permissions=list(LOCATION),
                     data_location={"arn": self._location_arn(layer)},
+                    # Lake Formation grants access only to a location it has registered.
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[self._locations[layer]]),
                 )
                 self._grant_tables(step, job.role_arn, layer, WRITER_DATABASE, WRITER_TABLES)
