@@ -47,6 +47,10 @@ FLEX_WORKER_TYPES = ("G.1X", "G.2X")
 STORAGE_CLASSES = ("STANDARD_IA", "INTELLIGENT_TIERING", "GLACIER_IR")
 SCHEDULE_EXPRESSION = re.compile(r"(cron|rate|at)\(.+\)")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Principals Lake Formation can grant to: IAM roles and users, by ARN.
+IAM_PRINCIPAL_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/\S+")
+# Athena refuses a per-query cutoff below 10 MB.
+MIN_BYTES_SCANNED_CUTOFF_MB = 10
 # A placeholder that passes the source checks, so each source key is checked on its own.
 _PLACEHOLDER_URL = "https://source.invalid"
 
@@ -123,6 +127,26 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class AnalyticsConfig:
+    """The Athena query layer: what one query may scan, how long results stay, Lake Formation or not."""
+
+    bytes_scanned_cutoff_mb: int
+    results_retention_days: int
+    lake_formation: bool
+    # IAM principals granted SELECT on Gold through Lake Formation (with lake_formation only).
+    lake_formation_readers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """A monthly cost budget that e-mails `email` when actual cost passes `threshold_percent` of it."""
+
+    monthly_usd: int
+    threshold_percent: int
+    email: str
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -131,6 +155,8 @@ class StackConfig:
     spark: Mapping[Layer, SparkSizing]  # each Spark step's, by the layer it writes
     orchestration: OrchestrationConfig
     storage: StorageConfig
+    analytics: AnalyticsConfig
+    budget: BudgetConfig | None  # None: no budget
 
 
 class _Reader:
@@ -242,6 +268,8 @@ def load_stack_config(project: str | None = None, stack: str | None = None) -> S
         spark=_read_spark(reader),
         orchestration=_read_orchestration(reader),
         storage=_read_storage(reader),
+        analytics=_read_analytics(reader),
+        budget=_read_budget(reader),
     )
     if reader.problems:
         raise ConfigError(
@@ -364,3 +392,46 @@ def _read_storage(reader: _Reader) -> StorageConfig:
         deletion_window_days=reader.integer("deletionWindowDays", 7, 30),
         log_retention_days=retention,
     )
+
+
+def _read_analytics(reader: _Reader) -> AnalyticsConfig:
+    lake_formation = reader.boolean("lakeFormation")
+    readers = tuple(arn.strip() for arn in reader.string("lakeFormationReaders").split(",") if arn.strip())
+    wrong = [arn for arn in readers if IAM_PRINCIPAL_ARN.fullmatch(arn) is None]
+    reader.check(
+        "lakeFormationReaders",
+        not wrong,
+        f"must be IAM role or user ARNs separated by commas; got {', '.join(map(repr, wrong))}",
+    )
+    reader.check(
+        "lakeFormationReaders",
+        lake_formation or not readers,
+        "grants only in Lake Formation mode: set lakeFormation to true, or leave lakeFormationReaders empty",
+    )
+    return AnalyticsConfig(
+        bytes_scanned_cutoff_mb=reader.integer("athenaBytesScannedCutoffMb", MIN_BYTES_SCANNED_CUTOFF_MB),
+        results_retention_days=reader.integer("athenaResultsRetentionDays", 1),
+        lake_formation=lake_formation,
+        lake_formation_readers=readers,
+    )
+
+
+def _read_budget(reader: _Reader) -> BudgetConfig | None:
+    monthly_usd = reader.integer("budgetMonthlyUsd", 0)
+    threshold_percent = reader.integer("budgetThresholdPercent", 1, 1000)
+    own_email = reader.string("budgetEmail").strip()
+    reader.check(
+        "budgetEmail",
+        not own_email or EMAIL.fullmatch(own_email) is not None,
+        f"must be an e-mail address, or empty for alarmEmail; got {own_email!r}",
+    )
+    email = own_email or reader.string("alarmEmail").strip()
+    if monthly_usd == 0 or reader.has_problem("budgetMonthlyUsd"):
+        return None
+    reader.check(
+        "budgetEmail",
+        bool(email),
+        f"missing: the budget of {monthly_usd} USD needs an e-mail address to warn; set budgetEmail (or "
+        "alarmEmail), or set budgetMonthlyUsd to 0 for no budget",
+    )
+    return BudgetConfig(monthly_usd=monthly_usd, threshold_percent=threshold_percent, email=email)

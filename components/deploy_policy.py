@@ -42,6 +42,13 @@ SCHEDULES = "arn:{partition}:scheduler:{region}:*:schedule/default/{prefix}-*"
 TOPICS = "arn:{partition}:sns:{region}:*:{prefix}-*"
 SECRETS = "arn:{partition}:secretsmanager:{region}:*:secret:{prefix}-*"
 DYNAMODB_TABLES = "arn:{partition}:dynamodb:{region}:*:table/{prefix}-*"
+WORKGROUPS = "arn:{partition}:athena:{region}:*:workgroup/{prefix}-*"
+# The stack has no Athena data catalogs or capacity reservations; see the workgroup's tagging grant.
+ATHENA_CATALOGS = "arn:{partition}:athena:{region}:*:datacatalog/{prefix}-*"
+ATHENA_RESERVATIONS = "arn:{partition}:athena:{region}:*:capacity-reservation/{prefix}-*"
+MANAGED_POLICIES = "arn:{partition}:iam::*:policy{role_path}*"
+# Budgets are global: no region.
+BUDGETS = "arn:{partition}:budgets::*:budget/{prefix}-*"
 
 # KMS keys have generated ids: the stack's keys are the ones carrying its tags (Naming.tags).
 STACK_KEY_TAGS = {"aws:ResourceTag/project": "{project}", "aws:ResourceTag/stack": "{stack}"}
@@ -466,6 +473,97 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
                 ),
             ),
             scope=(DYNAMODB_TABLES,),
+        ),
+        "aws:athena/workgroup:Workgroup": ResourceType(
+            (
+                Grant(
+                    "ManageStackWorkgroups",
+                    (
+                        "athena:CreateWorkGroup",
+                        "athena:DeleteWorkGroup",
+                        "athena:GetWorkGroup",
+                        "athena:UpdateWorkGroup",
+                    ),
+                    (WORKGROUPS,),
+                ),
+                # The IAM reference lists three resource types for Athena's tag actions, and the lint wants
+                # each named: the stack's catalogs and reservations (it has none) add nothing outside it.
+                Grant(
+                    "TagStackWorkgroups",
+                    tuple(f"athena:{action}" for action in _TAGGING),
+                    (WORKGROUPS, ATHENA_CATALOGS, ATHENA_RESERVATIONS),
+                ),
+            ),
+            scope=(WORKGROUPS,),
+        ),
+        "aws:athena/namedQuery:NamedQuery": ResourceType(
+            (
+                Grant(
+                    "ManageStackWorkgroups",
+                    ("athena:CreateNamedQuery", "athena:DeleteNamedQuery", "athena:GetNamedQuery"),
+                    (WORKGROUPS,),
+                ),
+            )
+        ),
+        "aws:iam/policy:Policy": ResourceType(
+            (
+                Grant(
+                    "ManageStackPolicies",
+                    (
+                        "iam:CreatePolicy",
+                        "iam:CreatePolicyVersion",
+                        "iam:DeletePolicy",
+                        "iam:DeletePolicyVersion",
+                        "iam:GetPolicy",
+                        "iam:GetPolicyVersion",
+                        "iam:ListPolicyTags",
+                        "iam:ListPolicyVersions",
+                        "iam:TagPolicy",
+                        "iam:UntagPolicy",
+                    ),
+                    (MANAGED_POLICIES,),
+                ),
+            ),
+            scope=(MANAGED_POLICIES,),
+        ),
+        "aws:budgets/budget:Budget": ResourceType(
+            (
+                Grant(
+                    "ManageStackBudgets",
+                    ("budgets:ModifyBudget", "budgets:ViewBudget", *(f"budgets:{a}" for a in _TAGGING)),
+                    (BUDGETS,),
+                ),
+            ),
+            scope=(BUDGETS,),
+        ),
+        # Lake Formation mode (lakeFormation: true). Lake Formation's actions have no resource to scope;
+        # the deploying identity must also be a data lake administrator, which IAM cannot grant.
+        "aws:lakeformation/resource:Resource": ResourceType(
+            (
+                Grant(
+                    "RegisterLocationsWithLakeFormation",
+                    (
+                        "lakeformation:DeregisterResource",
+                        "lakeformation:DescribeResource",
+                        "lakeformation:RegisterResource",
+                    ),
+                    (ANY_RESOURCE,),
+                ),
+                _pass_role("lakeformation", "PassStackRolesToLakeFormation"),
+            )
+        ),
+        "aws:lakeformation/permissions:Permissions": ResourceType(
+            (
+                Grant(
+                    "GrantThroughLakeFormation",
+                    (
+                        "lakeformation:GrantPermissions",
+                        "lakeformation:ListPermissions",
+                        "lakeformation:RevokePermissions",
+                    ),
+                    (ANY_RESOURCE,),
+                ),
+            )
         ),
     }
 )

@@ -11,6 +11,8 @@ from etl.tables import Layer
 PIPELINE_LAYER = "pipeline"
 # The `layer` tag of the access-log bucket, which serves every layer.
 LOGS_LAYER = "logs"
+# The `layer` tag of the query layer (Athena) over Gold.
+ANALYTICS_LAYER = "analytics"
 # The longest bucket name prefix AWS accepts.
 BUCKET_PREFIX_LENGTH = 37
 
@@ -45,5 +47,5 @@ class Naming:
         return f"/{self.project}/{self.stack}/"
 
     def tags(self, layer: str) -> dict[str, str]:
-        """The tags every taggable resource carries; `layer` is a medallion layer, pipeline or logs."""
+        """The tags every taggable resource carries; `layer`: medallion layer, pipeline, logs or analytics."""
         return {"project": self.project, "stack": self.stack, "layer": layer}

@@ -74,6 +74,8 @@ class Pipeline(pulumi.ComponentResource):
     """ARN of the SNS topic that receives pipeline failures."""
     token_secret_arn: pulumi.Output[str]
     """ARN of the Secrets Manager secret holding the source API token."""
+    job_role_arns: dict[str, pulumi.Output[str]]
+    """ARN of each Glue job's role, by step name (Lake Formation grants them their tables)."""
 
     def __init__(self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lakehouse:pipeline:Pipeline", name, None, opts)
@@ -136,6 +138,7 @@ class Pipeline(pulumi.ComponentResource):
         targets: dict[str, StepTarget[pulumi.Output[str]]] = {}
         functions: dict[str, pulumi.Output[str]] = {}
         jobs: dict[str, pulumi.Output[str]] = {}
+        self.job_role_arns = {}
         for step in args.pipeline.steps:
             if step.kind is StepKind.FUNCTION:
                 function = self._ingest_function(name, step, token)
@@ -148,6 +151,7 @@ class Pipeline(pulumi.ComponentResource):
             else:
                 job = self._spark_job(name, step, code)
                 jobs[step.name] = job.job_name
+                self.job_role_arns[step.name] = job.role_arn
                 targets[step.name] = StepTarget(
                     job.job_name, config.spark[step.writes[0]].timeout_minutes * 60
                 )

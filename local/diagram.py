@@ -19,6 +19,9 @@ from etl.tables import Layer, TableDefinition
 SERVICE = {StepKind.FUNCTION: "Lambda function", StepKind.SPARK_JOB: "Glue Spark job"}
 SOURCE = "source"
 ALERTS = "alerts"
+ATHENA = "athena"
+# The layer analysts query through the stack's Athena workgroup (components/analyst_access.py).
+ANALYSTS_READ = Layer.GOLD
 
 
 def architecture(
@@ -45,6 +48,7 @@ def architecture(
     for layer in Layer:
         lines.append(f'  {_layer_id(layer)}[("{_layer_label(layer, datasets, tables)}")]')
     lines.append(f'  {ALERTS}>"SNS alert topic: a failed, timed-out or aborted run"]')
+    lines.append(f'  {ATHENA}[["Athena workgroup: analysts query {ANALYSTS_READ.value}"]]')
     lines.append("  %% data: what each step reads and writes")
     for step in pipeline.steps:
         if step.kind is StepKind.FUNCTION and not step.reads:
@@ -57,6 +61,7 @@ def architecture(
         for before, after in zip(pipeline.steps, pipeline.steps[1:], strict=False)
     ]
     lines.append(f"  orchestration -. on failure .-> {ALERTS}")
+    lines.append(f"  {_layer_id(ANALYSTS_READ)} --> {ATHENA}")
     return "\n".join(lines) + "\n"
 
 

@@ -134,3 +134,5 @@ def test_the_infrastructure_gives_the_new_dataset_its_prefixes_tables_and_branch
     assert any(arn.endswith("/products") for arn in resources if ":glue:" in arn)
     assert any(arn.endswith("/products_quarantine") for arn in resources if ":glue:" in arn)
     assert json.dumps(definition).count('"dataset.$": "$.dataset"') == 1  # the one Ingest task, in the branch
+    reports = {query.inputs["name"] for query in stack.of_type("aws:athena/namedQuery:NamedQuery")}
+    assert f"lakehouse_{stack_name}_silver.products_quarantine by reason" in reports

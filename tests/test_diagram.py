@@ -52,6 +52,7 @@ def test_every_step_dataset_and_table_is_drawn_with_what_runs_and_holds_it() -> 
         "silver_step --> silver_bucket",
         "silver_bucket --> gold_step",
         "gold_step --> gold_bucket",
+        "gold_bucket --> athena",
     ):
         assert f"\n  {edge}\n" in diagram
     # The per-dataset branch is a subgraph holding exactly its steps.

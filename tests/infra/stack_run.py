@@ -1,8 +1,9 @@
 """Run the whole Pulumi program (__main__.py) under mocks for one stack and write what it declared as JSON.
 
-Run as `python -m tests.infra.stack_run <stack> <output.json>`: one process per stack keeps Pulumi's global
-state out of every other test. The mocks play the engine and the provider: they return the inputs plus the
-outputs AWS would compute (ARNs, generated names), shaped like the real ones so IAM linting sees real ARNs.
+Run as `python -m tests.infra.stack_run <stack> <output.json> [key=value ...]` (values override the stack
+file's): one process per stack keeps Pulumi's global state out of every other test. The mocks play the
+engine and the provider: they return the inputs plus the outputs AWS would compute (ARNs, generated
+names), shaped like the real ones so IAM linting sees real ARNs.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ ARN_FORMATS = {
     "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
     "aws:scheduler/schedule:Schedule": ("scheduler", "schedule/default/{name}"),
     "aws:dynamodb/table:Table": ("dynamodb", "table/{name}"),
+    "aws:athena/workgroup:Workgroup": ("athena", "workgroup/{name}"),
 }
 
 
@@ -77,9 +79,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["bucket"] = physical_name
             outputs["arn"] = f"arn:{PARTITION}:s3:::{outputs['bucket']}"
             resource_id = outputs["bucket"]
-        elif args.typ == "aws:iam/role:Role":
+        elif args.typ in ("aws:iam/role:Role", "aws:iam/policy:Policy"):
+            kind = args.typ.rsplit(":", 1)[1].lower()
             path = args.inputs.get("path", "/")
-            outputs["arn"] = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role{path}{physical_name}"
+            outputs["arn"] = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:{kind}{path}{physical_name}"
+        elif args.typ == "aws:budgets/budget:Budget":
+            # Budgets are global: no region in the ARN.
+            outputs["arn"] = f"arn:{PARTITION}:budgets::{ACCOUNT_ID}:budget/{physical_name}"
         if args.typ == "aws:kms/key:Key":
             outputs["keyId"] = resource_id
         if args.typ in ARN_FORMATS:
@@ -106,9 +112,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return results.get(args.token, {}), []
 
 
-def run(stack: str) -> dict[str, Any]:
+def run(stack: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """Run __main__.py for `stack` under mocks; return the resources, their options and the stack outputs."""
-    config = stack_config(stack)
+    config = {**stack_config(stack), **(overrides or {})}
     pulumi.runtime.set_all_config(config, secret_keys=[TOKEN_KEY])
     mocks = RecordingMocks(config["aws:region"])
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
@@ -163,6 +169,7 @@ def _json_default(value: Any) -> Any:
 
 if __name__ == "__main__":
     stack_name, output_file = sys.argv[1], sys.argv[2]
+    config_overrides = dict(argument.split("=", 1) for argument in sys.argv[3:])
     Path(output_file).write_text(
-        json.dumps(run(stack_name), default=_json_default, indent=1), encoding="utf-8"
+        json.dumps(run(stack_name, config_overrides), default=_json_default, indent=1), encoding="utf-8"
     )

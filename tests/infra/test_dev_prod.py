@@ -64,7 +64,7 @@ def test_dev_is_disposable_and_prod_is_sized_protected_and_watched(dev: StackRun
         "force destroy": {False},
         "schedules": 1,
         "e-mail subscriptions": 1,
-        "access logging": 4,
+        "access logging": 5,
     }
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from etl.registry import datasets, gold_tables
 from tests.infra.stack_run import PROJECT_ROOT
 from tests.infra.stacks import Resource, StackRun
 
@@ -19,8 +20,8 @@ COMMON = {
     "lakehouse:spark_job:SparkJob": 2,
     "lakehouse:alerts:Alerts": 1,
     "lakehouse:orchestrator:Orchestrator": 1,
-    "aws:kms/key:Key": 5,
-    "aws:kms/alias:Alias": 5,
+    "aws:kms/key:Key": 6,
+    "aws:kms/alias:Alias": 6,
     "aws:glue/catalogDatabase:CatalogDatabase": 3,
     "aws:glue/job:Job": 2,
     "aws:lambda/function:Function": 1,
@@ -34,6 +35,13 @@ COMMON = {
     "aws:cloudwatch/eventTarget:EventTarget": 1,
     "aws:sfn/stateMachine:StateMachine": 1,
     "aws:dynamodb/table:Table": 1,  # the run lock
+    "lakehouse:analytics:QueryLayer": 1,
+    "aws:athena/workgroup:Workgroup": 1,
+    # One per Gold table and one quarantine report per dataset.
+    "aws:athena/namedQuery:NamedQuery": len(gold_tables()) + len(datasets()),
+    "aws:iam/policy:Policy": 1,  # the analysts'
+    "lakehouse:budget:CostBudget": 1,
+    "aws:budgets/budget:Budget": 1,
 }
 BUCKET_SETTINGS = (
     "lakehouse:hardened_bucket:HardenedBucket",
@@ -46,19 +54,19 @@ BUCKET_SETTINGS = (
     "aws:s3/bucketPolicy:BucketPolicy",
 )
 EXPECTED_INVENTORY = {
-    # Four buckets (three layers and the artifacts), four roles, nothing scheduled, no e-mail.
+    # Five buckets (three layers, the artifacts, the query results), four roles, nothing scheduled, no e-mail.
     "dev": {
         **COMMON,
-        **dict.fromkeys(BUCKET_SETTINGS, 4),
+        **dict.fromkeys(BUCKET_SETTINGS, 5),
         "aws:iam/role:Role": 4,
         "aws:iam/rolePolicy:RolePolicy": 4,
     },
     # Plus the access-log bucket (and logging on the other four), the scheduler and its role, the e-mail.
     "prod": {
         **COMMON,
-        **dict.fromkeys(BUCKET_SETTINGS, 5),
+        **dict.fromkeys(BUCKET_SETTINGS, 6),
         "lakehouse:access_logs:AccessLogs": 1,
-        "aws:s3/bucketLogging:BucketLogging": 4,
+        "aws:s3/bucketLogging:BucketLogging": 5,
         "aws:iam/role:Role": 5,
         "aws:iam/rolePolicy:RolePolicy": 5,
         "aws:scheduler/schedule:Schedule": 1,
@@ -76,7 +84,7 @@ def test_every_resource_belongs_to_a_component(stack: StackRun) -> None:
     stack_level = sorted(r.name for r in stack.resources if r.parent_type == "pulumi:pulumi:Stack")
     # Only components sit at the top of the stack; every cloud resource is a component's child.
     assert all(r.is_component for r in stack.resources if r.parent_type == "pulumi:pulumi:Stack"), stack_level
-    expected_top = ["bronze", "gold", "medallion", "silver"] + (
+    expected_top = ["analytics", "bronze", "budget", "gold", "medallion", "silver"] + (
         ["access-logs"] if stack.stack == "prod" else []
     )
     assert stack_level == sorted(expected_top)
@@ -106,6 +114,8 @@ def _expected_layer(resource: Resource, stack: StackRun) -> str:
     for layer in ("bronze", "silver", "gold"):
         if resource.name.startswith(f"{layer}-"):
             return layer
+    if resource.name.startswith("analytics-"):
+        return "analytics"
     return "logs" if resource.name.startswith("access-logs-") else "pipeline"
 
 
@@ -132,7 +142,7 @@ def test_the_stack_exports_what_operators_look_up(stack: StackRun) -> None:
     assert outputs["stateMachineArn"].endswith(f":stateMachine:{prefix}-medallion")
     buckets = {r.outputs["bucket"] for r in stack.of_type("aws:s3/bucket:Bucket")}
     assert set(outputs["bucketNames"].values()) == buckets
-    expected_buckets = {"bronze", "silver", "gold", "artifacts"} | (
+    expected_buckets = {"bronze", "silver", "gold", "artifacts", "athenaResults"} | (
         {"accessLogs"} if stack.stack == "prod" else set()
     )
     assert set(outputs["bucketNames"]) == expected_buckets
