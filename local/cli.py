@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING
 from etl.bronze.settings import SOURCE_ENV
 
 DEFAULT_DATA_DIR = Path("data")
+DATA_DIR_HELP = "the data directory `lakehouse run` fills (default ./data)"
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from etl.bronze.layout import BronzeLayout
     from etl.storage import ObjectStore
 
 
@@ -144,13 +146,12 @@ def rebuild_command(args: argparse.Namespace) -> int:
 
 
 def bronze_repair_command(args: argparse.Namespace) -> int:
-    from etl.bronze.layout import BronzeLayout
     from etl.timestamps import format_rfc3339
     from local.repair import repair_run
 
     store = _bronze_store(args)
     with _holding_bronze(args):
-        repaired = repair_run(store, BronzeLayout(args.dataset), args.run_id)
+        repaired = repair_run(store, _declared_layout(args.dataset), args.run_id)
     for damage in repaired.damaged:
         print(f"damaged: {damage}")
     print(
@@ -162,19 +163,26 @@ def bronze_repair_command(args: argparse.Namespace) -> int:
 
 
 def bronze_rewind_command(args: argparse.Namespace) -> int:
-    from etl.bronze.layout import BronzeLayout
     from etl.timestamps import format_rfc3339
     from local.repair import rewind_watermark
 
     store = _bronze_store(args)
     with _holding_bronze(args):
-        rewound = rewind_watermark(store, BronzeLayout(args.dataset), args.to, "rewind")
+        rewound = rewind_watermark(store, _declared_layout(args.dataset), args.to, "rewind")
     before = "none" if rewound.before is None else format_rfc3339(rewound.before)
     print(
         f"Watermark {before} -> {format_rfc3339(rewound.after)}: the next pipeline run ingests everything "
         "changed since then from the source"
     )
     return 0
+
+
+def _declared_layout(dataset: str) -> BronzeLayout:
+    """The Bronze layout of a declared dataset; a misspelt name is refused, naming the declared ones."""
+    from etl import registry
+    from etl.bronze.layout import BronzeLayout
+
+    return BronzeLayout(registry.dataset(dataset).name)
 
 
 def _holding_bronze(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
@@ -198,7 +206,7 @@ def _bronze_store(args: argparse.Namespace) -> ObjectStore:
 
 def sample_api_command(args: argparse.Namespace) -> int:
     from local.sample_api.generator import SampleSource
-    from local.sample_api.server import SampleApiServer
+    from local.sample_api.server import CUSTOMERS_PATH, ORDERS_PATH, SampleApiServer
 
     source = SampleSource(
         seed=args.seed, initial_orders=args.orders, change_fraction=args.change_fraction, batches=args.batches
@@ -207,7 +215,8 @@ def sample_api_command(args: argparse.Namespace) -> int:
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the server's threads start, which inherit it
     with SampleApiServer(source, port=args.port, token=token) as api:
-        print(f"Sample API on {api.url}/v1/orders ({args.batches} batches); Ctrl-C stops it", flush=True)
+        paths = ", ".join(f"{api.url}{path}" for path in (ORDERS_PATH, CUSTOMERS_PATH))
+        print(f"Sample API on {paths} ({args.batches} batches); Ctrl-C stops it", flush=True)
         signal.sigwait(stop)
     return 0
 
@@ -225,7 +234,9 @@ def _parser() -> argparse.ArgumentParser:
         "--source-url",
         help="base URL of your source API (default: SOURCE_BASE_URL, else start the bundled sample API)",
     )
-    run.add_argument("--page-size", type=int, default=None, help="records per page (default 1000)")
+    run.add_argument(
+        "--page-size", type=int, default=None, help="records per page (default: SOURCE_PAGE_SIZE, else 1000)"
+    )
     run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the data lives (./data)")
     run.add_argument("--sample-orders", type=int, default=None, help="orders in a new sample (default 5000)")
     run.add_argument("--seed", type=int, default=None, help="seed of a new sample (default 7)")
@@ -240,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="run Spark SQL on the local tables")
     query.set_defaults(command=query_command)
     query.add_argument("sql", help='e.g. "SELECT * FROM gold.daily_sales LIMIT 5"')
-    query.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    query.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
     query.add_argument("--format", choices=("table", "json"), default="table", help="json: JSON Lines")
     query.add_argument(
         "--allow-writes",
@@ -250,7 +261,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rebuild = commands.add_parser("rebuild", help="drop Silver and Gold and replay them from Bronze")
     rebuild.set_defaults(command=rebuild_command)
-    rebuild.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    rebuild.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
 
     bronze = commands.add_parser(
         "bronze", help="repair Bronze: set a damaged run aside, rewind the watermark"
@@ -267,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     rewind.set_defaults(command=bronze_rewind_command)
     rewind.add_argument("--to", required=True, help="RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z")
     for action in (repair, rewind):
-        action.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+        action.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
         action.add_argument(
             "--bronze-root", help="s3://bucket[/prefix] or a directory (default: DATA_DIR/bronze)"
         )

@@ -12,6 +12,7 @@ import pytest
 from etl import pipeline
 from etl.bronze.layout import BronzeLayout, read_watermark, write_watermark
 from etl.gold.job import GoldSummary
+from etl.registry import UnknownDataset
 from etl.silver.job import SilverSummary
 from etl.storage import LocalStore
 from local.cli import _one_line, _parser
@@ -113,3 +114,11 @@ def test_bronze_rewind_moves_the_watermark_back_and_refuses_to_move_it_forward(
 def test_bronze_commands_on_a_directory_without_bronze_say_so(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no Bronze data in .*: pass --data-dir or --bronze-root"):
         cli("bronze", "repair", "r1", "--dataset", "orders", "--data-dir", str(tmp_path))
+
+
+@pytest.mark.parametrize("action", [["repair", "r1"], ["rewind", "--to", "2026-01-02T00:00:00Z"]])
+def test_bronze_commands_refuse_a_dataset_no_declaration_names(tmp_path: Path, action: list[str]) -> None:
+    (tmp_path / "bronze").mkdir()
+    with pytest.raises(UnknownDataset, match=r"no dataset 'prodcts' .*declared: customers, orders"):
+        cli("bronze", *action, "--dataset", "prodcts", "--data-dir", str(tmp_path))
+    assert list((tmp_path / "bronze").iterdir()) == []  # no watermark, no manifest for it

@@ -12,7 +12,6 @@ BASE = {"SOURCE_BASE_URL": "https://api.example.com/", "LAKEHOUSE_BRONZE_ROOT": 
 def test_reads_every_source_setting_from_the_environment() -> None:
     environ = {
         **BASE,
-        "SOURCE_PATH": "v2/orders",
         "SOURCE_PAGE_SIZE": "250",
         "SOURCE_SINCE_PARAM": "changed_after",
         "SOURCE_TIMEOUT_SECONDS": "2.5",
@@ -23,7 +22,7 @@ def test_reads_every_source_setting_from_the_environment() -> None:
         "LAKEHOUSE_DATASET": "orders_eu",
     }
     settings = IngestionSettings.from_environment(environ)
-    assert settings.source.url == "https://api.example.com/v2/orders"
+    assert settings.source.url == "https://api.example.com/v1/orders"  # until a declaration names its path
     assert (settings.source.page_size, settings.source.since_param) == (250, "changed_after")
     assert settings.source.timeout_seconds == 2.5
     assert (settings.source.max_pages, settings.source.max_body_bytes) == (7, 65536)
@@ -33,9 +32,9 @@ def test_reads_every_source_setting_from_the_environment() -> None:
 
 
 def test_an_empty_variable_leaves_other_settings_at_their_default() -> None:
-    settings = IngestionSettings.from_environment({**BASE, "SOURCE_PATH": "", "SOURCE_PAGE_SIZE": ""})
-    assert (settings.source.path, settings.source.page_size, settings.source.auth_scheme) == (
-        "/v1/orders",
+    settings = IngestionSettings.from_environment({**BASE, "SOURCE_SINCE_PARAM": "", "SOURCE_PAGE_SIZE": ""})
+    assert (settings.source.since_param, settings.source.page_size, settings.source.auth_scheme) == (
+        "updated_since",
         1000,
         "Bearer",
     )

@@ -20,10 +20,9 @@ ENV_DATASET = "LAKEHOUSE_DATASET"
 ENV_TOKEN = "SOURCE_API_TOKEN"  # local runs: the token itself
 ENV_TOKEN_SECRET_ARN = "SOURCE_API_TOKEN_SECRET_ARN"  # AWS: a Secrets Manager secret holding the token
 
-# SourceSettings field -> environment variable.
+# SourceSettings field -> environment variable. The path is not one: each dataset declares its own.
 SOURCE_ENV: Mapping[str, str] = {
     "base_url": "SOURCE_BASE_URL",
-    "path": "SOURCE_PATH",
     "page_size": "SOURCE_PAGE_SIZE",
     "since_param": "SOURCE_SINCE_PARAM",
     "limit_param": "SOURCE_LIMIT_PARAM",
