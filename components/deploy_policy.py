@@ -49,6 +49,9 @@ ATHENA_RESERVATIONS = "arn:{partition}:athena:{region}:*:capacity-reservation/{p
 MANAGED_POLICIES = "arn:{partition}:iam::*:policy{role_path}*"
 # Budgets are global: no region.
 BUDGETS = "arn:{partition}:budgets::*:budget/{prefix}-*"
+ALARMS = "arn:{partition}:cloudwatch:{region}:*:alarm:{prefix}-*"
+# Dashboards are global too.
+DASHBOARDS = "arn:{partition}:cloudwatch::*:dashboard/{prefix}-*"
 
 # KMS keys have generated ids: the stack's keys are the ones carrying its tags (Naming.tags).
 STACK_KEY_TAGS = {"aws:ResourceTag/project": "{project}", "aws:ResourceTag/stack": "{stack}"}
@@ -535,6 +538,31 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
                 ),
             ),
             scope=(BUDGETS,),
+        ),
+        "aws:cloudwatch/metricAlarm:MetricAlarm": ResourceType(
+            (
+                Grant(
+                    "ManageStackAlarms",
+                    (
+                        "cloudwatch:DeleteAlarms",
+                        "cloudwatch:DescribeAlarms",
+                        "cloudwatch:PutMetricAlarm",
+                        *(f"cloudwatch:{action}" for action in _TAGGING),
+                    ),
+                    (ALARMS,),
+                ),
+            ),
+            scope=(ALARMS,),
+        ),
+        "aws:cloudwatch/dashboard:Dashboard": ResourceType(
+            (
+                Grant(
+                    "ManageStackDashboards",
+                    ("cloudwatch:DeleteDashboards", "cloudwatch:GetDashboard", "cloudwatch:PutDashboard"),
+                    (DASHBOARDS,),
+                ),
+            ),
+            scope=(DASHBOARDS,),
         ),
         # Lake Formation mode (lakeFormation: true). Lake Formation's actions have no resource to scope;
         # the deploying identity must also be a data lake administrator, which IAM cannot grant.
