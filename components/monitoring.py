@@ -28,6 +28,8 @@ from etl.tables import Layer
 STEP_PERIOD_SECONDS = 300
 QUARANTINE_PERIOD_SECONDS = 3600
 FRESHNESS_PERIOD_SECONDS = 3600
+# One point per hour on the dashboard's graphs.
+GRAPH_PERIOD_SECONDS = 3600
 STATES_NAMESPACE = "AWS/States"
 # The dashboard's grid is 24 units wide.
 DASHBOARD_WIDTH = 24
@@ -85,64 +87,19 @@ class Monitoring(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._namespace = metrics.namespace_of(args.naming.stack)
-        prefix = args.naming.prefix
-        config = args.config
-        alarms: list[aws.cloudwatch.MetricAlarm] = []
-        for step in args.pipeline.steps:
-            role = step.name.lower()
-            alarms.append(
-                self._alarm(
-                    f"{role}-failures",
-                    description=f"A run of the {step.name} step failed",
-                    metric_name=metrics.FAILURES,
-                    namespace=self._namespace,
-                    dimensions={metrics.STEP: step.name},
-                    statistic="Sum",
-                    period=STEP_PERIOD_SECONDS,
-                    comparison_operator="GreaterThanOrEqualToThreshold",
-                    threshold=1,
-                )
-            )
-            bound = duration_bound_seconds(step, config, args.timeout_seconds[step.name])
-            alarms.append(
-                self._alarm(
-                    f"{role}-duration",
-                    description=f"A run of the {step.name} step took longer than {bound} seconds",
-                    metric_name=metrics.DURATION,
-                    namespace=self._namespace,
-                    dimensions={metrics.STEP: step.name},
-                    statistic="Maximum",
-                    period=STEP_PERIOD_SECONDS,
-                    comparison_operator="GreaterThanThreshold",
-                    threshold=bound,
-                )
-            )
-        hours = config.freshness_hours
-        # One period per hour, every one of them without a success: `Sum over N hours < 1`, within the
-        # longest period an alarm accepts. No data at all (no execution) counts as no success.
-        alarms.append(
-            self._alarm(
-                "freshness",
-                description=f"No execution of the pipeline succeeded in {hours} hours",
-                metric_name="ExecutionsSucceeded",
-                namespace=STATES_NAMESPACE,
-                dimensions={"StateMachineArn": args.state_machine_arn},
-                statistic="Sum",
-                period=FRESHNESS_PERIOD_SECONDS,
-                evaluation_periods=hours,
-                datapoints_to_alarm=hours,
-                comparison_operator="LessThanThreshold",
-                threshold=1,
-                treat_missing_data="breaching",
-            )
-        )
-        for step in quarantining_steps(args.pipeline):
-            for dataset in args.datasets:
-                alarms.append(self._quarantine_alarm(step, dataset))
+        alarms = [
+            *(alarm for step in args.pipeline.steps for alarm in self._step_alarms(step)),
+            self._freshness_alarm(),
+            *(
+                self._quarantine_alarm(step, dataset)
+                for step in quarantining_steps(args.pipeline)
+                for dataset in args.datasets
+            ),
+        ]
 
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
-            dashboard_name=f"{prefix}-{args.pipeline.name}",
+            dashboard_name=f"{args.naming.prefix}-{args.pipeline.name}",
             dashboard_body=pulumi.Output.all(args.region, args.state_machine_arn).apply(
                 lambda values: json.dumps(self._dashboard(str(values[0]), str(values[1])))
             ),
@@ -163,6 +120,52 @@ class Monitoring(pulumi.ComponentResource):
             tags=self._args.naming.tags(PIPELINE_LAYER),
             opts=pulumi.ResourceOptions(parent=self),
             **settings,
+        )
+
+    def _step_alarms(self, step: Step) -> tuple[aws.cloudwatch.MetricAlarm, aws.cloudwatch.MetricAlarm]:
+        """A failed run of the step, and a run longer than its bound."""
+        role = step.name.lower()
+        bound = duration_bound_seconds(step, self._args.config, self._args.timeout_seconds[step.name])
+        per_step = {"namespace": self._namespace, "dimensions": {metrics.STEP: step.name}}
+        failures = self._alarm(
+            f"{role}-failures",
+            description=f"A run of the {step.name} step failed",
+            metric_name=metrics.FAILURES,
+            statistic="Sum",
+            period=STEP_PERIOD_SECONDS,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            **per_step,
+        )
+        duration = self._alarm(
+            f"{role}-duration",
+            description=f"A run of the {step.name} step took longer than {bound} seconds",
+            metric_name=metrics.DURATION,
+            statistic="Maximum",
+            period=STEP_PERIOD_SECONDS,
+            comparison_operator="GreaterThanThreshold",
+            threshold=bound,
+            **per_step,
+        )
+        return failures, duration
+
+    def _freshness_alarm(self) -> aws.cloudwatch.MetricAlarm:
+        hours = self._args.config.freshness_hours
+        # One period per hour, every one of them without a success: `Sum over N hours < 1`, within the
+        # longest period an alarm accepts. No data at all (no execution) counts as no success.
+        return self._alarm(
+            "freshness",
+            description=f"No execution of the pipeline succeeded in {hours} hours",
+            metric_name="ExecutionsSucceeded",
+            namespace=STATES_NAMESPACE,
+            dimensions={"StateMachineArn": self._args.state_machine_arn},
+            statistic="Sum",
+            period=FRESHNESS_PERIOD_SECONDS,
+            evaluation_periods=hours,
+            datapoints_to_alarm=hours,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+            treat_missing_data="breaching",
         )
 
     def _quarantine_alarm(self, step: Step, dataset: str) -> aws.cloudwatch.MetricAlarm:
@@ -286,7 +289,7 @@ class Monitoring(pulumi.ComponentResource):
                 "region": region,
                 "view": "timeSeries",
                 "stat": stat,
-                "period": QUARANTINE_PERIOD_SECONDS,
+                "period": GRAPH_PERIOD_SECONDS,
                 "metrics": lines if namespaced else [[self._namespace, *line] for line in lines],
             },
         }
