@@ -27,7 +27,7 @@ from etl.bronze.settings import (
     SettingsError,
     SourceSettings,
 )
-from etl.pipeline import MAX_ITERATION
+from etl.pipeline import MAX_ITERATION, PIPELINE
 from etl.tables import Layer
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -147,6 +147,17 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """The bounds of the alarms declared from the pipeline (components/monitoring.py)."""
+
+    # A step's run alarms past this share of its timeout, unless duration_minutes names the step.
+    duration_percent: int
+    duration_minutes: Mapping[str, int]  # step name -> minutes
+    freshness_hours: int  # no succeeded execution in this many hours alarms
+    quarantine_percent: int  # a dataset's run quarantining more than this share of its records alarms
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -157,6 +168,7 @@ class StackConfig:
     storage: StorageConfig
     analytics: AnalyticsConfig
     budget: BudgetConfig | None  # None: no budget
+    monitoring: MonitoringConfig
 
 
 class _Reader:
@@ -270,6 +282,7 @@ def load_stack_config(project: str | None = None, stack: str | None = None) -> S
         storage=_read_storage(reader),
         analytics=_read_analytics(reader),
         budget=_read_budget(reader),
+        monitoring=_read_monitoring(reader),
     )
     if reader.problems:
         raise ConfigError(
@@ -435,3 +448,28 @@ def _read_budget(reader: _Reader) -> BudgetConfig | None:
         "alarmEmail), or set budgetMonthlyUsd to 0 for no budget",
     )
     return BudgetConfig(monthly_usd=monthly_usd, threshold_percent=threshold_percent, email=email)
+
+
+# An alarm looks back at most seven days (its periods times their number).
+MAX_FRESHNESS_HOURS = 7 * 24
+
+
+def _read_monitoring(reader: _Reader) -> MonitoringConfig:
+    minutes: dict[str, int] = {}
+    steps = [step.name for step in PIPELINE.steps]
+    for entry in filter(None, (part.strip() for part in reader.string("alarmDurationMinutes").split(","))):
+        step, _, value = (text.strip() for text in entry.partition("="))
+        if step not in steps or not value.isdigit() or int(value) < 1:
+            reader.problem(
+                "alarmDurationMinutes",
+                f"must be step=minutes pairs separated by commas, with steps among {', '.join(steps)} and "
+                f"whole minutes of at least 1; got {entry!r}",
+            )
+            continue
+        minutes[step] = int(value)
+    return MonitoringConfig(
+        duration_percent=reader.integer("alarmDurationPercent", 1, 100),
+        duration_minutes=MappingProxyType(minutes),
+        freshness_hours=reader.integer("alarmFreshnessHours", 1, MAX_FRESHNESS_HOURS),
+        quarantine_percent=reader.integer("alarmQuarantinePercent", 0, 100),
+    )

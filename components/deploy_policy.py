@@ -49,6 +49,9 @@ ATHENA_RESERVATIONS = "arn:{partition}:athena:{region}:*:capacity-reservation/{p
 MANAGED_POLICIES = "arn:{partition}:iam::*:policy{role_path}*"
 # Budgets are global: no region.
 BUDGETS = "arn:{partition}:budgets::*:budget/{prefix}-*"
+ALARMS = "arn:{partition}:cloudwatch:{region}:*:alarm:{prefix}-*"
+# Dashboards are global too.
+DASHBOARDS = "arn:{partition}:cloudwatch::*:dashboard/{prefix}-*"
 
 # KMS keys have generated ids: the stack's keys are the ones carrying its tags (Naming.tags).
 STACK_KEY_TAGS = {"aws:ResourceTag/project": "{project}", "aws:ResourceTag/stack": "{stack}"}
@@ -87,12 +90,13 @@ def _manage_objects(*actions: str) -> Grant:
     return Grant("ManageStackObjects", actions, (OBJECTS,))
 
 
-def _pass_role(service: str, sid: str) -> Grant:
+def _pass_role(service: str) -> Grant:
+    """Pass the stack's roles to `service`; the services of every declared type pool into one statement."""
     return Grant(
-        sid,
+        "PassStackRoles",
         ("iam:PassRole",),
         (ROLES,),
-        {"StringEquals": {"iam:PassedToService": f"{service}.amazonaws.com"}},
+        {"StringEquals": {"iam:PassedToService": (f"{service}.amazonaws.com",)}},
     )
 
 
@@ -292,7 +296,7 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
                     ),
                     (FUNCTIONS,),
                 ),
-                _pass_role("lambda", "PassStackRolesToLambda"),
+                _pass_role("lambda"),
             ),
             scope=(FUNCTIONS,),
         ),
@@ -316,7 +320,7 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
                     (GLUE_JOBS,),
                 ),
                 Grant("TagStackGlueResources", _GLUE_TAGS, (GLUE_JOBS,)),
-                _pass_role("glue", "PassStackRolesToGlue"),
+                _pass_role("glue"),
             ),
             scope=(GLUE_JOBS,),
         ),
@@ -354,7 +358,7 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
                     ),
                     (ANY_RESOURCE,),
                 ),
-                _pass_role("states", "PassStackRolesToStepFunctions"),
+                _pass_role("states"),
             ),
             scope=(STATE_MACHINES,),
         ),
@@ -383,7 +387,7 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
                     ),
                     (SCHEDULES,),
                 ),
-                _pass_role("scheduler", "PassStackRolesToScheduler"),
+                _pass_role("scheduler"),
             ),
             scope=(SCHEDULES,),
         ),
@@ -536,6 +540,31 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
             ),
             scope=(BUDGETS,),
         ),
+        "aws:cloudwatch/metricAlarm:MetricAlarm": ResourceType(
+            (
+                Grant(
+                    "ManageStackAlarms",
+                    (
+                        "cloudwatch:DeleteAlarms",
+                        "cloudwatch:DescribeAlarms",
+                        "cloudwatch:PutMetricAlarm",
+                        *(f"cloudwatch:{action}" for action in _TAGGING),
+                    ),
+                    (ALARMS,),
+                ),
+            ),
+            scope=(ALARMS,),
+        ),
+        "aws:cloudwatch/dashboard:Dashboard": ResourceType(
+            (
+                Grant(
+                    "ManageStackDashboards",
+                    ("cloudwatch:DeleteDashboards", "cloudwatch:GetDashboard", "cloudwatch:PutDashboard"),
+                    (DASHBOARDS,),
+                ),
+            ),
+            scope=(DASHBOARDS,),
+        ),
         # Lake Formation mode (lakeFormation: true). Lake Formation's actions have no resource to scope;
         # the deploying identity must also be a data lake administrator, which IAM cannot grant.
         "aws:lakeformation/resource:Resource": ResourceType(
@@ -549,7 +578,7 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = MappingProxyType(
                     ),
                     (ANY_RESOURCE,),
                 ),
-                _pass_role("lakeformation", "PassStackRolesToLakeFormation"),
+                _pass_role("lakeformation"),
             )
         ),
         "aws:lakeformation/permissions:Permissions": ResourceType(
@@ -613,16 +642,43 @@ def deploy_policy(type_tokens: Iterable[str], target: StackTarget) -> dict[str, 
         if known is None:
             merged[grant.sid] = grant
             continue
-        if known.condition != grant.condition:
-            raise ValueError(f"grants named {grant.sid} differ in their condition")
         merged[grant.sid] = Grant(
             grant.sid,
             tuple(sorted({*known.actions, *grant.actions})),
             tuple(sorted({*known.resources, *grant.resources})),
-            known.condition,
+            _pooled_condition(grant.sid, known.condition, grant.condition),
         )
     statements = [_statement(merged[sid], target).render() for sid in sorted(merged)]
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _pooled_condition(
+    sid: str,
+    known: Mapping[str, Mapping[str, str | tuple[str, ...]]],
+    other: Mapping[str, Mapping[str, str | tuple[str, ...]]],
+) -> Mapping[str, Mapping[str, str | tuple[str, ...]]]:
+    """One condition for two grants with one sid: a tuple lists alternatives, and the grants' alternatives
+    pool (one statement instead of one per service keeps the policy within IAM's size limit); anything
+    else must be equal."""
+    if known == other:
+        return known
+    same_keys = known.keys() == other.keys() and all(known[op].keys() == other[op].keys() for op in known)
+    if not same_keys or any(
+        not (isinstance(known[op][key], tuple) and isinstance(other[op][key], tuple))
+        for op in known
+        for key in known[op]
+        if known[op][key] != other[op][key]
+    ):
+        raise ValueError(f"grants named {sid} differ in their condition")
+    return {
+        op: {
+            key: tuple(sorted({*known[op][key], *other[op][key]}))
+            if isinstance(known[op][key], tuple)
+            else known[op][key]
+            for key in known[op]
+        }
+        for op in known
+    }
 
 
 def _statement(grant: Grant, target: StackTarget) -> Statement:

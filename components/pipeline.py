@@ -25,10 +25,12 @@ from components.ingest_function import IngestFunction, IngestFunctionArgs, Token
 from components.keys import customer_managed_key
 from components.log_group import LogSettings
 from components.medallion_layer import CHECKPOINT_PREFIX, WAREHOUSE_PREFIX, MedallionLayer
+from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import PIPELINE_LAYER, Naming
 from components.orchestrator import Orchestrator, OrchestratorArgs, Schedule
 from components.spark_job import JobCode, SparkJob, SparkJobArgs
 from components.state_machine import StepTarget
+from etl import metrics
 from etl.bronze.layout import BronzeLayout
 from etl.bronze.settings import ENV_BRONZE_ROOT, ENV_TOKEN_SECRET_ARN
 from etl.catalog import glue_catalog_conf, glue_conf_argument
@@ -177,6 +179,21 @@ class Pipeline(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                pipeline=args.pipeline,
+                naming=self._naming,
+                config=config.monitoring,
+                state_machine_arn=orchestrator.state_machine_arn,
+                alert_topic_arn=alerts.topic_arn,
+                region=self._account.region,
+                timeout_seconds={step: target.timeout_seconds for step, target in targets.items()},
+                datasets=[dataset.name for dataset in datasets()],
+                tables={layer: [table.name for table in tables] for layer, tables in TABLES.items()},
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         self.state_machine_arn = orchestrator.state_machine_arn
         self.definition = orchestrator.definition
@@ -234,6 +251,7 @@ class Pipeline(pulumi.ComponentResource):
         environment: dict[str, pulumi.Input[str]] = {
             ENV_BRONZE_ROOT: pulumi.Output.format("s3://{0}", bronze.bucket_name),
             ENV_TOKEN_SECRET_ARN: token.arn,
+            metrics.ENV_METRICS_NAMESPACE: metrics.namespace_of(config.stack),
             **source.settings.to_environment(),
         }
         return IngestFunction(
@@ -284,7 +302,10 @@ class Pipeline(pulumi.ComponentResource):
                 account=self._account,
                 script=file_artifact(module_file(step.entry_point)),
                 code=code,
-                arguments={setting: settings[setting] for setting in step.settings},
+                arguments={
+                    **{setting: settings[setting] for setting in step.settings},
+                    metrics.METRICS_NAMESPACE: metrics.namespace_of(config.stack),
+                },
                 # Tables go under their database's location; the Silver warehouse is only Iceberg's fallback.
                 spark_conf=layers[Layer.SILVER].warehouse_uri.apply(
                     lambda warehouse: glue_conf_argument(glue_catalog_conf(warehouse=warehouse))

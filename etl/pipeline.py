@@ -13,6 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from etl import metrics
 from etl.tables import Layer
 
 
@@ -103,6 +104,9 @@ class Step:
     # and a SPARK_JOB is sized by the layer it writes (e.g. `silverWorkers`).
     reads: tuple[Layer, ...] = ()
     writes: tuple[Layer, ...] = ()
+    # The counts the step publishes per run besides its duration and failures (etl/metrics.py); the
+    # dashboard and the alarms are declared from them. metrics.TABLE_ROWS: one per table it writes.
+    metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,7 @@ BRONZE = Step(
     # fetched in many bounded runs, all merged by one Silver run.
     repeat=Repeat(while_field="has_more"),
     writes=(Layer.BRONZE,),
+    metrics=(metrics.RECORDS_INGESTED, metrics.PAGES),
 )
 
 SILVER = Step(
@@ -227,6 +232,12 @@ SILVER = Step(
     settings=(BRONZE_ROOT, SILVER_DATABASE, CHECKPOINT_ROOT),
     reads=(Layer.BRONZE,),
     writes=(Layer.SILVER,),
+    metrics=(
+        metrics.RECORDS_READ,
+        metrics.RECORDS_ACCEPTED,
+        metrics.RECORDS_QUARANTINED,
+        metrics.RECORDS_MERGED,
+    ),
 )
 
 GOLD = Step(
@@ -237,6 +248,7 @@ GOLD = Step(
     settings=(SILVER_DATABASE, GOLD_DATABASE),
     reads=(Layer.SILVER,),
     writes=(Layer.GOLD,),
+    metrics=(metrics.TABLE_ROWS,),
 )
 
 # Bronze and Silver once per dataset, then Gold over all of them.

@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from etl import registry
+from etl import metrics, registry
 from etl.bronze.deadline import Deadline
 from etl.bronze.ingest import ingest
 from etl.bronze.layout import new_run_id, validate_run_id
@@ -25,7 +26,7 @@ from etl.bronze.secrets import TokenError, resolve_token
 from etl.bronze.settings import IngestionSettings, SettingsError
 from etl.bronze.source import SourceError
 from etl.dataset import Dataset
-from etl.pipeline import MAX_ITERATION
+from etl.pipeline import BRONZE, MAX_ITERATION
 from etl.timestamps import parse_rfc3339, utc_now
 
 logger = Logger(service="lakehouse")
@@ -83,7 +84,42 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except SettingsError:
         logger.exception("Ingestion misconfigured")
         raise
-    return run(event, settings, Deadline.of_lambda(context, settings.source.timeout_seconds))
+    with metrics.published_run(
+        metrics.namespace_from_environment(os.environ),
+        BRONZE.name,
+        _dataset_name(event, settings),
+        publish=publish_with_powertools,
+    ) as published:
+        result = run(event, settings, Deadline.of_lambda(context, settings.source.timeout_seconds))
+        published.counts.update(ingestion_metrics(result))
+    return result
+
+
+def ingestion_metrics(result: dict[str, Any]) -> dict[str, int]:
+    """The counts an ingestion run publishes, from its summary."""
+    return {metrics.RECORDS_INGESTED: int(result["records"]), metrics.PAGES: int(result["pages"])}
+
+
+def publish_with_powertools(run: metrics.RunMetrics) -> None:
+    """Print the run's EMF line with Powertools Metrics: the same namespace, dimension sets and metrics as
+    the Spark jobs' lines (etl/metrics.py), which the alarms and the dashboard read."""
+    # An empty service rather than POWERTOOLS_SERVICE_NAME, which would add a `service` dimension to the
+    # per-step set and hide the runs from the step's alarms.
+    emitter = EphemeralMetrics(namespace=run.namespace, service="")
+    (per_step, *more) = metrics.dimension_sets(run.dataset)
+    for name in per_step:
+        emitter.add_dimension(name=name, value=run.dimensions[name])
+    for names in more:
+        emitter.add_dimensions(**{name: run.dimensions[name] for name in names})
+    for name, (value, unit) in run.values().items():
+        emitter.add_metric(name=name, unit=MetricUnit(unit), value=value)
+    emitter.flush_metrics()
+
+
+def _dataset_name(event: Any, settings: IngestionSettings) -> str:
+    """The dataset the event names, for the metrics of a run that may fail before checking it."""
+    named = event.get("dataset") if isinstance(event, dict) else None
+    return str(named or settings.dataset)
 
 
 def run(

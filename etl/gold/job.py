@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl import pipeline, registry
+from etl import metrics, pipeline, registry
 from etl.catalog import table_identifier
 from etl.dataset import GoldModel
 from etl.spark.jobs import (
@@ -59,7 +59,14 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
 
 
 def main(argv: Sequence[str]) -> None:
-    run(glue_session("lakehouse-gold"), parse_args(argv))
+    args = parse_args(argv)
+    with metrics.published_run(metrics.namespace_argument(argv), pipeline.GOLD.name) as published:
+        published.counts.update(run_metrics(run(glue_session("lakehouse-gold"), args)))
+
+
+def run_metrics(summary: GoldSummary) -> dict[str, int]:
+    """The counts a Gold run publishes, from its summary: the rows of each table."""
+    return {metrics.table_rows(table): rows for table, rows in summary.rows.items()}
 
 
 class SilverMissing(RuntimeError):

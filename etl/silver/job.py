@@ -31,7 +31,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from etl import pipeline, registry
+from etl import metrics, pipeline, registry
 from etl.bronze.layout import (
     BronzeLayout,
     RunManifest,
@@ -155,7 +155,20 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
 
 
 def main(argv: Sequence[str]) -> None:
-    run(glue_session("lakehouse-silver"), parse_args(argv))
+    args = parse_args(argv)
+    namespace = metrics.namespace_argument(argv)
+    with metrics.published_run(namespace, pipeline.SILVER.name, args.dataset) as published:
+        published.counts.update(run_metrics(run(glue_session("lakehouse-silver"), args)))
+
+
+def run_metrics(summary: SilverSummary) -> dict[str, int]:
+    """The counts a Silver run publishes, from its summary."""
+    return {
+        metrics.RECORDS_READ: summary.records,
+        metrics.RECORDS_ACCEPTED: summary.accepted,
+        metrics.RECORDS_QUARANTINED: summary.quarantined,
+        metrics.RECORDS_MERGED: summary.merged,
+    }
 
 
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:

@@ -42,6 +42,7 @@ ARN_FORMATS = {
     "aws:scheduler/schedule:Schedule": ("scheduler", "schedule/default/{name}"),
     "aws:dynamodb/table:Table": ("dynamodb", "table/{name}"),
     "aws:athena/workgroup:Workgroup": ("athena", "workgroup/{name}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:{name}"),
 }
 
 
@@ -86,6 +87,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:budgets/budget:Budget":
             # Budgets are global: no region in the ARN.
             outputs["arn"] = f"arn:{PARTITION}:budgets::{ACCOUNT_ID}:budget/{physical_name}"
+        elif args.typ == "aws:cloudwatch/dashboard:Dashboard":
+            # Dashboards are global too.
+            dashboard = args.inputs["dashboardName"]
+            outputs["arn"] = f"arn:{PARTITION}:cloudwatch::{ACCOUNT_ID}:dashboard/{dashboard}"
         if args.typ == "aws:kms/key:Key":
             outputs["keyId"] = resource_id
         if args.typ in ARN_FORMATS:

@@ -183,3 +183,27 @@ def test_the_ingestion_cap_defaults_to_the_pipelines_own_and_is_bounded(configur
     for wrong in ("0", "1000"):
         (problem,) = _problems(configure, {**stack_config("dev"), "lakehouse:ingestMaxInvocations": wrong})
         assert problem.startswith("lakehouse:ingestMaxInvocations: must be between 1 and 999")
+
+
+def test_alarm_bounds_are_read_and_a_step_the_pipeline_lacks_is_refused(configure: Configure) -> None:
+    configure(stack_config("prod"))
+    monitoring = load_stack_config("lakehouse", "prod").monitoring
+    assert dict(monitoring.duration_minutes) == {"Silver": 120, "Gold": 60}
+    assert (monitoring.duration_percent, monitoring.freshness_hours, monitoring.quarantine_percent) == (
+        80,
+        26,
+        5,
+    )
+    wrong = {
+        "lakehouse:alarmDurationMinutes": "Silver=45, Ingest=5, Gold=0",
+        "lakehouse:alarmFreshnessHours": "169",
+    }
+    problems = _problems(configure, {**stack_config("dev"), **wrong})
+    assert [problem.split(":")[1] for problem in problems] == [
+        "alarmDurationMinutes",
+        "alarmDurationMinutes",
+        "alarmFreshnessHours",
+    ]
+    assert "got 'Ingest=5'" in problems[0] and "Bronze, Silver, Gold" in problems[0]
+    assert "got 'Gold=0'" in problems[1]
+    assert "between 1 and 168" in problems[2]

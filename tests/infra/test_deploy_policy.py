@@ -189,7 +189,7 @@ def test_roles_are_passed_only_from_the_stack_path_to_the_services_that_run_them
     for statement in passes:
         assert as_list(statement["Action"]) == ["iam:PassRole"]
         assert statement["Resource"] == [f"arn:aws:iam::*:role/lakehouse/{stack.stack}/*"]
-        services.add(statement["Condition"]["StringEquals"]["iam:PassedToService"])
+        services.update(as_list(statement["Condition"]["StringEquals"]["iam:PassedToService"]))
     assert services == {
         f"{service}.amazonaws.com"
         for service in ("lambda", "glue", "states", *(("scheduler",) if stack.stack == "prod" else ()))

@@ -42,6 +42,10 @@ COMMON = {
     "aws:iam/policy:Policy": 1,  # the analysts'
     "lakehouse:budget:CostBudget": 1,
     "aws:budgets/budget:Budget": 1,
+    "lakehouse:monitoring:Monitoring": 1,
+    # Per step: failed runs and duration; the freshness alarm; per dataset: the quarantine rate.
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 2 * 3 + 1 + len(datasets()),
+    "aws:cloudwatch/dashboard:Dashboard": 1,
 }
 BUCKET_SETTINGS = (
     "lakehouse:hardened_bucket:HardenedBucket",
