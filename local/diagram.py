@@ -20,6 +20,7 @@ SERVICE = {StepKind.FUNCTION: "Lambda function", StepKind.SPARK_JOB: "Glue Spark
 SOURCE = "source"
 ALERTS = "alerts"
 ATHENA = "athena"
+MONITORING = "monitoring"
 # The layer analysts query through the stack's Athena workgroup (components/analyst_access.py).
 ANALYSTS_READ = Layer.GOLD
 
@@ -49,6 +50,7 @@ def architecture(
         lines.append(f'  {_layer_id(layer)}[("{_layer_label(layer, datasets, tables)}")]')
     lines.append(f'  {ALERTS}>"SNS alert topic: a failed, timed-out or aborted run"]')
     lines.append(f'  {ATHENA}[["Athena workgroup: analysts query {ANALYSTS_READ.value}"]]')
+    lines.append(f'  {MONITORING}[["CloudWatch: metrics per step and dataset, alarms, dashboard"]]')
     lines.append("  %% data: what each step reads and writes")
     for step in pipeline.steps:
         if step.kind is StepKind.FUNCTION and not step.reads:
@@ -61,6 +63,8 @@ def architecture(
         for before, after in zip(pipeline.steps, pipeline.steps[1:], strict=False)
     ]
     lines.append(f"  orchestration -. on failure .-> {ALERTS}")
+    lines.append(f"  orchestration -. metrics .-> {MONITORING}")
+    lines.append(f"  {MONITORING} -. alarms .-> {ALERTS}")
     lines.append(f"  {_layer_id(ANALYSTS_READ)} --> {ATHENA}")
     return "\n".join(lines) + "\n"
 
