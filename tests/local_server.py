@@ -7,7 +7,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
-
 ORDERS_PATH = "/v1/orders"  # what datasets/orders.py declares
 EMPTY_PAGE = '{"data": [], "next_cursor": null}'  # what the test APIs serve the other datasets
 

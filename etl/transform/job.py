@@ -159,7 +159,9 @@ def main(argv: Sequence[str]) -> None:
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
     dataset = registry.dataset(args.dataset)
     refuse_missing_tables(spark, args.silver_database, dataset)
-    schema_changes = tuple(ensure_tables(spark, args.silver_database, (SILVER_INGESTION_RUNS, *dataset.tables)))
+    schema_changes = tuple(
+        ensure_tables(spark, args.silver_database, (SILVER_INGESTION_RUNS, *dataset.tables))
+    )
     store = open_store(args.bronze_root)
     manifests = load_pending_runs(spark, store, args)
     if not manifests:
