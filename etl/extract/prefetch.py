@@ -1,25 +1,37 @@
 """Fetch the next page while the current one is written: ingestion at the speed of the source.
 
-`Prefetched` runs an iterator (the source client's pages) on one background thread and keeps exactly one
-item in flight: item n+1 is asked for when item n is handed out, and item n+2 only once the caller asks
-for n+1, that is after it has written n. So at most two pages are in memory (the one being written, the
-one being fetched), whatever the size of the pull, and the source sees one request at a time, as before.
+`Prefetched` runs an iterator (the source client's pages) on one background thread, one item ahead of
+the caller and no more: item k is fetched once the caller has asked for item k - 1, that is once it is
+done with item k - 2. So page n + 1 is fetched while page n is written, page n + 2 only after page n is
+written, and at most two pages are in memory whatever the size of the pull; the source still sees one
+request at a time. When the fetching is the slower side, the thread goes from one item to the next
+without waiting for the caller to wake up: the caller is already waiting for the item it hands over.
 
-The iterator runs on that one thread only (a `requests.Session` is not shared between threads), and its
-errors are raised to the caller when it asks for the item that failed: after every earlier item was
-handed out and written, exactly where a sequential loop would raise them.
+The iterator runs on that one thread only (a `requests.Session` is not shared between threads). Its
+errors reach the caller when it asks for the item that failed: after every earlier item was handed out
+and written, exactly where a sequential loop would raise them.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import threading
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Generic, Self, TypeVar, cast
 
 T = TypeVar("T")
 
-_END = object()  # the iterator is exhausted (StopIteration cannot cross a future into a generator)
+_END = object()  # the iterator is exhausted
+
+
+class _Failure:
+    """What fetching an item raised, handed to the caller to raise where it asks for that item."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class Prefetched(Generic[T]):
@@ -27,17 +39,27 @@ class Prefetched(Generic[T]):
 
     def __init__(self, items: Iterator[T], thread_name: str = "source-prefetch") -> None:
         self._items = items
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
-        self._pending: Future[object] | None = None
+        self._changed = threading.Condition()
+        self._asked = 0  # items the caller has asked for
+        # Fetched, not taken yet, in order: an item, _END or a _Failure. Two only while the caller, which
+        # asked for the first, has not woken up yet to take it.
+        self._ready: deque[object] = deque()
+        self._closed = False
+        self._thread = threading.Thread(target=self._fetch_ahead, name=thread_name, daemon=True)
 
     def __iter__(self) -> Iterator[T]:
-        self._pending = self._executor.submit(next, self._items, _END)
+        self._thread.start()  # a second iteration fails here: the items are gone
         while True:
-            item = self._pending.result()  # re-raises what fetching it raised
-            if item is _END:
+            with self._changed:
+                self._asked += 1
+                self._changed.notify_all()
+                self._changed.wait_for(lambda: bool(self._ready))
+                outcome = self._ready.popleft()
+            if isinstance(outcome, _Failure):
+                raise outcome.error
+            if outcome is _END:
                 return
-            self._pending = self._executor.submit(next, self._items, _END)
-            yield cast(T, item)
+            yield cast(T, outcome)
 
     def __enter__(self) -> Self:
         return self
@@ -48,9 +70,33 @@ class Prefetched(Generic[T]):
         self.close()
 
     def close(self) -> None:
-        """Stop fetching. An item still in flight is abandoned, not awaited: the caller stopped before it
-        (at its deadline, or on an error), so nothing waits on its request, its retries or its error; the
-        thread ends with that one request and its result is dropped."""
-        if self._pending is not None:
-            self._pending.cancel()  # only succeeds while it has not started
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop fetching. An item in flight is abandoned, not awaited: the caller stopped before it (at its
+        deadline, or on an error), so nothing waits on its request, its retries or its error; the thread
+        ends with that one request and its result is dropped."""
+        with self._changed:
+            self._closed = True
+            self._ready.clear()
+            self._changed.notify_all()
+
+    def _may_fetch(self, item: int) -> bool:
+        """Item k once the caller has asked for item k - 1, that is once it is done with item k - 2."""
+        return self._closed or self._asked >= item - 1
+
+    def _fetch_ahead(self) -> None:
+        for fetching in itertools.count(1):
+            with self._changed:
+                self._changed.wait_for(functools.partial(self._may_fetch, fetching))
+                if self._closed:
+                    return
+            outcome: object
+            try:
+                outcome = next(self._items, _END)
+            except BaseException as error:
+                outcome = _Failure(error)
+            with self._changed:
+                if self._closed:
+                    return
+                self._ready.append(outcome)
+                self._changed.notify_all()
+            if outcome is _END or isinstance(outcome, _Failure):
+                return
