@@ -93,10 +93,9 @@ def ingest(
     objects: list[BronzeObject] = []
     pages = records = 0
     has_more = False
-    # The next page is fetched while this one is written (etl/extract/prefetch.py). Its error is raised
-    # only after this page is written, as in the sequential loop: a failed run then leaves the same objects,
-    # and raising sooner would gain nothing (the retries have taken their time). A run stopped at its deadline
-    # drops the page in flight, neither written nor counted: pages, watermark and has_more stay as they were.
+    # The next page is fetched while this one is written (etl/extract/prefetch.py); a run stopped at its
+    # deadline drops it, neither written nor counted, so pages, watermark and has_more stay as they were.
+    # Its error is raised after this page is written: the objects a failed run leaves stay the same as before.
     with Prefetched(client.pages(updated_since)) as fetched:
         for page in fetched:
             pages = page.number
