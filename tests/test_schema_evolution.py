@@ -18,6 +18,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql.catalog import Catalog
 from pyspark.sql.types import DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType, StringType
 
+from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
+from datasets.orders import DATASET as ORDERS
 from etl import pipeline
 from etl.bronze import BronzeLayout, read_watermark
 from etl.catalog import table_identifier
@@ -28,21 +30,21 @@ from etl.runner import PipelineRun, StepRun
 from etl.schema_evolution import SchemaChangeRefused, forget_tables, is_widening, plan_changes
 from etl.source_drift import unknown_fields_per_run
 from etl.storage import LocalStore
-from etl.tables import (
-    GOLD_CUSTOMER_SUMMARY,
-    SILVER_INGESTION_RUNS,
-    SILVER_ORDERS,
-    SILVER_ORDERS_QUARANTINE,
-    SILVER_TABLES,
-    Column,
-    Layer,
-    TableDefinition,
-)
+from etl.tables import SILVER_INGESTION_RUNS, Column, Layer, TableDefinition
 from etl.transform.job import SilverSummary
 from tests import reference
 from tests.test_silver_job import Lake, order
 
 pytestmark = pytest.mark.spark
+
+GOLD_CUSTOMER_SUMMARY = CUSTOMER_SUMMARY.table
+SILVER_ORDERS = ORDERS.silver_table
+SILVER_ORDERS_QUARANTINE = ORDERS.quarantine_table
+SILVER_TABLES = (
+    SILVER_ORDERS,
+    SILVER_ORDERS_QUARANTINE,
+    SILVER_INGESTION_RUNS,
+)  # what Silver on orders writes
 
 RUN_0 = datetime(2026, 1, 15, tzinfo=UTC)
 
