@@ -3,9 +3,10 @@
 For each Silver write mode (merge-on-read, copy-on-write) it runs the real pipeline twice through the
 local runner and prints time and throughput per step and the ratio of the incremental run to the full run
 (Spark start excluded: one session serves every run). It does the same for the naive alternative, which
-rebuilds Silver from all of Bronze and overwrites it. Then it measures the ingestion's peak memory at two
-sizes in a process of its own, and last the bytes on disk per table after `--storage-runs` small runs
-(benchmarks/storage.py). The sample API always runs in a separate process.
+rebuilds Silver from all of Bronze and overwrites it. Then it times the ingestion against a plain
+fetch-and-gzip loop and measures its peak memory at two sizes (benchmarks/ingestion.py), and last the bytes
+on disk per table after `--storage-runs` small runs (benchmarks/storage.py). The sample API always runs in
+a separate process.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.ingestion import IngestionFigures, measure_ingestion, print_ingestion
 from benchmarks.naive import rebuild_silver
 from benchmarks.sample_process import sample_api_process
 from benchmarks.storage import TableStorage, print_storage, storage_after_runs
@@ -34,7 +34,6 @@ from local.session import build_session
 
 MODES = ("merge-on-read", "copy-on-write")
 TARGET_INCREMENTAL_RATIO = 0.25
-TARGET_MEMORY_RATIO = 1.5
 
 
 @dataclass
@@ -59,7 +58,9 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=0.01, help="size of the second run, as a share")
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench"))
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--skip-ingestion", action="store_true", help="skip the ingestion / floor timing and memory"
+    )
     parser.add_argument("--storage-runs", type=int, default=30, help="0 to skip the storage measurement")
     parser.add_argument("--storage-orders", type=int, default=10_000)
     args = parser.parse_args()
@@ -83,11 +84,10 @@ def main() -> None:
         measurements += pipeline_runs(spark, source, args.work_dir, mode, with_naive=position == 0)
     print_pipeline(measurements, args.orders)
 
-    memory: dict[int, dict[str, float]] = {}
-    if not args.skip_memory:
-        sizes = sorted({max(1, args.orders // 10), args.orders})
-        memory = {size: ingestion_memory(size, args.work_dir) for size in sizes}
-        print_memory(memory)
+    ingestion: IngestionFigures | None = None
+    if not args.skip_ingestion:
+        ingestion = measure_ingestion(args.orders, args.work_dir)
+        print_ingestion(ingestion)
 
     storage: list[TableStorage] = []
     if args.storage_runs:
@@ -108,7 +108,7 @@ def main() -> None:
                 "orders": args.orders,
                 "change": args.change,
                 "runs": [asdict(m) for m in measurements],
-                "memory": memory,
+                "ingestion": ingestion.as_dict() if ingestion else None,
                 "storage": [asdict(table) for table in storage],
             },
             indent=2,
@@ -150,29 +150,6 @@ def pipeline_runs(
     return results
 
 
-def ingestion_memory(orders: int, work_dir: Path) -> dict[str, float]:
-    """Peak memory of one ingestion of `orders` records, in a fresh interpreter."""
-    bronze = work_dir / f"memory-{orders}"
-    with sample_api_process(SampleSource(initial_orders=orders)) as url:
-        probe = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.ingest_memory",
-                "--source-url",
-                url,
-                "--bronze-root",
-                str(bronze),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    shutil.rmtree(bronze, ignore_errors=True)
-    figures: dict[str, float] = json.loads(probe.stdout.strip().splitlines()[-1])
-    return figures
-
-
 def print_pipeline(measurements: list[Measurement], orders: int) -> None:
     rows = []
     for m in measurements:
@@ -209,29 +186,6 @@ def print_pipeline(measurements: list[Measurement], orders: int) -> None:
         verdict = "meets" if ratio <= TARGET_INCREMENTAL_RATIO else "misses"
         silver = incremental.silver_s / full.silver_s
         print(f"  {approach:<18} {ratio:.3f} ({verdict} the target); Silver step alone {silver:.3f}")
-
-
-def print_memory(memory: dict[int, dict[str, float]]) -> None:
-    print("\nIngestion memory (target: the largest pull's peak at most 1.5 x the smallest's):")
-    rows = [
-        [
-            size,
-            round(f["peak_mib"], 1),
-            round(f["growth_mib"], 1),
-            round(f["heap_peak_mib"], 1),
-            round(f["seconds"], 1),
-        ]
-        for size, f in memory.items()
-    ]
-    headers = ["records", "peak RSS MiB", "RSS growth MiB", "Python heap peak MiB", "seconds (traced)"]
-    print(text_table(headers, rows, thousands=True))
-    sizes = sorted(memory)
-    if len(sizes) > 1:
-        small, large = memory[sizes[0]], memory[sizes[-1]]
-        for label, key in (("peak RSS", "peak_mib"), ("Python heap peak", "heap_peak_mib")):
-            ratio = large[key] / small[key]
-            verdict = "meets" if ratio <= TARGET_MEMORY_RATIO else "misses"
-            print(f"  {label}: ratio {ratio:.2f} ({verdict} the target)")
 
 
 def _measure(approach: str, run: str, executed: PipelineRun) -> Measurement:

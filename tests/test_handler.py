@@ -127,7 +127,8 @@ def test_stops_before_the_invocation_times_out_and_says_there_is_more(
     with SampleApiServer(source) as api:
         monkeypatch.setenv("SOURCE_BASE_URL", api.url)
         result = handler({"run_id": "exec-1", "iteration": 1}, context)
-        assert len(api.requests) == 2
+        # Page 3 may have been asked for while page 2 was written: the run stopped without taking it.
+        assert len(api.requests) in (2, 3)
 
     assert (result["run_id"], result["pages"], result["records"]) == ("exec-1-001", 2, 100)
     assert result["has_more"] is True

@@ -1,7 +1,8 @@
 """How long an ingestion run may keep fetching pages: Lambda's remaining time, or a local time budget.
 
-A run checks its deadline before it asks for the next page, and stops there (committing what it fetched)
-once less than the margin is left: the margin is room for one more page request and the commit.
+A run checks its deadline between pages, and stops there (committing what it wrote) once less than the
+margin is left: the margin is room for one more page request and the commit. The next page is already in
+flight by then (it is fetched while the last one is written): a run that stops drops it, unwritten.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Order of writes, so that a failure never loses or double counts records:
 3. the watermark, advanced to the highest `updated_at` ingested.
 A run that fails before 3 leaves the watermark untouched, so the next run repeats the same window.
 
-A run is bounded: once its deadline is near it stops between two pages, commits what it fetched (2 and
+A run is bounded: once its deadline is near it stops between two pages, commits what it wrote (2 and
 3) and reports `has_more`; the next run goes on from the watermark. That is safe because the source serves
 the oldest change first and `updated_since` is inclusive: every record not fetched yet changed at or
 after the newest `updated_at` fetched. The records at that instant are fetched again (at least once).
@@ -32,6 +32,7 @@ from etl.bronze.layout import (
     validate_run_id,
     write_watermark,
 )
+from etl.bronze.prefetch import Prefetched
 from etl.bronze.settings import IngestionSettings, SettingsError
 from etl.bronze.source import Page, SourceClient
 from etl.storage import ObjectStore, open_store
@@ -92,20 +93,24 @@ def ingest(
     objects: list[BronzeObject] = []
     pages = records = 0
     has_more = False
-    for page in client.pages(updated_since):
-        pages = page.number
-        if page.records:
-            objects.append(_land_page(store, layout, run_id, started, page))
-            records += len(page.records)
-            watermark = max(watermark, _newest_change(page, future_limit, default=watermark))
-        # Stop only where the watermark has moved past where this run started: the next run asks from
-        # the watermark on, inclusive, so a run stopped among records that all carry its starting
-        # updated_at would hand the next run the very same pages, forever. Such a run goes on past its
-        # deadline until a newer record (or the last page) comes.
-        if not page.last and watermark > since and deadline.reached():
-            has_more = True
-            logger.info("Deadline reached: stopping between pages", extra={"page": page.number})
-            break
+    # The next page is fetched while this one is written (etl/extract/prefetch.py); a run stopped at its
+    # deadline drops it, neither written nor counted, so pages, watermark and has_more stay as they were.
+    # Its error is raised after this page is written: the objects a failed run leaves stay the same as before.
+    with Prefetched(client.pages(updated_since)) as fetched:
+        for page in fetched:
+            pages = page.number
+            if page.records:
+                objects.append(_land_page(store, layout, run_id, started, page))
+                records += len(page.records)
+                watermark = max(watermark, _newest_change(page, future_limit, default=watermark))
+            # Stop only where the watermark has moved past where this run started: the next run asks from
+            # the watermark on, inclusive, so a run stopped among records that all carry its starting
+            # updated_at would hand the next run the very same pages, forever. Such a run goes on past its
+            # deadline until a newer record (or the last page) comes.
+            if not page.last and watermark > since and deadline.reached():
+                has_more = True
+                logger.info("Deadline reached: stopping between pages", extra={"page": page.number})
+                break
 
     manifest = RunManifest(
         run_id=run_id,

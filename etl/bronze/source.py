@@ -12,6 +12,7 @@ the answer is streamed and counted, never held beyond SOURCE_MAX_BODY_BYTES.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import socket
 import threading
@@ -301,18 +302,16 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._end = time.monotonic() + seconds
+        self.end = time.monotonic() + seconds
         self._connection: HTTPConnection | None = None
-        self._done = threading.Event()
         self._expired = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, name="source-request-deadline", daemon=True)
 
     @property
     def expired(self) -> bool:
-        return self._expired.is_set() or time.monotonic() >= self._end
+        return self._expired.is_set() or time.monotonic() >= self.end
 
     def remaining(self) -> float:
-        return max(self._end - time.monotonic(), 0.001)
+        return max(self.end - time.monotonic(), 0.001)
 
     def exceeded(self) -> _Transient:
         return _Transient(
@@ -323,31 +322,71 @@ class _Deadline:
     def uses(self, connection: HTTPConnection) -> None:
         self._connection = connection
 
+    def cut(self) -> None:
+        """The time is up: end the request by shutting its connection's socket down."""
+        self._expired.set()
+        sock = self._connection.sock if self._connection is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown, also under TLS: it wakes a read blocked in another thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
     def __enter__(self) -> _Deadline:
         self._token = _current_deadline.set(self)
-        self._watchdog.start()
+        _WATCHDOG.watch(self)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._done.set()
-        self._watchdog.join()
+        _WATCHDOG.release(self)
         _current_deadline.reset(self._token)
 
-    def _watch(self) -> None:
-        if self._done.wait(self._end - time.monotonic()):
-            return
-        self._expired.set()
-        # Again until the request gives up: a connection may only be getting its socket now.
-        while True:
-            sock = self._connection.sock if self._connection is not None else None
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    # The plain socket's shutdown, also under TLS: it wakes a read blocked in another thread.
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            if self._done.wait(0.05):
-                return
+
+class _Watchdog:
+    """One thread, started once per process, that cuts every request past its deadline.
+
+    (A thread per request cost a thread start and a join per page, which on a busy machine took longer
+    than parsing the page.) It cuts only while holding the lock and only the requests it watches, so once
+    `release` returns it never touches that request's connection again, which can go back to the pool.
+    """
+
+    # After the first cut, again this often until the request gives up: a connection may only be
+    # getting its socket when the time is up.
+    RECUT_SECONDS = 0.05
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._watched: set[_Deadline] = set()
+        self._wake_at = math.inf
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._changed:
+            self._watched.add(deadline)
+            if self._thread is None or not self._thread.is_alive():  # not yet, or not in a forked child
+                self._thread = threading.Thread(target=self._run, name="source-request-deadline", daemon=True)
+                self._thread.start()
+            elif deadline.end < self._wake_at:
+                self._changed.notify()
+
+    def release(self, deadline: _Deadline) -> None:
+        with self._changed:
+            self._watched.discard(deadline)
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                late = [deadline for deadline in self._watched if deadline.end <= now]
+                for deadline in late:
+                    deadline.cut()
+                ends = [deadline.end for deadline in self._watched if deadline.end > now]
+                self._wake_at = min([*ends, now + self.RECUT_SECONDS] if late else ends, default=math.inf)
+                self._changed.wait(None if self._wake_at == math.inf else self._wake_at - now)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _watched(connection: HTTPConnection) -> None:
