@@ -386,28 +386,38 @@ def _start_order(manifest: RunManifest) -> tuple[datetime, str]:
 
 def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest]) -> DataFrame:
     """One row per line of the runs' Bronze objects, with its object key, line number and run."""
-    uris = [store.uri(obj.key) for m in manifests for obj in m.objects]
-    if not uris:
+    keys = [obj.key for m in manifests for obj in m.objects]
+    if not keys:
         return spark.createDataFrame([], RAW_SCHEMA)
     runs = spark.createDataFrame(
         [(m.run_id, _instant(m.started_at)) for m in manifests],
         "ingestion_run_id STRING, ingested_at TIMESTAMP",
     )
-    lines = spark.read.text(uris).select(
-        F.col("value").alias("raw_record"),
-        # input_file_name is a URI (file:/..., s3://...) that ends with the object's key.
-        F.regexp_extract(F.input_file_name(), _OBJECT_KEY, 1).alias("source_object"),
-        # Each gzip object is read whole, in order, by one task: positions rise with the line.
-        F.monotonically_increasing_id().alias("_position"),
+    # Each run's objects share one directory: Spark lists a few directories on the driver, where a list
+    # of every object would make it start a listing job with a task per object. An object the manifest
+    # does not list (a page left by an earlier attempt of the run) is read but dropped.
+    directories = sorted({store.uri(key.rsplit("/", 1)[0]) for key in keys})
+    objects = (
+        spark.read.text(directories, wholetext=True)
+        .select(
+            # input_file_name is a URI (file:/..., s3://...) that ends with the object's key.
+            F.regexp_extract(F.input_file_name(), _OBJECT_KEY, 1).alias("source_object"),
+            "value",
+        )
+        .where(F.col("source_object").isin(keys))
     )
-    keyed = lines.withColumn("ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1)).join(
-        F.broadcast(runs), "ingestion_run_id"
-    )
-    in_object = Window.partitionBy("source_object").orderBy("_position")
+    # Numbering the lines of a whole object needs no shuffle. They end as Spark's text reader ends them,
+    # at \n, \r\n or \r, and the end of the object ends the last one.
+    lines = F.split("value", r"\r\n|\r|\n", -1)
+    complete = F.when(F.element_at(lines, -1) == "", F.slice(lines, 1, F.size(lines) - 1)).otherwise(lines)
+    numbered = objects.select("source_object", F.posexplode(complete).alias("_position", "raw_record"))
+    keyed = numbered.withColumn(
+        "ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1)
+    ).join(F.broadcast(runs), "ingestion_run_id")
     return keyed.select(
         "raw_record",
         "source_object",
-        F.row_number().over(in_object).cast("int").alias("line_number"),
+        (F.col("_position") + 1).cast("int").alias("line_number"),
         "ingestion_run_id",
         "ingested_at",
     )
