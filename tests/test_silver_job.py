@@ -271,3 +271,23 @@ def test_a_record_new_at_the_watermark_is_merged_the_normal_way(lake: Lake) -> N
     assert not summary.redelivered
     assert (summary.inserted, summary.unchanged) == (1, 1)
     assert [row[0] for row in lake.orders()] == [1, 2, 5]
+
+
+def test_lines_are_numbered_per_object_and_a_page_the_manifest_does_not_list_is_not_read(lake: Lake) -> None:
+    bad = [order(1, "2026-01-01T05:00:00Z", status="lost"), '"x"']
+    lake.land("r1", [order(2, "2026-01-01T05:00:00Z"), *bad], [order(3, "2026-01-01T05:00:00Z"), "[]"])
+    store = LocalStore(Path(lake.bronze))
+    manifest = read_manifest(store, BronzeLayout("orders"), "r1")
+    assert manifest is not None
+    # A page an earlier attempt of the run left behind, beyond the pages its manifest lists.
+    leftover = manifest.objects[0].key.replace("page-000001", "page-000009")
+    store.put(leftover, gzip.compress(order(9, "2026-01-01T05:00:00Z").encode() + b"\n"))
+
+    summary = lake.merge()
+
+    assert summary.records == 5
+    assert [row[0] for row in lake.orders()] == [2, 3]
+    first, second = (obj.key for obj in manifest.objects)
+    objects = {r.order_id: r.source_object for r in lake.spark.table(f"{lake.database}.orders").collect()}
+    assert objects == {2: first, 3: second}
+    assert [(row[1], row[3]) for row in lake.quarantine()] == [(bad[0], 2), ('"x"', 3), ("[]", 2)]
