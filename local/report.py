@@ -111,10 +111,18 @@ def _describe(result: Any) -> str:
         )
     if isinstance(result, SilverSummary):
         runs = _runs(result.runs)
-        return "; ".join([*result.schema_changes, f"merged {runs}", *result.maintenance])
+        if result.redelivered:
+            merged = f"nothing new in {runs} (records already merged): recorded, no Spark work"
+        else:
+            merged = f"merged {runs}"
+        return "; ".join([*result.schema_changes, merged, *result.maintenance])
     if isinstance(result, GoldSummary):
-        rebuilt = "rebuilt " + ", ".join(f"gold.{table}" for table in result.rows)
-        return "; ".join([*result.schema_changes, rebuilt, *result.maintenance])
+        rebuilt = [table for table in result.rows if table not in result.up_to_date]
+        done = [f"rebuilt {', '.join(f'gold.{table}' for table in rebuilt)}"] if rebuilt else []
+        if result.up_to_date:
+            kept = ", ".join(f"gold.{table}" for table in result.up_to_date)
+            done.append(f"kept {kept}: the Silver tables they read are unchanged")
+        return "; ".join([*result.schema_changes, *done, *result.maintenance])
     return ""
 
 

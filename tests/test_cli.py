@@ -70,6 +70,27 @@ def test_the_run_summary_counts_every_ingestion_run_and_says_when_the_source_has
     assert "run again" not in run_summary(run)
 
 
+def test_the_run_summary_says_when_silver_had_nothing_new_and_gold_kept_its_tables() -> None:
+    ingestion = {"records": 1, "pages": 1, "watermark": "2026-01-01T00:00:00Z", "has_more": False}
+    run = PipelineRun(run_id="r", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    silver = SilverSummary(runs=("r-001",), records=1, accepted=1, unchanged=1, redelivered=True)
+    gold_rows = {"daily_sales": 3, "customer_summary": 2}
+    run.steps += [
+        StepRun(pipeline.BRONZE, 1.0, ingestion),
+        StepRun(pipeline.SILVER, 1.0, silver),
+        StepRun(pipeline.GOLD, 1.0, GoldSummary(rows=gold_rows, up_to_date=("daily_sales",))),
+    ]
+    lines = run_summary(run).splitlines()
+    assert any(
+        line.startswith("Silver") and "nothing new in r-001 (records already merged)" in line
+        for line in lines
+    )
+    gold_line = next(line for line in lines if line.startswith("Gold"))
+    assert gold_line.endswith(
+        "rebuilt gold.customer_summary; kept gold.daily_sales: the Silver tables they read are unchanged"
+    )
+
+
 def cli(*argv: str) -> int:
     """A `lakehouse` command run in this process, its errors raised (main turns them into one line)."""
     args = _parser().parse_args(argv)

@@ -174,3 +174,36 @@ def test_the_sql_reads_only_the_silver_view(spark: SparkSession) -> None:
         sql = registry.gold_sql(model)
         assert "FROM silver_orders" in sql
         assert "lakehouse." not in sql
+
+
+def test_a_run_with_silver_unchanged_keeps_every_table_and_a_change_rebuilds_what_reads_it(
+    spark: SparkSession, databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    silver_db, gold_db = databases
+    args = gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db])
+    first = gold.run(spark, args)
+
+    def commits() -> dict[str, int]:
+        return {t: spark.sql(f"SELECT * FROM {gold_db}.{t}.snapshots").count() for t in first.rows}
+
+    built = commits()
+    unchanged = gold.run(spark, args)
+    assert first.up_to_date == ()
+    assert sorted(unchanged.up_to_date) == ["customer_summary", "daily_sales", "sales_by_country"]
+    assert unchanged.rows == first.rows and commits() == built
+
+    # A changed SQL file rebuilds its table (and only it), even with Silver unchanged.
+    sql = registry.gold_sql
+    monkeypatch.setattr(
+        registry, "gold_sql", lambda model: sql(model) + ("\n-- changed" if model is DAILY_SALES else "")
+    )
+    changed_sql = gold.run(spark, args)
+    assert sorted(changed_sql.up_to_date) == ["customer_summary", "sales_by_country"]
+    assert commits() == {**built, "daily_sales": built["daily_sales"] + 1}
+
+    # Customers change: the tables that read them are rebuilt, daily_sales reads only orders.
+    spark.sql(f"UPDATE {silver_db}.customers SET country = 'FR'")
+    after = gold.run(spark, args)
+    assert after.up_to_date == ("daily_sales",)
+    countries = {row.country for row in spark.table(f"{gold_db}.sales_by_country").collect()}
+    assert "FR" in countries and "DE" not in countries

@@ -220,3 +220,74 @@ def test_tables_are_iceberg_v2_merge_on_read_partitioned_by_month(lake: Lake) ->
     assert properties["write.merge.mode"] == "merge-on-read"
     partitions = lake.spark.sql(f"SELECT partition FROM {lake.database}.orders.partitions").collect()
     assert [row.partition.asDict() for row in partitions] == [{"created_at_month": 672}]  # 2026-01
+
+
+def ledger_rows(lake: Lake) -> list[tuple[object, ...]]:
+    rows = lake.spark.table(f"{lake.database}.ingestion_runs").collect()
+    return sorted((r.run_id, r.records, r.accepted, r.quarantined, dict(r.unknown_fields)) for r in rows)
+
+
+def test_a_run_that_only_re_delivers_merged_records_is_recorded_with_no_spark_merge(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_watermark = json.dumps({**json.loads(order(2, "2026-01-01T06:00:00Z")), "channel": "web"})
+    first = [order(1, "2026-01-01T05:00:00Z"), '"oops"', at_watermark, order(3, "2026-01-01T06:00:00Z")]
+    # What a source with nothing new serves from the watermark on: the records stamped with it, again.
+    again = [at_watermark, '"oops"', order(3, "2026-01-01T06:00:00Z")]
+    fast, normal = Lake(spark, tmp_path / "fast"), Lake(spark, tmp_path / "normal")
+    for lake in (fast, normal):
+        lake.land("r1", first)
+        lake.merge()
+        lake.land("r2", again, day=2)
+    orders, quarantine = fast.snapshots("orders"), fast.snapshots("orders_quarantine")
+
+    summary = fast.merge()
+    # The oracle: the same run through the normal path.
+    monkeypatch.setattr(silver, "find_redelivery", lambda *_: None)
+    merged = normal.merge()
+
+    assert summary.redelivered and not merged.redelivered
+    assert summary.runs == merged.runs == ("r2",)
+    figures = ("records", "accepted", "quarantined", "duplicates", "inserted", "updated", "unchanged")
+    assert (
+        [getattr(summary, f) for f in figures]
+        == [getattr(merged, f) for f in figures]
+        == [3, 2, 1, 0, 0, 0, 2]
+    )
+    assert summary.unknown_fields == merged.unknown_fields == {"channel": 1}
+    assert ledger_rows(fast) == ledger_rows(normal)
+    assert (fast.orders(), fast.quarantine()) == (normal.orders(), normal.quarantine())
+    assert (fast.snapshots("orders"), fast.snapshots("orders_quarantine")) == (orders, quarantine)
+
+
+def test_a_record_new_at_the_watermark_is_merged_the_normal_way(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), order(2, "2026-01-01T06:00:00Z")])
+    lake.merge()
+    # Stamped with the watermark's instant but not delivered before: it must reach Silver.
+    lake.land("r2", [order(2, "2026-01-01T06:00:00Z"), order(5, "2026-01-01T06:00:00Z")], day=2)
+
+    summary = lake.merge()
+
+    assert not summary.redelivered
+    assert (summary.inserted, summary.unchanged) == (1, 1)
+    assert [row[0] for row in lake.orders()] == [1, 2, 5]
+
+
+def test_lines_are_numbered_per_object_and_a_page_the_manifest_does_not_list_is_not_read(lake: Lake) -> None:
+    bad = [order(1, "2026-01-01T05:00:00Z", status="lost"), '"x"']
+    lake.land("r1", [order(2, "2026-01-01T05:00:00Z"), *bad], [order(3, "2026-01-01T05:00:00Z"), "[]"])
+    store = LocalStore(Path(lake.bronze))
+    manifest = read_manifest(store, BronzeLayout("orders"), "r1")
+    assert manifest is not None
+    # A page an earlier attempt of the run left behind, beyond the pages its manifest lists.
+    leftover = manifest.objects[0].key.replace("page-000001", "page-000009")
+    store.put(leftover, gzip.compress(order(9, "2026-01-01T05:00:00Z").encode() + b"\n"))
+
+    summary = lake.merge()
+
+    assert summary.records == 5
+    assert [row[0] for row in lake.orders()] == [2, 3]
+    first, second = (obj.key for obj in manifest.objects)
+    objects = {r.order_id: r.source_object for r in lake.spark.table(f"{lake.database}.orders").collect()}
+    assert objects == {2: first, 3: second}
+    assert [(row[1], row[3]) for row in lake.quarantine()] == [(bad[0], 2), ('"x"', 3), ("[]", 2)]

@@ -5,6 +5,12 @@ touched every (date, currency) group and would still need a full scan of Silver 
 
     main -> load_silver_views -> for each model: transform (its SQL) -> save (overwrite, one commit)
 
+A model is rebuilt only when what it is built from changed: each rebuild's commit records (in its
+snapshot summary) the snapshot of every Silver table the model read and a fingerprint of its SQL and
+columns. A run that finds the same Silver snapshots and the same definition keeps the table as it is, so
+a run with nothing new costs one catalog look-up per table; a new table, a changed SQL file or table
+definition, and a table without that record (built before it was kept) are rebuilt.
+
 Each SQL file reads the temporary views `silver_<dataset>` of the datasets its model declares it reads,
 so the same text runs against the local catalog and the Glue Data Catalog, whatever the databases are
 called there.
@@ -13,6 +19,7 @@ called there.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +51,8 @@ class GoldArguments:
 @dataclass(frozen=True)
 class GoldSummary:
     rows: dict[str, int]  # gold table -> rows after the rebuild
+    # Tables kept as they were: the Silver tables they read and their definition are unchanged.
+    up_to_date: tuple[str, ...] = ()
     maintenance: tuple[str, ...] = ()  # snapshot expiries: each rebuild leaves the previous copy behind
     # Columns added or widened before the rebuild (etl/spark/schema_evolution.py).
     schema_changes: tuple[str, ...] = ()
@@ -73,18 +82,72 @@ class SilverMissing(RuntimeError):
     """A Silver table a Gold model reads does not exist yet: the Silver job creates it on its first run."""
 
 
+# The snapshot summary property of a Gold commit naming what the rows were built from.
+BUILT_FROM = "lakehouse.built-from"
+
+
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     models = registry.gold_models()
     schema_changes = tuple(ensure_tables(spark, args.gold_database, tuple(model.table for model in models)))
-    load_silver_views(spark, args.silver_database, sorted({name for m in models for name in m.reads}))
+    silver = sorted({name for m in models for name in m.reads})
+    # Read before the views: a Silver commit in between makes the next run rebuild again, never miss it.
+    snapshots = silver_snapshots(spark, args.silver_database, silver)
+    load_silver_views(spark, args.silver_database, silver)
     rows = {}
+    up_to_date = []
     maintenance = []
     for model in models:
         table = model.table
+        source = built_from(model, snapshots)
+        current = load_current_build(spark, table_identifier(args.gold_database, table.name))
+        if current is not None and current[0] == source:
+            rows[table.name] = current[1]
+            up_to_date.append(table.name)
+            continue
         aggregate = transform(spark, model)
-        rows[table.name] = save(aggregate, table, args.gold_database)
+        rows[table.name] = save(aggregate, table, args.gold_database, source)
         maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
-    return GoldSummary(rows=rows, maintenance=tuple(maintenance), schema_changes=schema_changes)
+    return GoldSummary(
+        rows=rows,
+        up_to_date=tuple(up_to_date),
+        maintenance=tuple(maintenance),
+        schema_changes=schema_changes,
+    )
+
+
+def silver_snapshots(spark: SparkSession, database: str, datasets: Sequence[str]) -> dict[str, str]:
+    """The current snapshot of each dataset's Silver table (a catalog look-up, no Spark job)."""
+    snapshots = {}
+    for name in datasets:
+        identifier = table_identifier(database, name)
+        # Gold only reads Silver (its role cannot create tables there), so a missing table is an error.
+        if not spark.catalog.tableExists(identifier):
+            raise SilverMissing(f"{identifier} does not exist yet: run the Silver job first")
+        properties = spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()
+        snapshots[name] = next((r["value"] for r in properties if r["key"] == "current-snapshot-id"), "none")
+    return snapshots
+
+
+def built_from(model: GoldModel, snapshots: dict[str, str]) -> str:
+    """What a build of the model reads: a fingerprint of its SQL and columns, and the Silver snapshots."""
+    definition = registry.gold_sql(model) + repr(model.table.columns) + repr(model.table.partitioned_by)
+    fingerprint = hashlib.sha256(definition.encode()).hexdigest()[:16]
+    return " ".join([fingerprint, *(f"{name}@{snapshots[name]}" for name in sorted(model.reads))])
+
+
+def load_current_build(spark: SparkSession, identifier: str) -> tuple[str, int] | None:
+    """(what the table's current rows were built from, how many there are), or None when unknown."""
+    properties = spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()
+    current = next((r["value"] for r in properties if r["key"] == "current-snapshot-id"), "none")
+    if current == "none":
+        return None
+    summary = spark.sql(
+        f"SELECT summary['{BUILT_FROM}'] AS source, summary['total-records'] AS total "
+        f"FROM {identifier}.snapshots WHERE snapshot_id = {int(current)}"
+    ).first()
+    if summary is None or summary["source"] is None:
+        return None
+    return str(summary["source"]), int(summary["total"])
 
 
 def silver_view(dataset: str) -> str:
@@ -95,9 +158,6 @@ def silver_view(dataset: str) -> str:
 def load_silver_views(spark: SparkSession, database: str, datasets: Sequence[str]) -> None:
     for name in datasets:
         identifier = table_identifier(database, name)
-        # Gold only reads Silver (its role cannot create tables there), so a missing table is an error.
-        if not spark.catalog.tableExists(identifier):
-            raise SilverMissing(f"{identifier} does not exist yet: run the Silver job first")
         spark.table(identifier).createOrReplaceTempView(silver_view(name))
 
 
@@ -108,10 +168,11 @@ def transform(spark: SparkSession, model: GoldModel) -> DataFrame:
     return aggregate.select(*(F.col(c.name).cast(c.type).alias(c.name) for c in table.columns))
 
 
-def save(aggregate: DataFrame, table: TableDefinition, database: str) -> int:
-    """Replace the table's rows in one commit (readers see the old or the new table, never a mix)."""
+def save(aggregate: DataFrame, table: TableDefinition, database: str, source: str) -> int:
+    """Replace the table's rows in one commit (readers see the old or the new table, never a mix), which
+    records what they were built from (`source`, see built_from)."""
     identifier = table_identifier(database, table.name)
-    aggregate.writeTo(identifier).overwrite(F.lit(True))
+    aggregate.writeTo(identifier).option(f"snapshot-property.{BUILT_FROM}", source).overwrite(F.lit(True))
     spark = aggregate.sparkSession
     latest_snapshot = f"SELECT summary FROM {identifier}.snapshots ORDER BY committed_at DESC LIMIT 1"
     summary = spark.sql(f"SELECT summary['total-records'] AS total FROM ({latest_snapshot})").first()

@@ -6,6 +6,10 @@ its records are checked, typed, keyed and versioned.
     main -> load_pending_runs -> load_raw_records -> validate -> de-duplicate
          -> save_quarantine -> save_latest (MERGE) -> save_ledger
 
+Runs that only re-deliver records already merged (what a run over a source with nothing new receives:
+the records at the watermark again) are recognised on the driver and only recorded in the ledger
+(etl/silver/redelivery.py): no Spark job reads, validates or merges them.
+
 Re-running is safe at every point: runs listed in silver.ingestion_runs are skipped, the quarantine is
 written with an insert-if-absent MERGE keyed by the record's text and reason (a record delivered again,
 by any run, is quarantined once), and the MERGE only takes versions newer than the stored ones.
@@ -50,6 +54,7 @@ from etl.silver.records import (
     quarantined_records,
     validate_records,
 )
+from etl.silver.redelivery import Redelivery, find_redelivery
 from etl.spark.checkpoints import checkpoint_directory
 from etl.spark.commit_conflicts import retry_on_conflict
 from etl.spark.jobs import (
@@ -125,6 +130,8 @@ class SilverSummary:
     unknown_fields: dict[str, int] = field(default_factory=dict)
     # Columns added or widened before the merge (etl/spark/schema_evolution.py).
     schema_changes: tuple[str, ...] = ()
+    # The runs only re-delivered records already merged: recorded in the ledger, nothing else done.
+    redelivered: bool = False
 
     @property
     def merged(self) -> int:
@@ -173,14 +180,19 @@ def run_metrics(summary: SilverSummary) -> dict[str, int]:
 
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
     dataset = registry.dataset(args.dataset)
-    refuse_missing_tables(spark, args.silver_database, dataset)
+    merged = load_merged_runs(spark, args.silver_database, dataset)
+    refuse_missing_tables(spark, args.silver_database, dataset, merged)
     schema_changes = tuple(
         ensure_tables(spark, args.silver_database, (*dataset.tables, SILVER_INGESTION_RUNS))
     )
     store = open_store(args.bronze_root)
-    manifests = load_pending_runs(spark, store, args)
+    manifests, newest_merged = load_pending_runs(store, args, merged)
     if not manifests:
         return SilverSummary(schema_changes=schema_changes)
+    redelivery = find_redelivery(store, manifests, newest_merged, dataset)
+    if redelivery is not None:
+        summary = save_redelivery(spark, store, manifests, redelivery, args.silver_database, dataset)
+        return replace(summary, schema_changes=schema_changes)
     try:
         return replace(merge_runs(spark, store, manifests, args, dataset), schema_changes=schema_changes)
     except Exception as error:
@@ -236,11 +248,26 @@ def merge_runs(
     )
 
 
-def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArguments) -> list[RunManifest]:
-    """Manifests of the finished ingestion runs the ledger does not list, oldest first."""
+def load_merged_runs(spark: SparkSession, database: str, dataset: Dataset) -> list[str]:
+    """The runs of the dataset the ledger lists, newest first: the job's only read of the ledger."""
+    ledger = table_identifier(database, SILVER_INGESTION_RUNS.name)
+    if not spark.catalog.tableExists(ledger):
+        return []
+    rows = (
+        _ledger_of(spark, ledger, dataset.name)
+        .select("run_id")
+        .orderBy(F.col("ingested_at").desc(), F.col("run_id").desc())
+    )
+    return [row.run_id for row in rows.collect()]
+
+
+def load_pending_runs(
+    store: ObjectStore, args: SilverArguments, merged_runs: Sequence[str]
+) -> tuple[list[RunManifest], RunManifest | None]:
+    """Manifests of the finished ingestion runs not in `merged_runs`, oldest first, and the manifest of
+    the newest merged run (None when nothing is pending, or no merged run has one)."""
     layout = BronzeLayout(args.dataset)
-    ledger = table_identifier(args.silver_database, SILVER_INGESTION_RUNS.name)
-    merged = {row.run_id for row in _ledger_of(spark, ledger, args.dataset).select("run_id").collect()}
+    merged = set(merged_runs)
     finished = list_run_ids(store, layout)
     if args.run_id is not None:
         expected = store.uri(layout.manifest_key(args.run_id))
@@ -256,15 +283,19 @@ def load_pending_runs(spark: SparkSession, store: ObjectStore, args: SilverArgum
             )
     manifests = [read_manifest(store, layout, run_id) for run_id in finished if run_id not in merged]
     pending = sorted((m for m in manifests if m is not None), key=_start_order)
-    if pending:
-        refuse_gaps(pending, _newest_merged(spark, store, layout, ledger, set(finished)), store, args)
-    return pending
+    if not pending:
+        return pending, None
+    newest_merged = _newest_merged(store, layout, merged_runs, set(finished))
+    refuse_gaps(pending, newest_merged, store, args)
+    return pending, newest_merged
 
 
-def refuse_missing_tables(spark: SparkSession, database: str, dataset: Dataset) -> None:
+def refuse_missing_tables(
+    spark: SparkSession, database: str, dataset: Dataset, merged_runs: Sequence[str]
+) -> None:
     """A Silver table dropped while the ledger lists runs would come back empty and stay short of them."""
     ledger = table_identifier(database, SILVER_INGESTION_RUNS.name)
-    if not spark.catalog.tableExists(ledger) or _ledger_of(spark, ledger, dataset.name).isEmpty():
+    if not merged_runs:
         return
     for table in dataset.tables:
         identifier = table_identifier(database, table.name)
@@ -328,17 +359,13 @@ def _gap_message(
 
 
 def _newest_merged(
-    spark: SparkSession, store: ObjectStore, layout: BronzeLayout, ledger: str, finished: set[str]
+    store: ObjectStore, layout: BronzeLayout, merged_runs: Sequence[str], finished: set[str]
 ) -> RunManifest | None:
-    """The manifest of the newest run in the ledger that still has one: where the pending runs start."""
-    rows = (
-        _ledger_of(spark, ledger, layout.dataset)
-        .select("run_id")
-        .orderBy(F.col("ingested_at").desc(), F.col("run_id").desc())
-    )
-    for row in rows.limit(10).collect():
-        if row.run_id in finished:
-            return read_manifest(store, layout, row.run_id)
+    """The manifest of the newest run in the ledger (of its last ten) that still has one: where the
+    pending runs start."""
+    for run_id in merged_runs[:10]:
+        if run_id in finished:
+            return read_manifest(store, layout, run_id)
     return None
 
 
@@ -372,28 +399,38 @@ def _start_order(manifest: RunManifest) -> tuple[datetime, str]:
 
 def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest]) -> DataFrame:
     """One row per line of the runs' Bronze objects, with its object key, line number and run."""
-    uris = [store.uri(obj.key) for m in manifests for obj in m.objects]
-    if not uris:
+    keys = [obj.key for m in manifests for obj in m.objects]
+    if not keys:
         return spark.createDataFrame([], RAW_SCHEMA)
     runs = spark.createDataFrame(
         [(m.run_id, _instant(m.started_at)) for m in manifests],
         "ingestion_run_id STRING, ingested_at TIMESTAMP",
     )
-    lines = spark.read.text(uris).select(
-        F.col("value").alias("raw_record"),
-        # input_file_name is a URI (file:/..., s3://...) that ends with the object's key.
-        F.regexp_extract(F.input_file_name(), _OBJECT_KEY, 1).alias("source_object"),
-        # Each gzip object is read whole, in order, by one task: positions rise with the line.
-        F.monotonically_increasing_id().alias("_position"),
+    # Each run's objects share one directory: Spark lists a few directories on the driver, where a list
+    # of every object would make it start a listing job with a task per object. An object the manifest
+    # does not list (a page left by an earlier attempt of the run) is read but dropped.
+    directories = sorted({store.uri(key.rsplit("/", 1)[0]) for key in keys})
+    objects = (
+        spark.read.text(directories, wholetext=True)
+        .select(
+            # input_file_name is a URI (file:/..., s3://...) that ends with the object's key.
+            F.regexp_extract(F.input_file_name(), _OBJECT_KEY, 1).alias("source_object"),
+            "value",
+        )
+        .where(F.col("source_object").isin(keys))
     )
-    keyed = lines.withColumn("ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1)).join(
-        F.broadcast(runs), "ingestion_run_id"
-    )
-    in_object = Window.partitionBy("source_object").orderBy("_position")
+    # Numbering the lines of a whole object needs no shuffle. They end as Spark's text reader ends them,
+    # at \n, \r\n or \r, and the end of the object ends the last one.
+    lines = F.split("value", r"\r\n|\r|\n", -1)
+    complete = F.when(F.element_at(lines, -1) == "", F.slice(lines, 1, F.size(lines) - 1)).otherwise(lines)
+    numbered = objects.select("source_object", F.posexplode(complete).alias("_position", "raw_record"))
+    keyed = numbered.withColumn(
+        "ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1)
+    ).join(F.broadcast(runs), "ingestion_run_id")
     return keyed.select(
         "raw_record",
         "source_object",
-        F.row_number().over(in_object).cast("int").alias("line_number"),
+        (F.col("_position") + 1).cast("int").alias("line_number"),
         "ingestion_run_id",
         "ingested_at",
     )
@@ -461,6 +498,45 @@ def save_latest(
     finally:
         classified.unpersist()
     return counts.get("insert", 0), counts.get("update", 0), counts.get("unchanged", 0)
+
+
+def save_redelivery(
+    spark: SparkSession,
+    store: ObjectStore,
+    manifests: Sequence[RunManifest],
+    redelivery: Redelivery,
+    database: str,
+    dataset: Dataset,
+) -> SilverSummary:
+    """Record re-delivered runs in the ledger with the counts a merge would have given them."""
+    per_run = {
+        m.run_id: RunCounts(
+            m.records, redelivery.accepted[m.run_id], m.records - redelivery.accepted[m.run_id]
+        )
+        for m in manifests
+    }
+    lines = [(run_id, line) for run_id, found in redelivery.lines.items() for line in found]
+    unknown_fields = (
+        unknown_fields_per_run(
+            spark.createDataFrame(lines, "ingestion_run_id STRING, raw_record STRING"),
+            frozenset(dataset.field_names),
+        )
+        if lines
+        else {}
+    )
+    save_ledger(spark, manifests, per_run, unknown_fields, database, store)
+    accepted = sum(redelivery.accepted.values())
+    return SilverSummary(
+        runs=tuple(m.run_id for m in manifests),
+        records=len(lines),
+        accepted=accepted,
+        quarantined=len(lines) - accepted,
+        duplicates=accepted - redelivery.keys,
+        unchanged=redelivery.keys,
+        per_run=per_run,
+        unknown_fields=_totals(unknown_fields.values()),
+        redelivered=True,
+    )
 
 
 def save_ledger(

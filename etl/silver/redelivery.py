@@ -1,0 +1,112 @@
+"""Runs that only re-deliver merged records: recognised on the driver, so that a run with nothing new
+costs no Spark work beyond its ledger row.
+
+The source is asked for changes from the watermark on, inclusive (a record stamped with the watermark's
+instant may arrive after the run that reached it), so a run over a source with nothing new still receives
+the records at the watermark again. Such a run changes nothing in Silver when
+
+- it did not move the watermark, and starts where the newest merged run ended;
+- every line it holds is, byte for byte, a line of that merged run's last Bronze objects: the MERGE keeps
+  the stored version on a tie, and the quarantine keeps a (record, reason) once;
+- each valid record's version is at or before the watermark and was not in the future for that merged
+  run either (the future-version rule depends on the run's start: etl/silver/records.py).
+
+Anything else, or anything unreadable, goes through the Silver job's normal path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+from etl.bronze.layout import MAX_CLOCK_SKEW, BronzeObject, RunManifest
+from etl.dataset import Dataset
+from etl.silver.records import check_batches
+from etl.storage import ObjectStore
+from etl.timestamps import require_rfc3339
+
+# Beyond this many records a run is not checked on the driver: it is merged the normal way.
+MAX_RECORDS = 1000
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """What the Silver job would have made of re-delivered runs, worked out on the driver."""
+
+    lines: dict[str, list[str]]  # run id -> its lines, in order
+    accepted: dict[str, int]  # run id -> valid records
+    keys: int  # distinct keys among the valid records (each one not newer than the stored version)
+
+
+def find_redelivery(
+    store: ObjectStore,
+    pending: Sequence[RunManifest],
+    newest_merged: RunManifest | None,
+    dataset: Dataset,
+) -> Redelivery | None:
+    """The pending runs as a Redelivery when each of them only re-delivers records of `newest_merged`."""
+    if all(m.records == 0 for m in pending):
+        return Redelivery({m.run_id: [] for m in pending}, {m.run_id: 0 for m in pending}, 0)
+    if newest_merged is None or sum(m.records for m in pending) > MAX_RECORDS:
+        return None
+    if any(m.updated_since != newest_merged.watermark or m.watermark != m.updated_since for m in pending):
+        return None
+    runs = {m.run_id: _lines(store, m, m.objects) for m in pending}
+    merged_tail = _lines(store, newest_merged, newest_merged.objects[-max(len(m.objects) for m in pending) :])
+    if merged_tail is None or any(lines is None for lines in runs.values()):
+        return None
+    known = set(merged_tail)
+    lines = {run_id: found for run_id, found in runs.items() if found is not None}
+    if not all(line in known for found in lines.values() for line in found):
+        return None
+    watermark = _instant(newest_merged.watermark)
+    future_for_merged = _instant(newest_merged.started_at) + MAX_CLOCK_SKEW
+    accepted: dict[str, int] = {}
+    keys: set[tuple[object, ...]] = set()
+    for run_id, found in lines.items():
+        valid = _valid_rows(found, dataset)
+        for row in valid:
+            version = row[dataset.version]
+            if not isinstance(version, datetime) or version > watermark or version > future_for_merged:
+                return None
+            keys.add(tuple(row[key] for key in dataset.keys))
+        accepted[run_id] = len(valid)
+    return Redelivery(lines, accepted, len(keys))
+
+
+def _valid_rows(lines: list[str], dataset: Dataset) -> list[dict[str, object]]:
+    """The typed values of the valid lines, by the same function the executors run."""
+    if not lines:
+        return []
+    batch = pa.RecordBatch.from_arrays([pa.array(lines, pa.string())], names=["raw_record"])
+    checked = pa.Table.from_batches(list(check_batches(dataset)([batch]))).to_pylist()
+    return [row for row in checked if row["reason"] is None]
+
+
+def _lines(store: ObjectStore, manifest: RunManifest, objects: Sequence[BronzeObject]) -> list[str] | None:
+    """The lines of the objects as Spark's text reader splits them, or None if one is not as listed."""
+    found: list[str] = []
+    for obj in manifest.objects:
+        if obj not in objects:
+            continue
+        data = store.get(obj.key)
+        if data is None:
+            return None
+        try:
+            text = gzip.decompress(data).decode("utf-8")
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+            return None
+        # Spark also ends lines at a lone carriage return: leave such objects to the normal path.
+        if "\r" in text or not text.endswith("\n") or text.count("\n") != obj.records:
+            return None
+        found += text[:-1].split("\n")
+    return found
+
+
+def _instant(text: str) -> datetime:
+    return require_rfc3339(text, "a run manifest's watermark")
