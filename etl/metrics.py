@@ -50,7 +50,7 @@ def namespace_of(stack: str) -> str:
 
 
 def table_rows(table: str) -> str:
-    """The metric of a table's row count after a run, e.g. Rows.daily_revenue."""
+    """The metric of a table's row count after a run, e.g. Rows.daily_sales."""
     return f"{TABLE_ROWS}.{table}"
 
 

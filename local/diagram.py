@@ -41,7 +41,7 @@ def architecture(
     )
     if pipeline.branch:
         names = ", ".join(d.name for d in datasets)
-        lines.append(f'    subgraph per_dataset["once per dataset, concurrently: {names}"]')
+        lines.append(f'    subgraph per_dataset["once per dataset: {names}"]')
         lines += [f"      {_step_node(step)}" for step in pipeline.branch]
         lines.append("    end")
     lines += [f"    {_step_node(step)}" for step in pipeline.joined]

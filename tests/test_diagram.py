@@ -78,4 +78,4 @@ def test_a_new_step_and_a_new_dataset_change_the_picture_with_no_other_edit() ->
     assert "\n  gold_bucket --> report_step\n" in diagram
     assert f"\n  {GOLD.name.lower()}_step -.-> report_step\n" in diagram
     assert "/v1/products" in diagram and "products/ (raw JSON Lines)" in diagram
-    assert "concurrently: customers, orders, products" in diagram
+    assert "once per dataset: customers, orders, products" in diagram
