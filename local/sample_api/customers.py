@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from etl.timestamps import format_rfc3339
-from local.sample_api.generator import EPOCH, SampleSource, _mix
+from local.sample_api.generator import EPOCH, SampleSource, _mix, first_slot_at_or_after
 
 COUNTRIES = ("DE", "FR", "US", "GB", "JP", "NL")
 SEGMENTS = ("consumer", "business", "enterprise")
@@ -46,14 +47,7 @@ class CustomerSource:
         return offset + slot * width // self.batch_size(batch)
 
     def first_slot_at_or_after(self, batch: int, time_us: int) -> int:
-        low, high = 0, self.batch_size(batch)
-        while low < high:
-            middle = (low + high) // 2
-            if self.slot_time_us(batch, middle) < time_us:
-                low = middle + 1
-            else:
-                high = middle
-        return low
+        return first_slot_at_or_after(self.batch_size(batch), partial(self.slot_time_us, batch), time_us)
 
     def customer_number(self, batch: int, slot: int) -> int:
         if batch == 1:

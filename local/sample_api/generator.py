@@ -9,11 +9,13 @@ computed from (seed, batch, slot) alone, so any page can be served without holdi
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from etl.timestamps import format_rfc3339, parse_rfc3339
@@ -105,14 +107,7 @@ class SampleSource:
 
     def first_slot_at_or_after(self, batch: int, time_us: int) -> int:
         """The first slot of `batch` whose time is >= time_us (batch_size when there is none)."""
-        low, high = 0, self.batch_size(batch)
-        while low < high:
-            middle = (low + high) // 2
-            if self.slot_time_us(batch, middle) < time_us:
-                low = middle + 1
-            else:
-                high = middle
-        return low
+        return first_slot_at_or_after(self.batch_size(batch), partial(self.slot_time_us, batch), time_us)
 
     # -- what each slot holds -------------------------------------------------------------------------
 
@@ -256,3 +251,8 @@ def _invalid(kind: str, record: dict[str, Any]) -> str:
     elif kind == "bad_amount":
         record["amount"] = "12,50"
     return json.dumps(record, separators=(",", ":"))
+
+
+def first_slot_at_or_after(size: int, slot_time_us: Callable[[int], int], time_us: int) -> int:
+    """The first of `size` slots whose time (rising with the slot) is >= time_us; `size` when none is."""
+    return bisect.bisect_left(range(size), time_us, key=slot_time_us)
