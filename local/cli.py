@@ -221,6 +221,27 @@ def sample_api_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
+
+
+def _positive_seconds(text: str) -> float:
+    seconds = float(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return seconds
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a directory")
+    return path
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakehouse", description="Run the medallion pipeline on this machine."
@@ -235,14 +256,21 @@ def _parser() -> argparse.ArgumentParser:
         help="base URL of your source API (default: SOURCE_BASE_URL, else start the bundled sample API)",
     )
     run.add_argument(
-        "--page-size", type=int, default=None, help="records per page (default: SOURCE_PAGE_SIZE, else 1000)"
+        "--page-size",
+        type=_positive_int,
+        default=None,
+        help="records per page (default: SOURCE_PAGE_SIZE, else 1000)",
     )
-    run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the data lives (./data)")
-    run.add_argument("--sample-orders", type=int, default=None, help="orders in a new sample (default 5000)")
+    run.add_argument(
+        "--data-dir", type=_directory, default=DEFAULT_DATA_DIR, help="where the data lives (./data)"
+    )
+    run.add_argument(
+        "--sample-orders", type=_positive_int, default=None, help="orders in a new sample (default 5000)"
+    )
     run.add_argument("--seed", type=int, default=None, help="seed of a new sample (default 7)")
     run.add_argument(
         "--ingest-budget",
-        type=float,
+        type=_positive_seconds,
         default=None,
         metavar="SECONDS",
         help="stop each ingestion run after this long and run it again, as Lambda's timeout does in AWS",
@@ -251,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="run Spark SQL on the local tables")
     query.set_defaults(command=query_command)
     query.add_argument("sql", help='e.g. "SELECT * FROM gold.daily_sales LIMIT 5"')
-    query.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
+    query.add_argument("--data-dir", type=_directory, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
     query.add_argument("--format", choices=("table", "json"), default="table", help="json: JSON Lines")
     query.add_argument(
         "--allow-writes",
@@ -261,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rebuild = commands.add_parser("rebuild", help="drop Silver and Gold and replay them from Bronze")
     rebuild.set_defaults(command=rebuild_command)
-    rebuild.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
+    rebuild.add_argument("--data-dir", type=_directory, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
 
     bronze = commands.add_parser(
         "bronze", help="repair Bronze: set a damaged run aside, rewind the watermark"
@@ -278,7 +306,7 @@ def _parser() -> argparse.ArgumentParser:
     rewind.set_defaults(command=bronze_rewind_command)
     rewind.add_argument("--to", required=True, help="RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z")
     for action in (repair, rewind):
-        action.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
+        action.add_argument("--data-dir", type=_directory, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
         action.add_argument(
             "--bronze-root", help="s3://bucket[/prefix] or a directory (default: DATA_DIR/bronze)"
         )
@@ -288,10 +316,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample-api", help="serve the sample source API until stopped")
     sample.set_defaults(command=sample_api_command)
-    sample.add_argument("--port", type=int, default=8000)
-    sample.add_argument("--orders", type=int, default=5000, help="orders in the first batch")
-    sample.add_argument("--batches", type=int, default=1, help="batches published")
-    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    sample.add_argument("--orders", type=_positive_int, default=5000, help="orders in the first batch")
+    sample.add_argument("--batches", type=_positive_int, default=1, help="batches published")
+    sample.add_argument("--seed", type=int, default=7, help="seed of the generated data (default 7)")
     sample.add_argument(
         "--change-fraction", type=float, default=0.1, help="size of later batches, as a share of --orders"
     )

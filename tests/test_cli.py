@@ -143,3 +143,31 @@ def test_bronze_commands_refuse_a_dataset_no_declaration_names(tmp_path: Path, a
     with pytest.raises(UnknownDataset, match=r"no dataset 'prodcts' .*declared: customers, orders"):
         cli("bronze", *action, "--dataset", "prodcts", "--data-dir", str(tmp_path))
     assert list((tmp_path / "bronze").iterdir()) == []  # no watermark, no manifest for it
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["run", "--ingest-budget", "-5"], "must be more than 0 seconds"),
+        (["run", "--sample-orders", "0"], "must be 1 or more"),
+        (["run", "--page-size", "0"], "must be 1 or more"),
+        (["sample-api", "--batches", "0"], "must be 1 or more"),
+    ],
+)
+def test_counts_and_budgets_below_one_are_refused_by_the_parser(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(argv)
+    assert complaint in capsys.readouterr().err
+
+
+def test_a_data_dir_that_is_a_file_is_refused_by_the_parser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a directory")
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--data-dir", str(a_file)])
+    assert f"{a_file} is a file, not a directory" in capsys.readouterr().err
+    assert _parser().parse_args(["run", "--data-dir", str(tmp_path / "new")]).data_dir == tmp_path / "new"
