@@ -216,7 +216,8 @@ def sample_api_command(args: argparse.Namespace) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the server's threads start, which inherit it
     with SampleApiServer(source, port=args.port, token=token) as api:
         paths = ", ".join(f"{api.url}{path}" for path in (ORDERS_PATH, CUSTOMERS_PATH))
-        print(f"Sample API on {paths} ({args.batches} batches); Ctrl-C stops it", flush=True)
+        batches = f"{args.batches} batch{'' if args.batches == 1 else 'es'}"
+        print(f"Sample API on {paths} ({batches}); Ctrl-C stops it", flush=True)
         signal.sigwait(stop)
     return 0
 

@@ -104,15 +104,15 @@ def _step_name(step: StepRun) -> str:
 
 def _describe(result: Any) -> str:
     if isinstance(result, dict) and "records" in result:
-        pages = result["pages"]
+        records, pages = result["records"], result["pages"]
         return (
-            f"{result['records']:,} records in {pages} page{'' if pages == 1 else 's'}, "
+            f"{records:,} record{'' if records == 1 else 's'} in {pages} page{'' if pages == 1 else 's'}, "
             f"watermark {result['watermark']}"
         )
     if isinstance(result, SilverSummary):
         runs = _runs(result.runs)
         if result.redelivered:
-            merged = f"nothing new in {runs} (records already merged): recorded, no Spark work"
+            merged = f"nothing new in {runs} (records already merged): ledger only"
         else:
             merged = f"merged {runs}"
         return "; ".join([*result.schema_changes, merged, *result.maintenance])

@@ -81,6 +81,7 @@ def test_the_run_summary_says_when_silver_had_nothing_new_and_gold_kept_its_tabl
         StepRun(pipeline.GOLD, 1.0, GoldSummary(rows=gold_rows, up_to_date=("daily_sales",))),
     ]
     lines = run_summary(run).splitlines()
+    assert any(line.startswith("Bronze") and "1 record in 1 page," in line for line in lines)
     assert any(
         line.startswith("Silver") and "nothing new in r-001 (records already merged)" in line
         for line in lines
