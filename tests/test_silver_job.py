@@ -293,3 +293,17 @@ def test_lines_are_numbered_per_object_and_a_page_the_manifest_does_not_list_is_
     objects = {r.order_id: r.source_object for r in lake.spark.table(f"{lake.database}.orders").collect()}
     assert objects == {2: first, 3: second}
     assert [(row[1], row[3]) for row in lake.quarantine()] == [(bad[0], 2), ('"x"', 3), ("[]", 2)]
+
+
+def test_the_lines_of_a_single_page_are_spread_over_every_core_with_their_numbers(lake: Lake) -> None:
+    lines = [order(n, "2026-01-01T05:00:00Z") for n in range(1, 41)]
+    lake.land("r1", lines)
+    store = LocalStore(Path(lake.bronze))
+    manifest = read_manifest(store, BronzeLayout("orders"), "r1")
+    assert manifest is not None
+
+    raw = silver.load_raw_records(lake.spark, store, [manifest])
+
+    cores = lake.spark.sparkContext.defaultParallelism
+    assert raw.rdd.getNumPartitions() >= cores
+    assert sorted((r.line_number, r.raw_record) for r in raw.collect()) == list(enumerate(lines, start=1))

@@ -433,13 +433,27 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
     keyed = numbered.withColumn(
         "ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1)
     ).join(F.broadcast(runs), "ingestion_run_id")
-    return keyed.select(
+    return spread_over_cores(spark, objects, keyed).select(
         "raw_record",
         "source_object",
         (F.col("_position") + 1).cast("int").alias("line_number"),
         "ingestion_run_id",
         "ingested_at",
     )
+
+
+def spread_over_cores(spark: SparkSession, objects: DataFrame, lines: DataFrame) -> DataFrame:
+    """The lines of `objects` in at least one partition per core, so that validation (Python, the
+    costliest stage) keeps every core busy.
+
+    Spark reads a whole object in one task and packs small objects together, so a run of a few pages
+    (an incremental run) lands in fewer partitions than there are cores. Then, and only then, the lines
+    are shuffled by their place in Bronze (deterministic, as a recomputation of the checkpoint needs).
+    """
+    cores = spark.sparkContext.defaultParallelism
+    if objects.rdd.getNumPartitions() >= cores:  # plans the read: no Spark job
+        return lines
+    return lines.repartition(cores, "source_object", "_position")
 
 
 def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str, dataset: Dataset) -> None:
