@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -30,7 +31,7 @@ def database_with(spark: SparkSession, write_mode: str) -> str:
 
 def batch(spark: SparkSession, database: str, versions: dict[int, int], run: str) -> DataFrame:
     """Latest versions of orders, one per key as latest_versions hands them to the MERGE: key -> hour."""
-    columns = {
+    columns: dict[str, Callable[[int, int], object]] = {
         "customer_id": lambda key, hour: f"C{key}",
         "status": lambda key, hour: "placed",
         "amount": lambda key, hour: Decimal(f"{hour}.00"),
