@@ -139,7 +139,8 @@ def rebuild_command(args: argparse.Namespace) -> int:
         runs = len(merged.runs)
         print(
             f"Replayed {runs} run{'s' if runs != 1 else ''} of {dataset}: {merged.records:,} records, "
-            f"{merged.merged:,} rows in silver.{dataset}, {merged.quarantined:,} rejections"
+            # Into empty tables every row is an insert (copy-on-write commits do not count updates).
+            f"{merged.inserted:,} rows in silver.{dataset}, {merged.quarantined:,} rejections"
         )
     print(", ".join(f"{rows:,} rows in gold.{table}" for table, rows in rebuilt.gold.rows.items()))
     return 0

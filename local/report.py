@@ -79,7 +79,7 @@ def run_summary(run: PipelineRun) -> str:
     return summary
 
 
-def _dataset_figures(run: PipelineRun, dataset: str | None) -> dict[str, int]:
+def _dataset_figures(run: PipelineRun, dataset: str | None) -> dict[str, int | None]:
     ingestions: list[dict[str, Any]] = run.results("Bronze", dataset)
     silver: SilverSummary = run.result("Silver", dataset)
     return {
@@ -90,11 +90,11 @@ def _dataset_figures(run: PipelineRun, dataset: str | None) -> dict[str, int]:
         **{f"  unknown field {name}": records for name, records in silver.unknown_fields.items()},
         "accepted": silver.accepted,
         "quarantined": silver.quarantined,
+        # From the MERGE's commit; NULL where a copy-on-write commit does not record them (README).
         "merged into Silver": silver.merged,
         "  inserted": silver.inserted,
         "  updated": silver.updated,
-        "  not newer than stored": silver.unchanged,
-        "  duplicates in the batch": silver.duplicates,
+        "not merged (older or repeated)": silver.not_merged,
     }
 
 

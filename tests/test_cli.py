@@ -73,7 +73,7 @@ def test_the_run_summary_counts_every_ingestion_run_and_says_when_the_source_has
 def test_the_run_summary_says_when_silver_had_nothing_new_and_gold_kept_its_tables() -> None:
     ingestion = {"records": 1, "pages": 1, "watermark": "2026-01-01T00:00:00Z", "has_more": False}
     run = PipelineRun(run_id="r", started_at=datetime(2026, 1, 1, tzinfo=UTC))
-    silver = SilverSummary(runs=("r-001",), records=1, accepted=1, unchanged=1, redelivered=True)
+    silver = SilverSummary(runs=("r-001",), records=1, accepted=1, redelivered=True)
     gold_rows = {"daily_sales": 3, "customer_summary": 2}
     run.steps += [
         StepRun(pipeline.BRONZE, 1.0, ingestion),

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -47,6 +46,7 @@ from etl.bronze.layout import (
 )
 from etl.catalog import table_identifier
 from etl.dataset import Dataset
+from etl.silver.merge_commit import MergeCounts, merge_and_count
 from etl.silver.records import (
     RAW_SCHEMA,
     accepted_records,
@@ -120,10 +120,10 @@ class SilverSummary:
     records: int = 0  # read from Bronze
     accepted: int = 0  # passed validation (before de-duplication)
     quarantined: int = 0
-    duplicates: int = 0  # accepted versions superseded within the batch
+    # Read from the MERGE's commit (etl/silver/merge_commit.py). None: a copy-on-write commit does not
+    # record which of the rows it rewrote were updated.
     inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0  # not newer than the stored version
+    updated: int | None = 0
     per_run: dict[str, RunCounts] = field(default_factory=dict)
     maintenance: tuple[str, ...] = ()  # compactions and snapshot expiries done after the merge
     # Fields of the records that the dataset does not know, and how many records carried each.
@@ -134,8 +134,15 @@ class SilverSummary:
     redelivered: bool = False
 
     @property
-    def merged(self) -> int:
-        return self.inserted + self.updated
+    def merged(self) -> int | None:
+        return None if self.updated is None else self.inserted + self.updated
+
+    @property
+    def not_merged(self) -> int | None:
+        """Accepted versions the MERGE did not take: superseded within the batch, or not newer than the
+        stored version (derived: accepted minus merged)."""
+        merged = self.merged
+        return None if merged is None else self.accepted - merged
 
 
 def parse_args(argv: Sequence[str]) -> SilverArguments:
@@ -170,12 +177,14 @@ def main(argv: Sequence[str]) -> None:
 
 def run_metrics(summary: SilverSummary) -> dict[str, int]:
     """The counts a Silver run publishes, from its summary."""
-    return {
+    counts = {
         metrics.RECORDS_READ: summary.records,
         metrics.RECORDS_ACCEPTED: summary.accepted,
         metrics.RECORDS_QUARANTINED: summary.quarantined,
-        metrics.RECORDS_MERGED: summary.merged,
     }
+    if summary.merged is not None:  # a copy-on-write commit does not record it
+        counts[metrics.RECORDS_MERGED] = summary.merged
+    return counts
 
 
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
@@ -221,7 +230,7 @@ def merge_runs(
         save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
-        inserted, updated, unchanged = save_latest(spark, latest, args.silver_database, dataset)
+        inserted, updated = save_latest(spark, latest, args.silver_database, dataset)
         save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
     # Only the dataset's table takes merge-on-read deletes; the other tables are appended to.
     maintenance = [
@@ -232,16 +241,13 @@ def merge_runs(
         )
     ]
 
-    accepted_total = sum(counts.accepted for counts in per_run.values())
     return SilverSummary(
         runs=tuple(m.run_id for m in manifests),
         records=sum(counts.records for counts in per_run.values()),
-        accepted=accepted_total,
+        accepted=sum(counts.accepted for counts in per_run.values()),
         quarantined=sum(counts.quarantined for counts in per_run.values()),
-        duplicates=accepted_total - (inserted + updated + unchanged),
         inserted=inserted,
         updated=updated,
-        unchanged=unchanged,
         per_run=per_run,
         maintenance=tuple(maintenance),
         unknown_fields=_totals(unknown_fields.values()),
@@ -427,13 +433,27 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
     keyed = numbered.withColumn(
         "ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1)
     ).join(F.broadcast(runs), "ingestion_run_id")
-    return keyed.select(
+    return spread_over_cores(spark, objects, keyed).select(
         "raw_record",
         "source_object",
         (F.col("_position") + 1).cast("int").alias("line_number"),
         "ingestion_run_id",
         "ingested_at",
     )
+
+
+def spread_over_cores(spark: SparkSession, objects: DataFrame, lines: DataFrame) -> DataFrame:
+    """The lines of `objects` in at least one partition per core, so that validation (Python, the
+    costliest stage) keeps every core busy.
+
+    Spark reads a whole object in one task and packs small objects together, so a run of a few pages
+    (an incremental run) lands in fewer partitions than there are cores. Then, and only then, the lines
+    are shuffled by their place in Bronze (deterministic, as a recomputation of the checkpoint needs).
+    """
+    cores = spark.sparkContext.defaultParallelism
+    if objects.rdd.getNumPartitions() >= cores:  # plans the read: no Spark job
+        return lines
+    return lines.repartition(cores, "source_object", "_position")
 
 
 def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str, dataset: Dataset) -> None:
@@ -462,42 +482,26 @@ def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str, dat
     retry_on_conflict(spark, table, lambda: spark.sql(merge))
 
 
-def save_latest(
-    spark: SparkSession, latest: DataFrame, database: str, dataset: Dataset
-) -> tuple[int, int, int]:
-    """MERGE the latest versions into silver.<dataset>; (inserted, updated, unchanged) counts."""
+def save_latest(spark: SparkSession, latest: DataFrame, database: str, dataset: Dataset) -> MergeCounts:
+    """MERGE the latest versions into silver.<dataset>; what the commit inserted and updated.
+
+    The batch goes to the MERGE as it is: a version not newer than the stored one matches and is left
+    alone by the update condition, so no join with the stored keys is needed to classify it first.
+    """
     target = table_identifier(database, dataset.name)
     version = dataset.version
-    stored = spark.table(target).select(*dataset.keys, F.col(version).alias("_stored_version"))
-    classified = (
-        latest.join(stored, list(dataset.keys), "left")
-        .withColumn(
-            "_change",
-            F.when(F.col("_stored_version").isNull(), F.lit("insert"))
-            .when(F.col(version) > F.col("_stored_version"), F.lit("update"))
-            .otherwise(F.lit("unchanged")),
-        )
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    try:
-        counts = {row["_change"]: row["count"] for row in classified.groupBy("_change").count().collect()}
-        changes = classified.where(F.col("_change") != "unchanged").drop("_change", "_stored_version")
-        changes.select(*dataset.silver_table.column_names).createOrReplaceTempView("silver_changes")
-        on = " AND ".join(f"t.{key} = s.{key}" for key in dataset.keys)
-        # The update condition stays in the MERGE too: it is what keeps a newer stored version if
-        # another writer committed between the classification and this commit.
-        spark.sql(
-            f"""
-            MERGE INTO {target} AS t
-            USING silver_changes AS s
-            ON {on}
-            WHEN MATCHED AND s.{version} > t.{version} THEN UPDATE SET *
-            WHEN NOT MATCHED THEN INSERT *
-            """
-        )
-    finally:
-        classified.unpersist()
-    return counts.get("insert", 0), counts.get("update", 0), counts.get("unchanged", 0)
+    latest.select(*dataset.silver_table.column_names).createOrReplaceTempView("silver_latest")
+    on = " AND ".join(f"t.{key} = s.{key}" for key in dataset.keys)
+    merge = f"""
+        MERGE INTO {target} AS t
+        USING silver_latest AS s
+        ON {on}
+        WHEN MATCHED AND s.{version} > t.{version} THEN UPDATE SET *
+        WHEN NOT MATCHED THEN INSERT *
+        """
+    # Another writer's conflicting commit makes Iceberg refuse this one; run again, the MERGE re-reads the
+    # table and its snapshot is looked for again.
+    return retry_on_conflict(spark, target, lambda: merge_and_count(spark, target, lambda: spark.sql(merge)))
 
 
 def save_redelivery(
@@ -531,8 +535,6 @@ def save_redelivery(
         records=len(lines),
         accepted=accepted,
         quarantined=len(lines) - accepted,
-        duplicates=accepted - redelivery.keys,
-        unchanged=redelivery.keys,
         per_run=per_run,
         unknown_fields=_totals(unknown_fields.values()),
         redelivered=True,
