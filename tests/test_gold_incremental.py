@@ -17,6 +17,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from etl import registry
+from etl.dataset import GoldModel
 from etl.gold import job as gold
 from etl.spark.jobs import ensure_tables
 
@@ -198,3 +199,11 @@ def test_an_expired_snapshot_falls_back_to_a_full_rebuild_and_says_why(spark: Sp
     full_db = f"gold_full_{suffix}"
     gold.run(spark, gold.parse_args(["--silver-database", silver_db, "--gold-database", full_db]))
     assert_gold_equal(spark, gold_db, full_db)
+
+
+def test_a_model_declares_its_key_and_touched_sql_together_and_keys_are_columns() -> None:
+    table = registry.gold_models()[0].table
+    with pytest.raises(ValueError, match="declare both `key` and `touched`"):
+        GoldModel(table=table, reads=("orders",), key=(table.columns[0].name,))
+    with pytest.raises(ValueError, match=r"key columns \['nowhere'\] are not columns"):
+        GoldModel(table=table, reads=("orders",), key=("nowhere",), touched="SELECT 1")
