@@ -92,11 +92,6 @@ def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: P
 
     second = lakehouse("run", "--data-dir", str(data_dir))
     assert second.returncode == 0, second.stderr
-    # The second run's Gold is incremental, so the exact comparison below holds it to the reference too
-    # (tests/test_gold_incremental.py holds it to the full rebuild batch by batch).
-    gold_line = next(line for line in second.stdout.splitlines() if line.startswith("Gold"))
-    assert "recomputed the rows Silver changed in gold.customer_summary" in gold_line, gold_line
-    assert "rebuilt" not in gold_line, gold_line
 
     source = SampleSource(seed=11, initial_orders=600, batches=2)
     served = {source.slot_kind(batch, slot) for batch, slot, _ in source.records()}

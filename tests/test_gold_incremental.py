@@ -142,18 +142,18 @@ def test_incremental_gold_equals_the_full_rebuild_after_every_batch(
         argv = ["--silver-database", silver_db, "--gold-database", database, *refresh]
         return gold.run(spark, gold.parse_args(argv))
 
-    first = run(incremental_db)
-    run(full_db, "--refresh", "full")
+    first = run(incremental_db, "--refresh", "incremental")
+    run(full_db)
     assert_gold_equal(spark, incremental_db, full_db)
     assert set(first.full_rebuilds.values()) == {"no earlier build recorded"}
     for batch in range(1, 5):
         change_silver(spark, silver_db, rng, batch)
-        summary = run(incremental_db)
-        full = run(full_db, "--refresh", "full")
+        summary = run(incremental_db, "--refresh", "incremental")
+        full = run(full_db)  # the default
         assert_gold_equal(spark, incremental_db, full_db)
         assert summary.full_rebuilds == {}, batch
         assert summary.rows == full.rows
-        assert full.full_rebuilds == dict.fromkeys(full.rows, "--refresh full")
+        assert full.incremental == {} and full.full_rebuilds == {}
         if write_mode == "merge-on-read":
             # Only some rows were recomputed. (A copy-on-write MERGE rewrites whole files, so with data
             # this small every row counts as changed: still exact, see etl/gold/changes.py.)
@@ -179,7 +179,9 @@ def test_an_expired_snapshot_falls_back_to_a_full_rebuild_and_says_why(spark: Sp
         [customer(rng, n, START) for n in range(12)],
         schema(CUSTOMERS.columns),
     )
-    args = gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db])
+    args = gold.parse_args(
+        ["--silver-database", silver_db, "--gold-database", gold_db, "--refresh", "incremental"]
+    )
     gold.run(spark, args)
     change_silver(spark, silver_db, rng, 1)
     # Maintenance expires every snapshot but the current one: the change since the last build is gone.

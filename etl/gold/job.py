@@ -2,14 +2,17 @@
 
     main -> load_silver_views -> for each model: plan_refresh -> transform (its SQL) -> save (one commit)
 
-Incremental by default: a model that declares its `key` and `touched` SQL (etl/dataset.py) gets only the
+A table whose Silver input changed is rebuilt in full by default (`--refresh full`). With
+`--refresh incremental`, a model that declares its `key` and `touched` SQL (etl/dataset.py) gets only the
 rows whose key a Silver change touched recomputed; its other rows are kept. The change is read from the
 Silver snapshots the table was last built from to the current ones (etl/gold/changes.py), both the old and
 the new version of every changed row, so a row that moves group leaves its old one too. Each commit writes
 the whole table (kept rows plus recomputed ones), so readers see the old or the new table, never a mix.
-A full rebuild runs instead when asked (`--refresh full`), for a new table, a changed definition, a model
-without a key, and a change that cannot be read (a snapshot expired); the summary says which and why.
-The tests hold the two equal after every batch (tests/test_gold_incremental.py).
+An incremental run rebuilds in full a new table, a changed definition, a model without a key, and a table
+whose change cannot be read (a snapshot expired), and its summary says which and why. The tests hold the
+two equal after every batch (tests/test_gold_incremental.py). Full stays the default because it measured
+faster: the recompute still scans Silver, and reading the old row versions reads whole data files
+(docs/benchmarks.md, "Gold").
 
 A model is rebuilt only when what it is built from changed: each rebuild's commit records (in its
 snapshot summary) the snapshot of every Silver table the model read and a fingerprint of its SQL and
@@ -54,7 +57,8 @@ class GoldArguments:
     silver_database: str
     gold_database: str
     maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
-    full_rebuild: bool = False  # `--refresh full`: recompute every row of every table Silver changed under
+    # `--refresh incremental`: recompute only the rows a Silver change touched (see the module docstring).
+    incremental: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class GoldSummary:
     schema_changes: tuple[str, ...] = ()
     # Tables brought up to date incrementally -> the keys (rows) recomputed; the other rows were kept.
     incremental: dict[str, int] = field(default_factory=dict)
-    # Tables rebuilt in full -> why (asked, new table, changed definition, change unreadable, ...).
+    # Tables rebuilt in full although the run was incremental -> why (new table, changed definition, ...).
     full_rebuilds: dict[str, str] = field(default_factory=dict)
 
 
@@ -80,9 +84,10 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
     parser.add_argument(pipeline.GOLD_DATABASE, required=True)
     parser.add_argument(
         REFRESH,
-        choices=("incremental", "full"),
-        default="incremental",
-        help="incremental (default): recompute only the rows a Silver change touched; full: every row",
+        choices=("full", "incremental"),
+        default="full",
+        help="full (default): rebuild every row of a table whose Silver input changed; incremental: "
+        "recompute only the rows the change touched (slower than full at 200k orders: docs/benchmarks.md)",
     )
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
@@ -90,7 +95,7 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
         args.silver_database,
         args.gold_database,
         maintenance_policy(args),
-        full_rebuild=args.refresh == "full",
+        incremental=args.refresh == "incremental",
     )
 
 
@@ -135,15 +140,19 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
             rows[table.name] = current[1]
             up_to_date.append(table.name)
             continue
-        plan = plan_refresh(model, source, current[0] if current else None, args.full_rebuild, changes)
         aggregate = transform(spark, model)
+        plan = (
+            plan_refresh(model, source, current[0] if current else None, changes)
+            if args.incremental
+            else None
+        )
         if isinstance(plan, str):
             full_rebuilds[table.name] = plan
-        else:
+        elif plan is not None:
             aggregate = refresh_touched(spark.table(identifier), aggregate, plan, model.key)
             incremental[table.name] = plan.count()
         rows[table.name] = save(aggregate, table, args.gold_database, source)
-        if not isinstance(plan, str):
+        if isinstance(plan, DataFrame):
             plan.unpersist()
         maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
     changes.release()
@@ -184,12 +193,10 @@ class SilverChanges:
 
 
 def plan_refresh(
-    model: GoldModel, source: str, previous: str | None, full_rebuild: bool, changes: SilverChanges
+    model: GoldModel, source: str, previous: str | None, changes: SilverChanges
 ) -> DataFrame | str:
     """The keys of the rows to recompute (cached: the caller unpersists it), or why the table is rebuilt
     in full instead."""
-    if full_rebuild:
-        return f"{REFRESH} full"
     if not model.key or model.touched is None:
         return "the model declares no key"
     if previous is None:
@@ -227,8 +234,9 @@ def refresh_touched(
 ) -> DataFrame:
     """The table's rows with those of the touched keys recomputed: kept rows, plus the touched keys' rows
     of the full aggregate (a touched key the aggregate no longer has is gone: its group vanished)."""
-    kept = current.join(touched, _same_key(current, touched, key), "left_anti")
-    recomputed = aggregate.join(touched, _same_key(aggregate, touched, key), "left_semi")
+    # The touched keys are few next to the rows they filter: broadcast, so neither side is shuffled.
+    kept = current.join(F.broadcast(touched), _same_key(current, touched, key), "left_anti")
+    recomputed = aggregate.join(F.broadcast(touched), _same_key(aggregate, touched, key), "left_semi")
     return kept.unionByName(recomputed)
 
 
