@@ -36,7 +36,7 @@ def schema(columns: tuple[object, ...]) -> str:
 
 
 def order(rng: random.Random, order_id: int, version: datetime) -> tuple[object, ...]:
-    created = START + timedelta(hours=rng.randrange(24 * 6))
+    created = START + timedelta(hours=rng.randrange(24 * 30))
     return (
         order_id,
         f"c{rng.randrange(12)}",  # c10 and c11 start without a Silver customer
@@ -78,7 +78,7 @@ def merge(spark: SparkSession, table: str, key: str, rows: list[tuple[object, ..
 
 def change_silver(spark: SparkSession, silver_db: str, rng: random.Random, batch: int) -> None:
     version = START + timedelta(days=30 + batch)
-    existing = [r.order_id for r in spark.table(f"{silver_db}.orders").select("order_id").collect()]
+    existing = sorted(r.order_id for r in spark.table(f"{silver_db}.orders").select("order_id").collect())
     changed = rng.sample(existing, k=min(len(existing), 6))
     new = range(1000 * batch, 1000 * batch + 5)
     merge(
