@@ -87,7 +87,8 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
         choices=("full", "incremental"),
         default="full",
         help="full (default): rebuild every row of a table whose Silver input changed; incremental: "
-        "recompute only the rows the change touched (3 to 5 times slower than full at 200k and 1M orders: docs/benchmarks.md)",
+        "recompute only the rows the change touched (3 to 5 times slower at 200k and 1M orders: "
+        "docs/benchmarks.md)",
     )
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
