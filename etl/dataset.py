@@ -264,7 +264,24 @@ class Dataset:
 class GoldModel:
     """A Gold table: its definition, the datasets whose Silver tables it reads, and its SQL, in the file
     `<table name>.sql` beside the declaration. The SQL reads each dataset as the view `silver_<dataset>`,
-    so the same text runs locally and on Glue."""
+    so the same text runs locally and on Glue.
+
+    `key` names the columns that identify a row (the SQL's GROUP BY) and `touched` is the SQL that lists the
+    keys of every row a change to Silver can alter, reading the views `changed_<dataset>` (the old and the
+    new version of each Silver row that changed since the table's last build; empty when none did) and
+    `silver_<dataset>`. With both, the Gold job recomputes only those rows (etl/gold/job.py); a key the
+    SQL misses would leave a stale row, which the tests catch by comparing with a full rebuild. Without
+    them, every run that finds Silver changed rebuilds the table in full."""
 
     table: TableDefinition
     reads: tuple[str, ...]
+    key: tuple[str, ...] = ()
+    touched: str | None = None
+
+    def __post_init__(self) -> None:
+        names = {column.name for column in self.table.columns}
+        unknown = [name for name in self.key if name not in names]
+        if unknown:
+            raise ValueError(f"gold.{self.table.name}: key columns {unknown} are not columns of the table")
+        if bool(self.key) != (self.touched is not None):
+            raise ValueError(f"gold.{self.table.name}: declare both `key` and `touched`, or neither")

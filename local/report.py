@@ -117,8 +117,19 @@ def _describe(result: Any) -> str:
             merged = f"merged {runs}"
         return "; ".join([*result.schema_changes, merged, *result.maintenance])
     if isinstance(result, GoldSummary):
-        rebuilt = [table for table in result.rows if table not in result.up_to_date]
-        done = [f"rebuilt {', '.join(f'gold.{table}' for table in rebuilt)}"] if rebuilt else []
+        rebuilt = [
+            table
+            for table in result.rows
+            if table not in result.up_to_date and table not in result.incremental
+        ]
+        names = [
+            f"gold.{t}" + (f" ({result.full_rebuilds[t]})" if t in result.full_rebuilds else "")
+            for t in rebuilt
+        ]
+        done = [f"rebuilt {', '.join(names)}"] if rebuilt else []
+        if result.incremental:
+            keys = ", ".join(f"gold.{table} ({n:,} keys)" for table, n in result.incremental.items())
+            done.append(f"recomputed the rows Silver changed in {keys}")
         if result.up_to_date:
             kept = ", ".join(f"gold.{table}" for table in result.up_to_date)
             done.append(f"kept {kept}: the Silver tables they read are unchanged")

@@ -19,4 +19,7 @@ MODEL = GoldModel(
         ),
     ),
     reads=("orders", "customers"),
+    key=("customer_id",),
+    # A customer's row depends on their orders and their own Silver row, and on nothing else.
+    touched="SELECT customer_id FROM changed_orders UNION SELECT customer_id FROM changed_customers",
 )

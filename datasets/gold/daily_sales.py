@@ -18,4 +18,7 @@ MODEL = GoldModel(
         ),
     ),
     reads=("orders",),
+    key=("order_date", "currency"),
+    # An order that changed leaves the group of its old version and joins that of its new one.
+    touched="SELECT CAST(created_at AS DATE) AS order_date, currency FROM changed_orders",
 )

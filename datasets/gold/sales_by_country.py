@@ -3,6 +3,32 @@
 from etl.dataset import GoldModel
 from etl.tables import Column, Layer, TableDefinition
 
+# The groups a change can move rows between, with old and new versions on both sides of the join:
+# - a changed order leaves the group of its old (customer's country, currency) and joins its new one;
+# - a changed customer moves every order they have, from their old country to their new one, and one
+#   that appears (or goes) moves their orders out of (or into) the null country.
+TOUCHED = """
+WITH customers AS (
+    SELECT customer_id, country FROM silver_customers
+    UNION ALL SELECT customer_id, country FROM changed_customers
+),
+orders AS (
+    SELECT customer_id, currency FROM silver_orders
+    UNION ALL SELECT customer_id, currency FROM changed_orders
+)
+SELECT c.country, o.currency
+FROM changed_orders AS o
+LEFT JOIN customers AS c ON c.customer_id = o.customer_id
+UNION
+SELECT c.country, o.currency
+FROM orders AS o
+JOIN changed_customers AS c ON c.customer_id = o.customer_id
+UNION
+SELECT NULL AS country, o.currency
+FROM orders AS o
+JOIN changed_customers AS c ON c.customer_id = o.customer_id
+"""
+
 MODEL = GoldModel(
     table=TableDefinition(
         layer=Layer.GOLD,
@@ -16,4 +42,6 @@ MODEL = GoldModel(
         ),
     ),
     reads=("orders", "customers"),
+    key=("country", "currency"),
+    touched=TOUCHED,
 )
