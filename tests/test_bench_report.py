@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from benchmarks.ingestion import IngestionFigures
@@ -18,6 +20,9 @@ from benchmarks.report import (
     StepTime,
     table,
 )
+from benchmarks.run import run_times
+from etl.pipeline import BRONZE, GOLD, SILVER
+from local.runner import PipelineRun, StepRun
 
 
 def _run(orders: int, run: str, silver: float, gold: float, baseline: float | None = None) -> RunTimes:
@@ -112,3 +117,25 @@ def test_the_table_aligns_the_figures_right() -> None:
         "Silver orders   1.25",
         "Gold           10.00",
     ]
+
+
+def test_run_times_keep_each_dataset_s_steps_and_add_up_a_repeated_step() -> None:
+    executed = PipelineRun("r", datetime(2026, 1, 1, tzinfo=UTC))
+    executed.steps = [
+        StepRun(BRONZE, 1.0, {"records": 10}, 1, "orders"),
+        StepRun(BRONZE, 2.0, {"records": 5}, 2, "orders"),
+        StepRun(SILVER, 3.0, {}, 1, "orders"),
+        StepRun(BRONZE, 0.5, {"records": 4}, 1, "customers"),
+        StepRun(SILVER, 0.25, {}, 1, "customers"),
+        StepRun(GOLD, 0.75, {}),
+    ]
+    times = run_times(1_000, FULL, executed)
+    assert [(step.label, step.project_s) for step in times.steps] == [
+        ("Bronze orders", 3.0),
+        ("Silver orders", 3.0),
+        ("Bronze customers", 0.5),
+        ("Silver customers", 0.25),
+        ("Gold", 0.75),
+    ]
+    assert times.records == 19
+    assert times.total_s == pytest.approx(7.5)
