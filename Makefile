@@ -39,7 +39,7 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# Sizes, comma-separated; about 15 minutes by default on 2 cores (docs/benchmarks.md).
+# Sizes, comma-separated; about 20 minutes by default on 2 cores (docs/benchmarks.md).
 ORDERS ?= 200000,1000000
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --orders $(ORDERS) $(ARGS)
