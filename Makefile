@@ -11,7 +11,7 @@ ARGS ?=
 help:
 	@echo "make run    run the local pipeline on the bundled sample API (data in ./data)"
 	@echo "make test   lint, type-check and run the whole test suite"
-	@echo "make bench  benchmark the pipeline (ORDERS=1000000 by default)"
+	@echo "make bench  the pipeline against a hand-written baseline (ORDERS=200000,1000000 by default; ARGS=--with-3m adds 3M)"
 	@echo "make deploy-policy  regenerate docs/deploy-policy/<stack>.json from the resources each stack declares"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -39,7 +39,8 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-ORDERS ?= 1000000
+# Sizes, comma-separated; about 20 minutes by default on 2 cores (docs/benchmarks.md).
+ORDERS ?= 200000,1000000
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --orders $(ORDERS) $(ARGS)
 

@@ -1,95 +1,122 @@
-"""`make bench`: the local pipeline on N orders, then again after a 1% change.
+"""`make bench`: the pipeline against a hand-written baseline, at several sizes, in one process.
 
-For each Silver write mode (merge-on-read, copy-on-write) it runs the real pipeline twice through the
-local runner and prints time and throughput per step and the ratio of the incremental run to the full run
-(Spark start excluded: one session serves every run). It does the same for the naive alternative, which
-rebuilds Silver from all of Bronze and overwrites it. Then it times the ingestion against a plain
-fetch-and-gzip loop and measures its peak memory at two sizes (benchmarks/ingestion.py), and last the bytes
-on disk per table after `--storage-runs` small runs (benchmarks/storage.py). The sample API always runs in
-a separate process.
+For each size (200,000 and 1,000,000 orders by default; `--with-3m` adds 3,000,000) the sample API serves
+the orders (and their customers) from a process of its own, and the local pipeline runs three times
+through the local runner: a full run, a run after a 1% change, and a run with nothing new. After the
+first two, the hand-written baseline (benchmarks/handwritten.py) merges the same Bronze runs of orders
+into Silver tables of its own and rebuilds Gold from them with the project's SQL, each timed alone.
+
+One SparkSession serves everything: its creation, timed first, is the "Spark start" a run with nothing
+new is held to; no other figure includes it. A small warm-up of every code path comes before anything
+is timed. Then the ingestion is timed against a plain fetch-and-gzip loop at the smallest size, and its
+peak memory measured at two sizes (benchmarks/ingestion.py). Every figure is printed next to its target
+from issue 9 (benchmarks/report.py) and saved as JSON (`--json`). `--write-modes` adds the comparison of
+Silver write modes and the naive rebuild (benchmarks/write_modes.py), `--storage-runs N` the bytes on
+disk per table after N small runs (benchmarks/storage.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ingestion import IngestionFigures, measure_ingestion, print_ingestion
-from benchmarks.naive import rebuild_silver
+from benchmarks import handwritten
+from benchmarks.ingestion import measure_ingestion, print_ingestion
+from benchmarks.report import (
+    FULL,
+    INCREMENTAL,
+    NO_CHANGE,
+    BenchFigures,
+    RunTimes,
+    StepTime,
+    print_checks,
+    print_times,
+)
 from benchmarks.sample_process import sample_api_process
-from benchmarks.storage import TableStorage, print_storage, storage_after_runs
+from benchmarks.storage import print_storage, storage_after_runs
+from benchmarks.write_modes import MODES, pipeline_runs, print_pipeline
+from etl import registry
 from etl.bronze.settings import IngestionSettings, SourceSettings
-from etl.registry import silver_tables
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy
-from local.report import text_table
 from local.runner import LocalLayout, LocalRunner, PipelineRun
 from local.sample_api.generator import SampleSource
 from local.session import build_session
 
-MODES = ("merge-on-read", "copy-on-write")
-TARGET_INCREMENTAL_RATIO = 0.25
-
-
-@dataclass
-class Measurement:
-    approach: str  # a write mode, or "overwrite (naive)"
-    run: str  # "full" or "incremental"
-    records: int  # records ingested by the run
-    ingest_s: float
-    silver_s: float
-    gold_s: float
-
-    @property
-    def total_s(self) -> float:
-        return self.ingest_s + self.silver_s + self.gold_s
+DEFAULT_SIZES = (200_000, 1_000_000)
+LARGE = 3_000_000
+MEMORY_SIZES = (100_000, 1_000_000)  # the sizes issue 9's memory target compares
+PAGE_SIZE = 1000
+# The runs of each size: how many batches the sample API has published by then. The run with nothing new
+# sees the same two batches again, so the source has only the record at the watermark to re-deliver.
+BATCHES = {FULL: 1, INCREMENTAL: 2, NO_CHANGE: 2}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument(
+        "--orders",
+        type=lambda text: tuple(int(size) for size in text.split(",") if size),
+        default=DEFAULT_SIZES,
+        help="the sizes, comma-separated (default: 200000,1000000)",
+    )
+    parser.add_argument("--with-3m", action="store_true", help=f"add a size of {LARGE:,} orders")
     parser.add_argument("--change", type=float, default=0.01, help="size of the second run, as a share")
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench"))
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--json", type=Path, default=None, help="where to save the figures (default: in --work-dir)"
+    )
     parser.add_argument(
         "--skip-ingestion", action="store_true", help="skip the ingestion / floor timing and memory"
     )
-    parser.add_argument("--storage-runs", type=int, default=30, help="0 to skip the storage measurement")
+    parser.add_argument("--write-modes", action="store_true", help="compare the Silver write modes too")
+    parser.add_argument("--storage-runs", type=int, default=0, help="measure storage after N small runs")
     parser.add_argument("--storage-orders", type=int, default=10_000)
     args = parser.parse_args()
+    sizes = sorted({*args.orders, *((LARGE,) if args.with_3m else ())})
 
     shutil.rmtree(args.work_dir, ignore_errors=True)
     args.work_dir.mkdir(parents=True)
+    began = time.perf_counter()
     spark = build_session(str(args.work_dir / "warehouse"), app_name="lakehouse-bench")
+    figures = BenchFigures(spark_start_s=time.perf_counter() - began)
     spark.sparkContext.setLogLevel("ERROR")
-    source = SampleSource(initial_orders=args.orders, change_fraction=args.change)
     print(
-        f"Benchmark: {args.orders:,} orders, then a {args.change:.0%} change; sample API in its own process\n"
+        f"Benchmark: {', '.join(f'{size:,}' for size in sizes)} orders, each a full run, a {args.change:.0%} "
+        f"change and a run with nothing new; Spark start {figures.spark_start_s:.1f} s; load average "
+        f"{_load():.1f}; {os.cpu_count()} cores\n",
+        flush=True,
     )
 
-    print("warming up (a small run compiles Spark's code paths before anything is timed) ...", flush=True)
-    pipeline_runs(
-        spark, SampleSource(initial_orders=2_000), args.work_dir / "warm-up", MODES[0], with_naive=True
+    print("warming up (a small run of every code path before anything is timed) ...", flush=True)
+    measure_size(
+        spark, SampleSource(initial_orders=2_000, change_fraction=args.change), args.work_dir, "warm_up"
     )
+    for size in sizes:
+        source = SampleSource(initial_orders=size, change_fraction=args.change)
+        figures.runs += measure_size(spark, source, args.work_dir, f"o{size}")
+    print_times(figures)
 
-    measurements: list[Measurement] = []
-    for position, mode in enumerate(args.modes.split(",")):
-        measurements += pipeline_runs(spark, source, args.work_dir, mode, with_naive=position == 0)
-    print_pipeline(measurements, args.orders)
-
-    ingestion: IngestionFigures | None = None
     if not args.skip_ingestion:
-        ingestion = measure_ingestion(args.orders, args.work_dir)
-        print_ingestion(ingestion)
+        memory = MEMORY_SIZES if sizes[-1] >= MEMORY_SIZES[-1] else (max(1, sizes[0] // 10), sizes[0])
+        figures.ingestion = measure_ingestion(sizes[0], args.work_dir, memory_sizes=memory)
+        print_ingestion(figures.ingestion)
+    print_checks(figures.checks())
 
-    storage: list[TableStorage] = []
+    if args.write_modes:
+        source = SampleSource(initial_orders=sizes[0], change_fraction=args.change)
+        measurements = []
+        for position, mode in enumerate(MODES):
+            measurements += pipeline_runs(spark, source, args.work_dir, mode, with_naive=position == 0)
+        print_pipeline(measurements, sizes[0])
     if args.storage_runs:
         policy = MaintenancePolicy()
         storage = storage_after_runs(
@@ -101,97 +128,61 @@ def main() -> None:
         )
         print_storage(storage, args.storage_runs, policy)
 
-    results = args.work_dir / "results.json"
-    results.write_text(
-        json.dumps(
-            {
-                "orders": args.orders,
-                "change": args.change,
-                "runs": [asdict(m) for m in measurements],
-                "ingestion": ingestion.as_dict() if ingestion else None,
-                "storage": [asdict(table) for table in storage],
-            },
-            indent=2,
-        )
-    )
-    print(f"\nFigures saved to {results}")
+    results = args.json or args.work_dir / "results.json"
+    results.write_text(json.dumps({"change": args.change, **figures.as_dict()}, indent=2))
+    print(f"\nFigures saved to {results}; the benchmark took {time.perf_counter() - began:.0f} s")
 
 
-def pipeline_runs(
-    spark: Any, source: SampleSource, work_dir: Path, mode: str, with_naive: bool
-) -> list[Measurement]:
-    """The full run and the incremental run with `mode`, and (if asked) the naive rebuild after each."""
-    tag = f"{work_dir.name}_{mode}".replace("-", "_")
+def measure_size(spark: Any, source: SampleSource, work_dir: Path, tag: str) -> list[RunTimes]:
+    """The full, incremental and no-change runs of the project on `source`, and the baseline's Silver
+    orders and Gold after the first two, in databases of its own."""
     layout = LocalLayout(work_dir / tag, silver_database=f"silver_{tag}", gold_database=f"gold_{tag}")
-    overrides = {f"write.{op}.mode": mode for op in ("merge", "update", "delete")}
-    ensure_tables(spark, layout.silver_database, silver_tables(), overrides)
-    naive_database = f"silver_naive_{tag}"
-    if with_naive:
-        ensure_tables(spark, naive_database, silver_tables())
-
-    results = []
-    for batches, run in ((1, "full"), (2, "incremental")):
-        print(f"{mode}: {run} run of {layout.data_dir.name} ...", flush=True)
-        with sample_api_process(SampleSource(**{**asdict(source), "batches": batches})) as url:
-            settings = IngestionSettings(SourceSettings(url, page_size=1000), str(layout.bronze))
+    baseline_silver, baseline_gold = f"silver_baseline_{tag}", f"gold_baseline_{tag}"
+    # Created untimed, as a hand-written job's tables are created once, by hand.
+    ensure_tables(spark, baseline_silver, registry.dataset("orders").tables)
+    ensure_tables(spark, baseline_gold, tuple(model.table for model in registry.gold_models()))
+    measured = []
+    for run, batches in BATCHES.items():
+        print(f"{source.initial_orders:,} orders: {run} run ...", flush=True)
+        with sample_api_process(replace(source, batches=batches)) as url:
+            settings = IngestionSettings(SourceSettings(url, page_size=PAGE_SIZE), str(layout.bronze))
             executed = LocalRunner(layout, settings, spark_factory=lambda: spark).run()
-        measured = _measure(mode, run, executed)
-        results.append(measured)
-        if with_naive:
+        times = run_times(source.initial_orders, run, executed)
+        if run != NO_CHANGE:
+            run_ids = [str(result["run_id"]) for result in executed.results("Bronze", "orders")]
             began = time.perf_counter()
-            rebuild_silver(spark, str(layout.bronze), naive_database)
-            rebuild_s = time.perf_counter() - began
-            # The same ingestion and Gold rebuild; only the Silver step differs.
-            results.append(
-                Measurement(
-                    "overwrite (naive)", run, measured.records, measured.ingest_s, rebuild_s, measured.gold_s
-                )
-            )
-    return results
+            handwritten.silver_orders(spark, str(layout.bronze), baseline_silver, run_ids)
+            _set_baseline(times, "Silver orders", time.perf_counter() - began)
+            began = time.perf_counter()
+            silver = {d.name: layout.silver_database for d in registry.datasets()}
+            handwritten.gold_models(spark, {**silver, "orders": baseline_silver}, baseline_gold)
+            _set_baseline(times, "Gold", time.perf_counter() - began)
+        times.load_average = _load()
+        measured.append(times)
+    return measured
 
 
-def print_pipeline(measurements: list[Measurement], orders: int) -> None:
-    rows = []
-    for m in measurements:
-        rows.append(
-            [
-                m.approach,
-                m.run,
-                m.records,
-                round(m.ingest_s, 1),
-                round(m.silver_s, 1),
-                round(m.gold_s, 1),
-                round(m.total_s, 1),
-                round(m.records / m.ingest_s) if m.ingest_s else 0,
-                round(m.records / m.silver_s) if m.silver_s else 0,
-            ]
-        )
-    headers = [
-        "approach",
-        "run",
-        "records",
-        "ingest s",
-        "silver s",
-        "gold s",
-        "total s",
-        "ingest rec/s",
-        "silver rec/s",
-    ]
-    print("\n" + text_table(headers, rows, thousands=True))
-    print("\nIncremental run / full run (Spark start excluded; target <= 0.25):")
-    for approach in dict.fromkeys(m.approach for m in measurements):
-        full = next(m for m in measurements if m.approach == approach and m.run == "full")
-        incremental = next(m for m in measurements if m.approach == approach and m.run == "incremental")
-        ratio = incremental.total_s / full.total_s
-        verdict = "meets" if ratio <= TARGET_INCREMENTAL_RATIO else "misses"
-        silver = incremental.silver_s / full.silver_s
-        print(f"  {approach:<18} {ratio:.3f} ({verdict} the target); Silver step alone {silver:.3f}")
+def run_times(orders: int, run: str, executed: PipelineRun) -> RunTimes:
+    """Seconds per step and dataset (a repeated step's runs added up), in the order they ran."""
+    seconds: dict[tuple[str, str | None], float] = {}
+    for step in executed.steps:
+        key = (step.step.name, step.dataset)
+        seconds[key] = seconds.get(key, 0.0) + step.seconds
+    records = sum(
+        int(result["records"]) for name in executed.datasets for result in executed.results("Bronze", name)
+    )
+    steps = [StepTime(step, dataset, spent) for (step, dataset), spent in seconds.items()]
+    return RunTimes(orders, run, records, steps)
 
 
-def _measure(approach: str, run: str, executed: PipelineRun) -> Measurement:
-    seconds = {step.step.name: step.seconds for step in executed.steps}
-    records = int(executed.result("Bronze")["records"])
-    return Measurement(approach, run, records, seconds["Bronze"], seconds["Silver"], seconds["Gold"])
+def _set_baseline(times: RunTimes, label: str, seconds: float) -> None:
+    step = times.step(label)
+    if step is not None:
+        step.baseline_s = seconds
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,10 +22,11 @@ def sample_api_process(source: SampleSource) -> Iterator[str]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        banner = process.stdout.readline()  # "Sample API on http://127.0.0.1:PORT/v1/orders ..."
-        if not banner.startswith("Sample API on "):
+        banner = process.stdout.readline()  # "Sample API on http://127.0.0.1:PORT/v1/orders, ..."
+        base_url = re.match(r"Sample API on (http://[^/\s,]+)/", banner)
+        if base_url is None:
             raise RuntimeError(f"the sample API did not start: {banner!r}")
-        yield banner.split()[3].removesuffix("/v1/orders")
+        yield base_url.group(1)
     finally:
         process.terminate()
         process.wait(timeout=30)
