@@ -37,6 +37,10 @@ RECORDS_READ = "RecordsRead"
 RECORDS_ACCEPTED = "RecordsAccepted"
 RECORDS_QUARANTINED = "RecordsQuarantined"
 RECORDS_MERGED = "RecordsMerged"
+# Audits of the run's branch that failed (etl/audit/checks.py); one metric per audit and table besides
+# (see audit_result): 1 failed, 0 passed.
+AUDITS_FAILED = "AuditsFailed"
+AUDIT = "Audit"
 # Rows of each table the step writes, one metric per table (see table_rows).
 TABLE_ROWS = "Rows"
 
@@ -52,6 +56,11 @@ def namespace_of(stack: str) -> str:
 def table_rows(table: str) -> str:
     """The metric of a table's row count after a run, e.g. Rows.daily_sales."""
     return f"{TABLE_ROWS}.{table}"
+
+
+def audit_result(audit: str, table: str) -> str:
+    """The metric of one audit's outcome, e.g. Audit.quarantine_rate.silver.orders."""
+    return f"{AUDIT}.{audit}.{table}"
 
 
 def dimension_sets(dataset: str | None) -> list[list[str]]:

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 from etl import metrics, pipeline, registry
 from etl.catalog import table_identifier
 from etl.dataset import GoldModel
+from etl.spark.branches import current_snapshot, writes_on_branch
 from etl.spark.jobs import (
     add_maintenance_arguments,
     ensure_tables,
@@ -46,6 +47,9 @@ class GoldArguments:
     silver_database: str
     gold_database: str
     maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
+    # The branch the models read Silver on and are written to (etl/spark/branches.py); None: `main`.
+    # On a branch the maintenance waits for the publishing, which must find `main` unchanged.
+    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,12 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
     parser = argparse.ArgumentParser(prog="gold", description=__doc__, allow_abbrev=False)
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
     parser.add_argument(pipeline.GOLD_DATABASE, required=True)
+    parser.add_argument(pipeline.BRANCH, default=None, help="the run's branch (default: main)")
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
-    return GoldArguments(args.silver_database, args.gold_database, maintenance_policy(args))
+    return GoldArguments(
+        args.silver_database, args.gold_database, maintenance_policy(args), args.branch or None
+    )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -86,6 +93,7 @@ class SilverMissing(RuntimeError):
 BUILT_FROM = "lakehouse.built-from"
 
 
+@writes_on_branch
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     models = registry.gold_models()
     schema_changes = tuple(ensure_tables(spark, args.gold_database, tuple(model.table for model in models)))
@@ -106,7 +114,8 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
             continue
         aggregate = transform(spark, model)
         rows[table.name] = save(aggregate, table, args.gold_database, source)
-        maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
+        if args.branch is None:
+            maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
     return GoldSummary(
         rows=rows,
         up_to_date=tuple(up_to_date),
@@ -123,8 +132,7 @@ def silver_snapshots(spark: SparkSession, database: str, datasets: Sequence[str]
         # Gold only reads Silver (its role cannot create tables there), so a missing table is an error.
         if not spark.catalog.tableExists(identifier):
             raise SilverMissing(f"{identifier} does not exist yet: run the Silver job first")
-        properties = spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()
-        snapshots[name] = next((r["value"] for r in properties if r["key"] == "current-snapshot-id"), "none")
+        snapshots[name] = current_snapshot(spark, identifier)
     return snapshots
 
 
@@ -137,8 +145,7 @@ def built_from(model: GoldModel, snapshots: dict[str, str]) -> str:
 
 def load_current_build(spark: SparkSession, identifier: str) -> tuple[str, int] | None:
     """(what the table's current rows were built from, how many there are), or None when unknown."""
-    properties = spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()
-    current = next((r["value"] for r in properties if r["key"] == "current-snapshot-id"), "none")
+    current = current_snapshot(spark, identifier)
     if current == "none":
         return None
     summary = spark.sql(
