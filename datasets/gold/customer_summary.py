@@ -1,7 +1,7 @@
 """gold.customer_summary: orders, lifetime value, first and last order, country and segment per customer."""
 
 from datasets.orders import PAID_REVENUE
-from etl.audit.checks import NoNullKeys, RowCountChange, SumMatchesSilver
+from etl.audit.checks import NoNullKeys, RowCountDrop, SumMatchesSilver
 from etl.dataset import GoldModel
 from etl.tables import Column, Layer, TableDefinition
 
@@ -25,6 +25,6 @@ MODEL = GoldModel(
         NoNullKeys(columns=("customer_id",)),
         # Every order's revenue lands in exactly one row, whatever the join with customers finds.
         SumMatchesSilver(column="lifetime_value", dataset="orders", silver_sum=PAID_REVENUE),
-        RowCountChange(),
+        RowCountDrop(),
     ),
 )

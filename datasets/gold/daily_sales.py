@@ -1,7 +1,7 @@
 """gold.daily_sales: orders and revenue per UTC order date and currency."""
 
 from datasets.orders import PAID_REVENUE
-from etl.audit.checks import NoNullKeys, RowCountChange, SumMatchesSilver
+from etl.audit.checks import NoNullKeys, RowCountDrop, SumMatchesSilver
 from etl.dataset import GoldModel
 from etl.tables import Column, Layer, TableDefinition
 
@@ -24,6 +24,6 @@ MODEL = GoldModel(
         NoNullKeys(columns=("order_date", "currency")),
         # Every order's revenue lands in exactly one row, whatever the join with customers finds.
         SumMatchesSilver(column="gross_revenue", dataset="orders", silver_sum=PAID_REVENUE),
-        RowCountChange(),
+        RowCountDrop(),
     ),
 )

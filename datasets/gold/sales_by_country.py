@@ -1,7 +1,7 @@
 """gold.sales_by_country: orders and revenue per customer country and currency."""
 
 from datasets.orders import PAID_REVENUE
-from etl.audit.checks import NoNullKeys, RowCountChange, SumMatchesSilver
+from etl.audit.checks import NoNullKeys, RowCountDrop, SumMatchesSilver
 from etl.dataset import GoldModel
 from etl.tables import Column, Layer, TableDefinition
 
@@ -22,6 +22,6 @@ MODEL = GoldModel(
         NoNullKeys(columns=("currency",)),
         # Every order's revenue lands in exactly one row, whatever the join with customers finds.
         SumMatchesSilver(column="gross_revenue", dataset="orders", silver_sum=PAID_REVENUE),
-        RowCountChange(),
+        RowCountDrop(),
     ),
 )

@@ -34,7 +34,7 @@ from etl.audit.checks import (
     NoNullKeys,
     QuarantineRate,
     RecordsIngested,
-    RowCountChange,
+    RowCountDrop,
     SumMatchesSilver,
 )
 from etl.catalog import table_identifier
@@ -42,10 +42,8 @@ from etl.dataset import Dataset, GoldModel
 from etl.spark.branches import (
     MAIN,
     branch_snapshots,
-    on_branch,
     publish,
     require_branch_name,
-    session_branch,
 )
 from etl.spark.jobs import add_maintenance_arguments, glue_session, maintenance_policy, parse_job_arguments
 from etl.spark.maintenance import MaintenancePolicy, maintain
@@ -159,20 +157,23 @@ def measure(
     thresholds: AuditThresholds,
     now: datetime | None = None,
 ) -> list[AuditResult]:
-    """Every declared audit, measured on `branch` (a table the run did not write is read on `main`)."""
+    """Every declared audit, measured on `branch` (a table the run did not write is read on `main`).
+
+    The tables are read at their snapshots (`VERSION AS OF`), not through `spark.wap.branch`: Iceberg
+    refuses time travel in a session that names a branch, and the audits compare the branch with `main`.
+    """
     now = now or utc_now()
-    with on_branch(spark, branch):
-        runs = load_new_runs(spark, silver_database)
-        results = [
-            measure_dataset_audit(spark, audit, dataset, silver_database, runs, thresholds, now)
-            for dataset in registry.datasets()
-            for audit in dataset.audits
-        ]
-        results += [
-            measure_gold_audit(spark, audit, model, silver_database, gold_database, thresholds)
-            for model in registry.gold_models()
-            for audit in model.audits
-        ]
+    runs = load_new_runs(spark, silver_database, branch)
+    results = [
+        measure_dataset_audit(spark, audit, dataset, silver_database, branch, runs, thresholds, now)
+        for dataset in registry.datasets()
+        for audit in dataset.audits
+    ]
+    results += [
+        measure_gold_audit(spark, audit, model, silver_database, gold_database, branch, thresholds)
+        for model in registry.gold_models()
+        for audit in model.audits
+    ]
     return results
 
 
@@ -190,22 +191,21 @@ def publish_branch(spark: SparkSession, silver_database: str, gold_database: str
 # -- the measures -----------------------------------------------------------------------------------------
 
 
-def load_new_runs(spark: SparkSession, database: str) -> DataFrame:
+def load_new_runs(spark: SparkSession, database: str, branch: str) -> DataFrame:
     """The ledger rows on the branch that `main` does not have: the ingestion runs this run merged."""
     ledger = table_identifier(database, SILVER_INGESTION_RUNS.name)
-    on_branch_rows = spark.table(ledger)
-    published = load_main(spark, ledger)
-    if published is None:
-        return on_branch_rows
+    on_branch_rows = load_table(spark, ledger, branch)
+    published = load_table(spark, ledger, MAIN)
     return on_branch_rows.join(published.select("run_id"), "run_id", "left_anti")
 
 
-def load_main(spark: SparkSession, identifier: str) -> DataFrame | None:
-    """The table as `main` has it, None before its first published snapshot."""
+def load_table(spark: SparkSession, identifier: str, branch: str) -> DataFrame:
+    """The table as `branch` has it, else as `main` has it; no rows before its first snapshot."""
     heads = branch_snapshots(spark, identifier)
-    if MAIN not in heads:
-        return None
-    return spark.sql(f"SELECT * FROM {identifier} VERSION AS OF {heads[MAIN]}")
+    snapshot = heads.get(branch, heads.get(MAIN))
+    if snapshot is None:
+        return spark.table(identifier)  # no snapshot: no rows
+    return spark.sql(f"SELECT * FROM {identifier} VERSION AS OF {snapshot}")
 
 
 def measure_dataset_audit(
@@ -213,6 +213,7 @@ def measure_dataset_audit(
     audit: Audit,
     dataset: Dataset,
     database: str,
+    branch: str,
     runs: DataFrame,
     thresholds: AuditThresholds,
     now: datetime,
@@ -236,7 +237,9 @@ def measure_dataset_audit(
         if bound_hours == 0:
             return AuditResult(audit.name, table, 0, "off (0 h)", True, detail="not checked")
         column = audit.column or dataset.version
-        newest = spark.table(table_identifier(database, dataset.name)).agg(F.max(column)).first()
+        newest = (
+            load_table(spark, table_identifier(database, dataset.name), branch).agg(F.max(column)).first()
+        )
         if newest is None or newest[0] is None:
             return AuditResult(
                 audit.name, table, 0, f"<= {bound_hours} h", False, detail=f"the table has no {column}"
@@ -263,11 +266,9 @@ def _records_ingested(
     if records < bound:
         return AuditResult(audit.name, table, records, threshold, False, " records")
     if records == 0 and runs:
-        ledger = load_main(spark, table_identifier(database, SILVER_INGESTION_RUNS.name))
+        ledger = load_table(spark, table_identifier(database, SILVER_INGESTION_RUNS.name), MAIN)
         before = (
-            []
-            if ledger is None
-            else ledger.where(F.col("dataset") == dataset.name)
+            ledger.where(F.col("dataset") == dataset.name)
             .orderBy(F.col("ingested_at").desc(), F.col("run_id").desc())
             .select("records")
             .limit(runs)
@@ -285,39 +286,37 @@ def measure_gold_audit(
     model: GoldModel,
     silver_database: str,
     gold_database: str,
+    branch: str,
     thresholds: AuditThresholds,
 ) -> AuditResult:
     name = model.table.name
     table, identifier = f"{gold_database}.{name}", table_identifier(gold_database, name)
     if isinstance(audit, NoNullKeys):
         nulls = (
-            spark.table(identifier)
+            load_table(spark, identifier, branch)
             .where(" OR ".join(f"{column} IS NULL" for column in audit.columns))
             .count()
         )
         detail = f"null {' or '.join(audit.columns)}"
         return AuditResult(audit.name, table, nulls, "= 0", nulls == 0, " rows", detail)
     if isinstance(audit, SumMatchesSilver):
-        gold = spark.table(identifier).agg(F.coalesce(F.sum(audit.column), F.lit(0))).first()
-        silver = spark.sql(
-            f"SELECT {audit.silver_sum} FROM {table_identifier(silver_database, audit.dataset)}"
-        ).first()
+        gold = load_table(spark, identifier, branch).agg(F.coalesce(F.sum(audit.column), F.lit(0))).first()
+        silver_table = table_identifier(silver_database, audit.dataset)
+        silver = load_table(spark, silver_table, branch).selectExpr(audit.silver_sum).first()
         gold_sum, silver_sum = (gold[0] if gold else 0), (silver[0] if silver else 0)
         difference = abs(gold_sum - silver_sum)
         detail = f"sum of {audit.column} {gold_sum}, {silver_database}.{audit.dataset} {silver_sum}"
         return AuditResult(audit.name, table, float(difference), "= 0", difference == 0, " apart", detail)
-    if isinstance(audit, RowCountChange):
-        bound = thresholds.max_row_change_percent
+    if isinstance(audit, RowCountDrop):
+        bound = thresholds.max_row_drop_percent
         heads = branch_snapshots(spark, identifier)
-        now_rows = _total_records(
-            spark, identifier, heads.get(session_branch(spark) or MAIN, heads.get(MAIN))
-        )
         before = _total_records(spark, identifier, heads.get(MAIN))
+        after = _total_records(spark, identifier, heads.get(branch, heads.get(MAIN)))
         if not before:
             return AuditResult(audit.name, table, 0, f"<= {bound}%", True, "%", "no published rows yet")
-        change = 100.0 * abs(now_rows - before) / before
-        detail = f"{before} -> {now_rows} rows"
-        return AuditResult(audit.name, table, round(change, 2), f"<= {bound}%", change <= bound, "%", detail)
+        drop = max(0.0, 100.0 * (before - after) / before)
+        detail = f"{before} -> {after} rows"
+        return AuditResult(audit.name, table, round(drop, 2), f"<= {bound}%", drop <= bound, "%", detail)
     raise TypeError(f"gold.{name}: {type(audit).__name__} is not an audit of a Gold table")
 
 

@@ -3,7 +3,8 @@
 With the session setting `spark.wap.branch` and the table property `write.wap.enabled` (every table has it,
 etl/tables.py), Iceberg sends every write of the session to that branch and reads the branch where the
 table has it, else `main`; a write creates the branch from `main`. So the jobs' reads and writes stay as
-they are: `on_branch` sets the branch around a job, and the few places that look at a table's current
+they are: `on_branch` sets the branch around a job, `etl.spark.jobs.ensure_tables` creates it on the
+tables the job writes, and the few places that look at a table's current
 snapshot ask `current_snapshot`, which answers for the session's branch. Publishing fast-forwards `main`
 to the branch (`main` must still be its ancestor: nothing else may commit to `main` meanwhile, not even
 maintenance) and drops the branch.
@@ -99,6 +100,13 @@ def current_snapshot(spark: SparkSession, identifier: str) -> str:
     if branch is not None and branch in heads:
         return str(heads[branch])
     return str(heads[MAIN]) if MAIN in heads else "none"
+
+
+def create_branch(spark: SparkSession, identifier: str, branch: str) -> None:
+    """Start `branch` at `main`'s head (an empty snapshot when `main` has none). Created by the first
+    write instead, the branch's first snapshot would count its rows from zero (Iceberg 1.10 sums the
+    `total-records` of that commit as if the branch had been empty)."""
+    spark.sql(f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS `{require_branch_name(branch)}`")
 
 
 def publish(spark: SparkSession, database: str, table: str, branch: str) -> bool:
