@@ -75,7 +75,7 @@ class RunMetrics:
     namespace: str
     step: str
     dataset: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)  # whole counts, and audit measures
     duration_seconds: float = 0.0
     failed: bool = False
 

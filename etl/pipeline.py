@@ -266,8 +266,8 @@ AUDIT = Step(
     inputs=MappingProxyType({BRANCH: ExecutionValue.RUN_ID}),
     # The thresholds (etl/audit/checks.py): the stack config's in AWS, the same defaults locally.
     settings=(SILVER_DATABASE, GOLD_DATABASE, PUBLISH_ANYWAY, *AuditThresholds().arguments()),
-    reads=(Layer.SILVER, Layer.GOLD),
-    # Publishing commits to every table (fast-forward), and maintenance follows it.
+    # Publishing commits to every table (a fast-forward), and maintenance follows it; what a step may
+    # write it may read, so `reads` stays empty.
     writes=(Layer.SILVER, Layer.GOLD),
     metrics=(metrics.AUDITS_FAILED,),
 )

@@ -136,16 +136,12 @@ def run(spark: SparkSession, args: AuditArguments) -> AuditSummary:
     for result in failed:
         logger.warning("published branch %s anyway (--publish-anyway): %s", args.branch, result.line())
     published = publish_branch(spark, args.silver_database, args.gold_database, args.branch)
-    maintenance = [
-        done
-        for identifier in published
-        for done in maintain(
-            spark,
-            *identifier.split("."),
-            args.maintenance,
-            compact=identifier in {f"{args.silver_database}.{d.name}" for d in registry.datasets()},
-        )
-    ]
+    datasets = {f"{args.silver_database}.{dataset.name}" for dataset in registry.datasets()}
+    maintenance = []
+    for identifier in published:
+        database, table = identifier.split(".")
+        # Only the datasets' tables take merge-on-read deletes; the others are appended to or overwritten.
+        maintenance += maintain(spark, database, table, args.maintenance, compact=identifier in datasets)
     return AuditSummary(args.branch, tuple(results), tuple(published), tuple(maintenance))
 
 
