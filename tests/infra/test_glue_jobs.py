@@ -11,6 +11,7 @@ import pytest
 from components.archive import write_zip
 from components.bundles import module_file
 from components.spark_job import GLUE_VERSION
+from etl.audit.checks import AuditThresholds
 from etl.catalog import glue_catalog_conf, glue_conf_argument
 from etl.pipeline import GOLD, PIPELINE, SILVER, Step, StepKind
 from tests.infra.stacks import Resource, StackRun
@@ -92,6 +93,9 @@ def test_job_arguments_are_the_step_settings_and_the_iceberg_catalog(stack: Stac
         "--gold-database": databases["gold"],
         # Reliable checkpoints under the bucket of the layer the job writes (FLEX may take executors away).
         "--checkpoint-root": f"s3://{buckets['silver']}/_checkpoints",
+        # The audits' thresholds: the stack config's (Pulumi.yaml defaults here); never publish anyway.
+        "--publish-anyway": "false",
+        **AuditThresholds().arguments(),
     }
     own = {name: value for name, value in arguments.items() if name in settings}
     assert own == {name: settings[name] for name in step.settings}
