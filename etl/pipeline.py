@@ -268,7 +268,8 @@ AUDIT = Step(
     settings=(SILVER_DATABASE, GOLD_DATABASE, PUBLISH_ANYWAY, *AuditThresholds().arguments()),
     # Publishing commits to every table (a fast-forward), and maintenance follows it; what a step may
     # write it may read, so `reads` stays empty.
-    writes=(Layer.SILVER, Layer.GOLD),
+    # Sized by Gold (`goldWorkers`): it reads metadata and aggregates more than it moves data.
+    writes=(Layer.GOLD, Layer.SILVER),
     metrics=(metrics.AUDITS_FAILED,),
 )
 

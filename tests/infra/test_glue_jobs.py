@@ -13,7 +13,7 @@ from components.bundles import module_file
 from components.spark_job import GLUE_VERSION
 from etl.audit.checks import AuditThresholds
 from etl.catalog import glue_catalog_conf, glue_conf_argument
-from etl.pipeline import GOLD, PIPELINE, SILVER, Step, StepKind
+from etl.pipeline import AUDIT, GOLD, PIPELINE, SILVER, Step, StepKind
 from tests.infra.stacks import Resource, StackRun
 
 SPARK_STEPS = [step for step in PIPELINE.steps if step.kind is StepKind.SPARK_JOB]
@@ -113,8 +113,20 @@ def test_job_logs_go_to_groups_with_the_stack_retention(stack: StackRun, step: S
 
 def test_jobs_are_sized_and_limited_as_the_stack_asks(stack: StackRun) -> None:
     expected = {
-        "dev": {SILVER.name: ("G.1X", 2), GOLD.name: ("G.1X", 2), "class": "FLEX", "timeout": 60},
-        "prod": {SILVER.name: ("G.2X", 10), GOLD.name: ("G.2X", 5), "class": "STANDARD", "timeout": 240},
+        "dev": {
+            SILVER.name: ("G.1X", 2),
+            GOLD.name: ("G.1X", 2),
+            AUDIT.name: ("G.1X", 2),
+            "class": "FLEX",
+            "timeout": 60,
+        },
+        "prod": {
+            SILVER.name: ("G.2X", 10),
+            GOLD.name: ("G.2X", 5),
+            AUDIT.name: ("G.2X", 5),  # sized as Gold, the first layer it writes
+            "class": "STANDARD",
+            "timeout": 240,
+        },
     }[stack.stack]
     for step in SPARK_STEPS:
         job = _job(stack, step).inputs
