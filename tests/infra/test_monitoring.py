@@ -34,7 +34,7 @@ import dataclasses, json, sys
 from pathlib import Path
 from etl import pipeline
 from etl.tables import Layer
-check = dataclasses.replace(pipeline.GOLD, name="Check", description="Check: look at Gold", reads=(Layer.GOLD,))
+check = dataclasses.replace(pipeline.GOLD, name="Check", description="Check: Gold", reads=(Layer.GOLD,))
 pipeline.PIPELINE = dataclasses.replace(pipeline.PIPELINE, steps=(*pipeline.PIPELINE.steps, check))
 from tests.infra import stack_run
 document = stack_run.run("dev")

@@ -229,7 +229,9 @@ def test_a_failed_branch_is_published_and_fails_the_execution_without_gold(dev: 
 
 @pytest.mark.usefixtures("aws")
 def test_an_ingestion_result_without_the_summary_fields_is_a_failure(dev: StackRun) -> None:
-    execution = _execute(dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[{"unexpected": True}, SUMMARY])
+    execution = _execute(
+        dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[{"unexpected": True}, SUMMARY]
+    )
 
     assert execution.status == "FAILED"
     (notification,) = execution.notifications
