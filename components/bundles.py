@@ -25,7 +25,8 @@ REQUIREMENTS_FILE = PROJECT_ROOT / "requirements.txt"
 # What ships to AWS: the engine and the declarations it finds by name (etl/registry.py).
 SHIPPED_PACKAGES = ("etl", "datasets")
 # The Spark side of the engine: the Glue jobs run it, the function never imports it.
-SPARK_PACKAGES = ("etl/silver", "etl/gold", "etl/spark")
+# (The Audit job is Spark; the audits it checks, etl/audit/checks.py, are plain declarations.)
+SPARK_PACKAGES = ("etl/silver", "etl/gold", "etl/spark", "etl/audit/job.py")
 
 # What the ingestion imports besides the standard library, `etl` and the Lambda runtime's boto3.
 LAMBDA_DEPENDENCIES = ("requests", "aws-lambda-powertools")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -22,6 +22,7 @@ from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys
 from components.hardened_bucket import Transition
 from components.ingest_function import FunctionSizing
 from components.spark_job import SparkSizing
+from etl.audit.checks import AuditThresholds
 from etl.bronze.settings import (
     SOURCE_ENV,
     SettingsError,
@@ -157,6 +158,11 @@ class MonitoringConfig:
     quarantine_percent: int  # a dataset's run quarantining more than this share of its records alarms
 
 
+def audit_key(field_name: str) -> str:
+    """The key of an AuditThresholds field: max_quarantine_percent -> auditMaxQuarantinePercent."""
+    return "audit" + "".join(part.capitalize() for part in field_name.split("_"))
+
+
 @dataclass(frozen=True)
 class StackConfig:
     project: str
@@ -169,6 +175,8 @@ class StackConfig:
     analytics: AnalyticsConfig
     budget: BudgetConfig | None  # None: no budget
     monitoring: MonitoringConfig
+    # The bounds of the audits a run's branch passes before main moves (etl/audit/checks.py).
+    audits: AuditThresholds = field(default_factory=AuditThresholds)
 
 
 class _Reader:
@@ -283,6 +291,7 @@ def load_stack_config(project: str | None = None, stack: str | None = None) -> S
         analytics=_read_analytics(reader),
         budget=_read_budget(reader),
         monitoring=_read_monitoring(reader),
+        audits=_read_audits(reader),
     )
     if reader.problems:
         raise ConfigError(
@@ -473,3 +482,11 @@ def _read_monitoring(reader: _Reader) -> MonitoringConfig:
         freshness_hours=reader.integer("alarmFreshnessHours", 1, MAX_FRESHNESS_HOURS),
         quarantine_percent=reader.integer("alarmQuarantinePercent", 0, 100),
     )
+
+
+def _read_audits(reader: _Reader) -> AuditThresholds:
+    values = {
+        f.name: reader.integer(audit_key(f.name), 0, 100 if f.name == "max_quarantine_percent" else None)
+        for f in fields(AuditThresholds)
+    }
+    return AuditThresholds(**values) if not reader.has_problem(*map(audit_key, values)) else AuditThresholds()

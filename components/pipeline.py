@@ -38,6 +38,7 @@ from etl.pipeline import (
     BRONZE_ROOT,
     CHECKPOINT_ROOT,
     GOLD_DATABASE,
+    PUBLISH_ANYWAY,
     SILVER_DATABASE,
     Step,
     StepKind,
@@ -287,6 +288,10 @@ class Pipeline(pulumi.ComponentResource):
             BRONZE_ROOT: pulumi.Output.format("s3://{0}", layers[Layer.BRONZE].bucket_name),
             SILVER_DATABASE: layers[Layer.SILVER].database_name,
             GOLD_DATABASE: layers[Layer.GOLD].database_name,
+            # A run's branch is published only when its audits pass; an operator overrides by starting
+            # the Audit job once with `--publish-anyway true --branch <execution name>`.
+            PUBLISH_ANYWAY: "false",
+            **config.audits.arguments(),
         }
         if CHECKPOINT_ROOT in step.settings:
             # Under the bucket of the layer the step writes, whose role may write there anyway.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from etl.audit.checks import Freshness, QuarantineRate, RecordsIngested
 from etl.dataset import Dataset, Field, Length, OneOf, Pattern, Source
 
 SEGMENTS = ("consumer", "business", "enterprise")
@@ -37,4 +38,5 @@ DATASET = Dataset(
     ),
     keys=("customer_id",),
     version="updated_at",
+    audits=(RecordsIngested(), QuarantineRate(), Freshness(column="updated_at")),
 )

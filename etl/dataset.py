@@ -21,6 +21,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from etl.audit.checks import DATASET_AUDITS, Audit
 from etl.tables import Column, Layer, TableDefinition, quarantine_table
 
 
@@ -209,6 +210,8 @@ class Dataset:
     version: str  # the TIMESTAMP field whose latest value wins; a tie keeps the version received first
     partitioned_by: tuple[str, ...] = ()  # Iceberg partition transforms, e.g. "months(created_at)"
     write_mode: WriteMode = WriteMode.MERGE_ON_READ
+    # What a run's branch must pass before `main` moves (etl/audit/checks.py).
+    audits: tuple[Audit, ...] = DATASET_AUDITS
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -277,6 +280,8 @@ class GoldModel:
     reads: tuple[str, ...]
     key: tuple[str, ...] = ()
     touched: str | None = None
+    # What a run's branch must pass before `main` moves (etl/audit/checks.py).
+    audits: tuple[Audit, ...] = ()
 
     def __post_init__(self) -> None:
         names = {column.name for column in self.table.columns}

@@ -37,6 +37,10 @@ RECORDS_READ = "RecordsRead"
 RECORDS_ACCEPTED = "RecordsAccepted"
 RECORDS_QUARANTINED = "RecordsQuarantined"
 RECORDS_MERGED = "RecordsMerged"
+# Audits of the run's branch that failed (etl/audit/checks.py); one metric per audit and table besides
+# (see audit_result): 1 failed, 0 passed.
+AUDITS_FAILED = "AuditsFailed"
+AUDIT = "Audit"
 # Rows of each table the step writes, one metric per table (see table_rows).
 TABLE_ROWS = "Rows"
 
@@ -54,6 +58,11 @@ def table_rows(table: str) -> str:
     return f"{TABLE_ROWS}.{table}"
 
 
+def audit_result(audit: str, table: str) -> str:
+    """The metric of one audit's outcome, e.g. Audit.quarantine_rate.silver.orders."""
+    return f"{AUDIT}.{audit}.{table}"
+
+
 def dimension_sets(dataset: str | None) -> list[list[str]]:
     """Per step (what the step's alarms watch) and, for a per-dataset step, per dataset and step."""
     return [[STEP]] if dataset is None else [[STEP], [DATASET, STEP]]
@@ -66,7 +75,7 @@ class RunMetrics:
     namespace: str
     step: str
     dataset: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)  # whole counts, and audit measures
     duration_seconds: float = 0.0
     failed: bool = False
 

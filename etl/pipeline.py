@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from etl import metrics
+from etl.audit.checks import AuditThresholds
 from etl.tables import Layer
 
 
@@ -182,6 +183,10 @@ SILVER_DATABASE = "--silver-database"
 GOLD_DATABASE = "--gold-database"
 RUN_ID = "--run-id"
 MANIFEST = "--manifest"
+# The branch a run writes Silver and Gold to, named after the run; `main` moves after the audits passed.
+BRANCH = "--branch"
+# Publish the branch even though audits failed (logged); "true" or "false".
+PUBLISH_ANYWAY = "--publish-anyway"
 # Where the Silver job checkpoints its validated batch: reliable storage, since FLEX may take executors away.
 CHECKPOINT_ROOT = "--checkpoint-root"
 
@@ -227,6 +232,7 @@ SILVER = Step(
             DATASET: BranchValue.DATASET,
             RUN_ID: StepResult("Bronze", "run_id"),
             MANIFEST: StepResult("Bronze", "manifest"),
+            BRANCH: ExecutionValue.RUN_ID,
         }
     ),
     settings=(BRONZE_ROOT, SILVER_DATABASE, CHECKPOINT_ROOT),
@@ -245,11 +251,27 @@ GOLD = Step(
     kind=StepKind.SPARK_JOB,
     entry_point="etl.gold.job",
     description="Gold: rebuild the Gold models from the Silver tables",
+    inputs=MappingProxyType({BRANCH: ExecutionValue.RUN_ID}),
     settings=(SILVER_DATABASE, GOLD_DATABASE),
     reads=(Layer.SILVER,),
     writes=(Layer.GOLD,),
     metrics=(metrics.TABLE_ROWS,),
 )
 
-# Bronze and Silver once per dataset, then Gold over all of them.
-PIPELINE = Pipeline(name="medallion", steps=(BRONZE, SILVER, GOLD), per_dataset=2)
+AUDIT = Step(
+    name="Audit",
+    kind=StepKind.SPARK_JOB,
+    entry_point="etl.audit.job",
+    description="Audit: check the run's branch of Silver and Gold, then publish it to main (or fail)",
+    inputs=MappingProxyType({BRANCH: ExecutionValue.RUN_ID}),
+    # The thresholds (etl/audit/checks.py): the stack config's in AWS, the same defaults locally.
+    settings=(SILVER_DATABASE, GOLD_DATABASE, PUBLISH_ANYWAY, *AuditThresholds().arguments()),
+    # Publishing commits to every table (a fast-forward), and maintenance follows it; what a step may
+    # write it may read, so `reads` stays empty.
+    # Sized by Gold (`goldWorkers`): it reads metadata and aggregates more than it moves data.
+    writes=(Layer.GOLD, Layer.SILVER),
+    metrics=(metrics.AUDITS_FAILED,),
+)
+
+# Bronze and Silver once per dataset, then Gold over all of them, then the audits and publishing.
+PIPELINE = Pipeline(name="medallion", steps=(BRONZE, SILVER, GOLD, AUDIT), per_dataset=2)

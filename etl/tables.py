@@ -42,6 +42,10 @@ STORAGE_PROPERTIES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# Write-audit-publish (etl/spark/branches.py): a session that names a branch in `spark.wap.branch` writes
+# to it and reads it; without that setting writes go to `main` as before. Existing tables get it too.
+WAP_PROPERTIES: Mapping[str, str] = MappingProxyType({"write.wap.enabled": "true"})
+
 # Iceberg format v2 (row-level deletes). Parquet with zstd: smaller than snappy at similar speed.
 BASE_PROPERTIES: Mapping[str, str] = MappingProxyType(
     {
@@ -49,6 +53,7 @@ BASE_PROPERTIES: Mapping[str, str] = MappingProxyType(
         "write.format.default": "parquet",
         "write.parquet.compression-codec": "zstd",
         **STORAGE_PROPERTIES,
+        **WAP_PROPERTIES,
     }
 )
 

@@ -1,6 +1,7 @@
 """The `lakehouse` command: run the pipeline on this machine, query its tables, serve the sample API.
 
-lakehouse run [--source-url URL] [--data-dir DIR]
+lakehouse run [--source-url URL] [--data-dir DIR] [--publish-anyway]
+lakehouse audits [--branch RUN] [--data-dir DIR]
 lakehouse query "SQL" [--data-dir DIR] [--format table|json] [--allow-writes]
 lakehouse rebuild [--data-dir DIR]
 lakehouse bronze repair RUN --dataset NAME [--data-dir DIR | --bronze-root ROOT]
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from etl.audit.checks import AuditThresholds
 from etl.bronze.settings import SOURCE_ENV
 
 DEFAULT_DATA_DIR = Path("data")
@@ -84,7 +86,10 @@ def run_command(args: argparse.Namespace) -> int:
             spark_factory=lambda: _quiet(build_session(str(layout.warehouse)), args.verbose),
             progress=lambda line: print(line, flush=True),
             function_budget_seconds=args.ingest_budget,
+            publish_anyway=args.publish_anyway,
         )
+        if args.publish_anyway:
+            print("--publish-anyway: this run's branch is published to main even if audits fail", flush=True)
         began = time.perf_counter()
         result = runner.run()
     print()
@@ -120,6 +125,30 @@ def query_command(args: argparse.Namespace) -> int:
         print(text_table(headers, rows))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return 0
+
+
+def audits_command(args: argparse.Namespace) -> int:
+    from etl.audit.job import measure
+    from local.audits import kept_branches
+    from local.report import audit_table
+    from local.runner import LocalLayout
+    from local.session import build_session
+
+    layout = LocalLayout(args.data_dir.resolve())
+    if not layout.warehouse.is_dir():
+        raise FileNotFoundError(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
+    spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-audits"), args.verbose)
+    kept = kept_branches(spark, layout.silver_database, layout.gold_database)
+    branch = args.branch or (kept[-1] if kept else None)
+    if branch is None:
+        print("No branch is waiting: every run's branch passed its audits and was published to main")
+        return 0
+    if branch not in kept:
+        raise ValueError(f"no table has a branch {branch!r}; kept branches: {', '.join(kept) or 'none'}")
+    print(f"Branch {branch} (kept: {', '.join(kept)}), not published to main:")
+    results = measure(spark, layout.silver_database, layout.gold_database, branch, AuditThresholds())
+    print(audit_table(results))
+    return 1 if any(not result.passed for result in results) else 0
 
 
 def rebuild_command(args: argparse.Namespace) -> int:
@@ -271,6 +300,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=None, help="seed of a new sample (default 7)")
     run.add_argument(
+        "--publish-anyway",
+        action="store_true",
+        help="publish the run's branch to main even when audits fail (the summary lists them)",
+    )
+    run.add_argument(
         "--ingest-budget",
         type=_positive_seconds,
         default=None,
@@ -288,6 +322,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run statements that change tables (INSERT, DELETE, DROP, ...); without it only reads run",
     )
+
+    audits = commands.add_parser(
+        "audits", help="show the audits of a run's branch that was not published (default: the newest)"
+    )
+    audits.set_defaults(command=audits_command)
+    audits.add_argument("--branch", metavar="RUN", help="the run id the failed run named")
+    audits.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
 
     rebuild = commands.add_parser("rebuild", help="drop Silver and Gold and replay them from Bronze")
     rebuild.set_defaults(command=rebuild_command)

@@ -12,6 +12,8 @@ from typing import Any
 
 from pyspark.sql import Row
 
+from etl.audit.checks import AuditResult
+from etl.audit.job import AuditSummary
 from etl.gold.job import GoldSummary
 from etl.silver.job import SilverSummary
 from etl.timestamps import format_rfc3339
@@ -68,6 +70,9 @@ def run_summary(run: PipelineRun) -> str:
         f"Run {run.run_id}\n\n{steps}\n\n{text_table(headers, figures, thousands=True)}"
         f"\n\n{text_table(['', 'count'], rows, thousands=True)}"
     )
+    audited = [step.result for step in run.steps if isinstance(step.result, AuditSummary)]
+    if audited:
+        summary += f"\n\n{audit_table(audited[-1].results)}"
     behind = [
         dataset or "the dataset" for dataset in datasets if run.results("Bronze", dataset)[-1]["has_more"]
     ]
@@ -77,6 +82,23 @@ def run_summary(run: PipelineRun) -> str:
             "run again to go on."
         )
     return summary
+
+
+def audit_table(results: Sequence[AuditResult]) -> str:
+    """The audits of a run's branch, one line each: what was measured, against which threshold."""
+    return text_table(
+        ["audit", "table", "measured", "threshold", "result"],
+        [
+            [
+                r.audit,
+                r.table,
+                r.measured,
+                r.threshold,
+                "passed" if r.passed else "FAILED",
+            ]
+            for r in results
+        ],
+    )
 
 
 def _dataset_figures(run: PipelineRun, dataset: str | None) -> dict[str, int | None]:
@@ -134,6 +156,13 @@ def _describe(result: Any) -> str:
             kept = ", ".join(f"gold.{table}" for table in result.up_to_date)
             done.append(f"kept {kept}: the Silver tables they read are unchanged")
         return "; ".join([*result.schema_changes, *done, *result.maintenance])
+    if isinstance(result, AuditSummary):
+        passed = len(result.results) - len(result.failed)
+        verdict = f"{passed} of {len(result.results)} audits passed"
+        if result.failed:
+            verdict += f", published anyway (--publish-anyway): {', '.join(r.audit for r in result.failed)}"
+        moved = f"main of {len(result.published)} tables moved to branch {result.branch}"
+        return "; ".join([verdict, moved, *result.maintenance])
     return ""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl import pipeline, registry
+from etl.audit.checks import AuditThresholds
 from etl.bronze.deadline import Deadline
 from etl.bronze.layout import new_run_id
 from etl.bronze.settings import IngestionSettings
@@ -109,10 +110,16 @@ class LocalRunner:
         progress: Callable[[str], None] = lambda _: None,
         function_budget_seconds: float | None = None,
         deadline_factory: Callable[[], Deadline] | None = None,
+        audits: AuditThresholds | None = None,
+        publish_anyway: bool = False,
     ) -> None:
         """`function_budget_seconds` bounds each run of a FUNCTION step, as Lambda's timeout does in AWS
-        (None: no bound); `deadline_factory` replaces it (tests count pages instead of seconds)."""
+        (None: no bound); `deadline_factory` replaces it (tests count pages instead of seconds).
+        `audits`: the audits' thresholds (default: the stack config's defaults); `publish_anyway`: publish
+        the run's branch even when audits fail."""
         self.layout = layout
+        self.audits = audits or AuditThresholds()
+        self.publish_anyway = publish_anyway
         self.ingestion = ingestion
         self._spark_factory = spark_factory
         self._spark: SparkSession | None = None
@@ -167,7 +174,11 @@ class LocalRunner:
 
     def step_settings(self) -> dict[str, str]:
         """The deployment settings of the Spark steps, as the infrastructure sets them in AWS."""
-        return self.layout.settings()
+        return {
+            **self.layout.settings(),
+            **self.audits.arguments(),
+            pipeline.PUBLISH_ANYWAY: "true" if self.publish_anyway else "false",
+        }
 
     def _session(self, execution: PipelineRun) -> SparkSession:
         if self._spark is None:

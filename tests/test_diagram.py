@@ -11,7 +11,7 @@ import pytest
 
 from datasets.orders import DATASET as ORDERS
 from etl import registry
-from etl.pipeline import GOLD, PIPELINE, Pipeline, Step, StepKind
+from etl.pipeline import PIPELINE, Pipeline, Step, StepKind
 from etl.tables import Layer
 from local.cli import main
 from local.diagram import architecture
@@ -76,6 +76,6 @@ def test_a_new_step_and_a_new_dataset_change_the_picture_with_no_other_edit() ->
     )
     assert 'report_step["Report: Glue Spark job<br/>etl.report.job"]' in diagram
     assert "\n  gold_bucket --> report_step\n" in diagram
-    assert f"\n  {GOLD.name.lower()}_step -.-> report_step\n" in diagram
+    assert f"\n  {PIPELINE.steps[-1].name.lower()}_step -.-> report_step\n" in diagram
     assert "/v1/products" in diagram and "products/ (raw JSON Lines)" in diagram
     assert "once per dataset: customers, orders, products" in diagram

@@ -47,6 +47,7 @@ def test_inputs_come_from_the_execution_and_earlier_results() -> None:
         "--dataset": "orders",
         "--run-id": "exec-1",
         "--manifest": "/m/exec-1.json",
+        "--branch": "exec-1",
     }
 
     step = Step(
@@ -65,8 +66,8 @@ def test_local_settings_cover_every_setting_the_spark_steps_read(tmp_path: Path)
     assert runner.step_settings()[pipeline.BRONZE_ROOT] == str(tmp_path / "bronze")
 
 
-def test_the_pipeline_is_ingest_then_silver_then_gold() -> None:
-    assert [step.name for step in pipeline.PIPELINE.steps] == ["Bronze", "Silver", "Gold"]
+def test_the_pipeline_is_ingest_then_silver_then_gold_then_the_audits() -> None:
+    assert [step.name for step in pipeline.PIPELINE.steps] == ["Bronze", "Silver", "Gold", "Audit"]
     assert pipeline.BRONZE.inputs["run_id"] is ExecutionValue.RUN_ID
 
 

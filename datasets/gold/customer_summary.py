@@ -1,5 +1,7 @@
 """gold.customer_summary: orders, lifetime value, first and last order, country and segment per customer."""
 
+from datasets.orders import PAID_REVENUE
+from etl.audit.checks import NoNullKeys, RowCountDrop, SumMatchesSilver
 from etl.dataset import GoldModel
 from etl.tables import Column, Layer, TableDefinition
 
@@ -22,4 +24,10 @@ MODEL = GoldModel(
     key=("customer_id",),
     # A customer's row depends on their orders and their own Silver row, and on nothing else.
     touched="SELECT customer_id FROM changed_orders UNION SELECT customer_id FROM changed_customers",
+    audits=(
+        NoNullKeys(columns=("customer_id",)),
+        # Every order's revenue lands in exactly one row, whatever the join with customers finds.
+        SumMatchesSilver(column="lifetime_value", dataset="orders", silver_sum=PAID_REVENUE),
+        RowCountDrop(),
+    ),
 )

@@ -1,5 +1,7 @@
 """gold.daily_sales: orders and revenue per UTC order date and currency."""
 
+from datasets.orders import PAID_REVENUE
+from etl.audit.checks import NoNullKeys, RowCountDrop, SumMatchesSilver
 from etl.dataset import GoldModel
 from etl.tables import Column, Layer, TableDefinition
 
@@ -21,4 +23,10 @@ MODEL = GoldModel(
     key=("order_date", "currency"),
     # An order that changed leaves the group of its old version and joins that of its new one.
     touched="SELECT CAST(created_at AS DATE) AS order_date, currency FROM changed_orders",
+    audits=(
+        NoNullKeys(columns=("order_date", "currency")),
+        # Every order's revenue lands in exactly one row, whatever the join with customers finds.
+        SumMatchesSilver(column="gross_revenue", dataset="orders", silver_sum=PAID_REVENUE),
+        RowCountDrop(),
+    ),
 )

@@ -1,5 +1,7 @@
 """gold.sales_by_country: orders and revenue per customer country and currency."""
 
+from datasets.orders import PAID_REVENUE
+from etl.audit.checks import NoNullKeys, RowCountDrop, SumMatchesSilver
 from etl.dataset import GoldModel
 from etl.tables import Column, Layer, TableDefinition
 
@@ -44,4 +46,10 @@ MODEL = GoldModel(
     reads=("orders", "customers"),
     key=("country", "currency"),
     touched=TOUCHED,
+    audits=(
+        NoNullKeys(columns=("currency",)),
+        # Every order's revenue lands in exactly one row, whatever the join with customers finds.
+        SumMatchesSilver(column="gross_revenue", dataset="orders", silver_sum=PAID_REVENUE),
+        RowCountDrop(),
+    ),
 )

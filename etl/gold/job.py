@@ -41,6 +41,7 @@ from etl import metrics, pipeline, registry
 from etl.catalog import table_identifier
 from etl.dataset import GoldModel
 from etl.gold.changes import ChangesUnavailable, changed_rows
+from etl.spark.branches import current_snapshot, writes_on_branch
 from etl.spark.jobs import (
     add_maintenance_arguments,
     ensure_tables,
@@ -59,6 +60,9 @@ class GoldArguments:
     maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
     # `--refresh incremental`: recompute only the rows a Silver change touched (see the module docstring).
     incremental: bool = False
+    # The branch the models read Silver on and are written to (etl/spark/branches.py); None: `main`.
+    # On a branch the maintenance waits for the publishing, which must find `main` unchanged.
+    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
         "recompute only the rows the change touched (3 to 5 times slower at 200k and 1M orders: "
         "docs/benchmarks.md)",
     )
+    parser.add_argument(pipeline.BRANCH, default=None, help="the run's branch (default: main)")
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
     return GoldArguments(
@@ -97,6 +102,7 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
         args.gold_database,
         maintenance_policy(args),
         incremental=args.refresh == "incremental",
+        branch=args.branch or None,
     )
 
 
@@ -119,6 +125,7 @@ class SilverMissing(RuntimeError):
 BUILT_FROM = "lakehouse.built-from"
 
 
+@writes_on_branch
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     models = registry.gold_models()
     schema_changes = tuple(ensure_tables(spark, args.gold_database, tuple(model.table for model in models)))
@@ -155,7 +162,8 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
         rows[table.name] = save(aggregate, table, args.gold_database, source)
         if isinstance(plan, DataFrame):
             plan.unpersist()
-        maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
+        if args.branch is None:
+            maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
     changes.release()
     return GoldSummary(
         rows=rows,
@@ -249,8 +257,7 @@ def silver_snapshots(spark: SparkSession, database: str, datasets: Sequence[str]
         # Gold only reads Silver (its role cannot create tables there), so a missing table is an error.
         if not spark.catalog.tableExists(identifier):
             raise SilverMissing(f"{identifier} does not exist yet: run the Silver job first")
-        properties = spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()
-        snapshots[name] = next((r["value"] for r in properties if r["key"] == "current-snapshot-id"), "none")
+        snapshots[name] = current_snapshot(spark, identifier)
     return snapshots
 
 
@@ -266,8 +273,7 @@ def built_from(model: GoldModel, snapshots: dict[str, str]) -> str:
 
 def load_current_build(spark: SparkSession, identifier: str) -> tuple[str, int] | None:
     """(what the table's current rows were built from, how many there are), or None when unknown."""
-    properties = spark.sql(f"SHOW TBLPROPERTIES {identifier}").collect()
-    current = next((r["value"] for r in properties if r["key"] == "current-snapshot-id"), "none")
+    current = current_snapshot(spark, identifier)
     if current == "none":
         return None
     summary = spark.sql(

@@ -55,6 +55,7 @@ from etl.silver.records import (
     validate_records,
 )
 from etl.silver.redelivery import Redelivery, find_redelivery
+from etl.spark.branches import writes_on_branch
 from etl.spark.checkpoints import checkpoint_directory
 from etl.spark.commit_conflicts import retry_on_conflict
 from etl.spark.jobs import (
@@ -112,6 +113,9 @@ class SilverArguments:
     # Where the validated batch is checkpointed (s3://<silver bucket>/_checkpoints in AWS); None: a
     # temporary local directory, which only a local Spark can use.
     checkpoint_root: str | None = None
+    # The branch every table is read and written on (write-audit-publish, etl/spark/branches.py); None:
+    # `main`. On a branch the maintenance waits for the publishing, which must find `main` unchanged.
+    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
     parser.add_argument(
         pipeline.CHECKPOINT_ROOT, default=None, help="s3://bucket/prefix or a local directory"
     )
+    parser.add_argument(pipeline.BRANCH, default=None, help="the run's branch (default: main)")
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
     return SilverArguments(
@@ -165,6 +170,7 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
         args.dataset,
         maintenance_policy(args),
         args.checkpoint_root or None,
+        args.branch or None,
     )
 
 
@@ -187,6 +193,7 @@ def run_metrics(summary: SilverSummary) -> dict[str, int]:
     return counts
 
 
+@writes_on_branch
 def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
     dataset = registry.dataset(args.dataset)
     merged = load_merged_runs(spark, args.silver_database, dataset)
@@ -239,6 +246,7 @@ def merge_runs(
         for done in maintain(
             spark, args.silver_database, table.name, args.maintenance, table.name == dataset.name
         )
+        if args.branch is None
     ]
 
     return SilverSummary(

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from pyspark.sql import SparkSession
 
 from etl.dataset import WriteMode
+from etl.spark.branches import session_branch
 
 # The summary key Iceberg's Spark writer stamps on every commit with the application that made it.
 APP_ID = "spark.app.id"
@@ -56,14 +57,15 @@ def merge_and_count(spark: SparkSession, table: str, merge: Callable[[], object]
     one this Spark application made. The write mode is the table's own (its properties may differ from
     the dataset's declaration). Call it again for each attempt of a retried MERGE.
     """
-    before = _iceberg_table(spark, table).currentSnapshot()
+    branch = session_branch(spark)  # the MERGE commits to the run's branch, when there is one
+    before = _head(_iceberg_table(spark, table), branch)
     before_id = None if before is None else before.snapshotId()
     merge()
     iceberg = _iceberg_table(spark, table)
     app_id = spark.sparkContext.applicationId
     ours = [
         snapshot
-        for snapshot in _snapshots_since(iceberg, before_id)
+        for snapshot in _snapshots_since(iceberg, _head(iceberg, branch), before_id)
         if str(snapshot.summary().get(APP_ID)) == app_id
     ]
     if len(ours) > 1:
@@ -77,10 +79,15 @@ def merge_and_count(spark: SparkSession, table: str, merge: Callable[[], object]
     return merge_counts(summary, WriteMode(mode))
 
 
-def _snapshots_since(iceberg: Any, before_id: int | None) -> list[Any]:
-    """The table's current snapshot and its ancestors, newest first, down to (not including) `before_id`."""
+def _head(iceberg: Any, branch: str | None) -> Any:
+    """The head snapshot of `branch` (None: `main`), or None while it has none."""
+    return iceberg.currentSnapshot() if branch is None else iceberg.snapshot(branch)
+
+
+def _snapshots_since(iceberg: Any, head: Any, before_id: int | None) -> list[Any]:
+    """`head` and its ancestors, newest first, down to (not including) `before_id`."""
     snapshots = []
-    snapshot = iceberg.currentSnapshot()
+    snapshot = head
     while snapshot is not None and snapshot.snapshotId() != before_id:
         snapshots.append(snapshot)
         parent = snapshot.parentId()

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from etl.catalog import table_identifier
+from etl.spark.branches import create_branch, session_branch
 from etl.spark.maintenance import MaintenancePolicy
 from etl.spark.schema_evolution import reconcile_tables
 from etl.tables import TableDefinition
@@ -59,5 +61,12 @@ def ensure_tables(
     """Create the database's missing tables from their definitions and bring the existing ones to them
     (etl/spark/schema_evolution.py): new columns and type widenings are applied, any other change is refused
     before anything is written. The changes applied, one line each; each table is checked once per session.
+    A session writing to a branch (etl/spark/branches.py) gets it on every table.
     """
-    return reconcile_tables(spark, database, tables, property_overrides)
+    tables = tuple(tables)
+    applied = reconcile_tables(spark, database, tables, property_overrides)
+    branch = session_branch(spark)
+    if branch is not None:
+        for table in tables:
+            create_branch(spark, table_identifier(database, table.name), branch)
+    return applied

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql.types import DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType, StructType
 
 from etl.catalog import CATALOG, table_identifier
-from etl.tables import STORAGE_PROPERTIES, TableDefinition, quote_sql
+from etl.tables import STORAGE_PROPERTIES, WAP_PROPERTIES, TableDefinition, quote_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -192,7 +192,7 @@ def reconcile_tables(
         for change in plans.get(identifier, []):
             spark.sql(str(change.sql))
             applied.append(f"{identifier}: column {change.column} {change.description}")
-        add_missing_properties(spark, identifier, STORAGE_PROPERTIES)
+        add_missing_properties(spark, identifier, {**STORAGE_PROPERTIES, **WAP_PROPERTIES})
         done[identifier] = table
     return applied
 

@@ -356,6 +356,7 @@ def test_lake_formation_grants_readers_gold_and_each_job_its_own_layers(lake_for
     buckets = lake_formation.outputs["bucketNames"]
     roles = {r.name: r.outputs["arn"] for r in lake_formation.of_type("aws:iam/role:Role")}
     silver_job, gold_job = roles["medallion-silver-role"], roles["medallion-gold-role"]
+    audit_job = roles["medallion-audit-role"]
     read = {"SELECT", "DESCRIBE"}
     write = {"SELECT", "INSERT", "DELETE", "ALTER", "DESCRIBE"}
     expected = {
@@ -375,6 +376,16 @@ def test_lake_formation_grants_readers_gold_and_each_job_its_own_layers(lake_for
         (gold_job, f"tables:{databases['gold']}"): write,
         (gold_job, f"database:{databases['silver']}"): {"DESCRIBE"},
         (gold_job, f"tables:{databases['silver']}"): read,
+        # Publishing a run's branch commits to every Silver and Gold table.
+        **{
+            grant: permissions
+            for layer in ("silver", "gold")
+            for grant, permissions in (
+                ((audit_job, f"location:arn:aws:s3:::{buckets[layer]}/warehouse"), {"DATA_LOCATION_ACCESS"}),
+                ((audit_job, f"database:{databases[layer]}"), {"CREATE_TABLE", "DESCRIBE"}),
+                ((audit_job, f"tables:{databases[layer]}"), write),
+            )
+        },
     }
     assert _grants(lake_formation) == expected
 

@@ -11,7 +11,8 @@ import pulumi
 import pytest
 import yaml
 
-from components.config import ConfigError, declared_keys, load_stack_config, source_key
+from components.config import ConfigError, audit_key, declared_keys, load_stack_config, source_key
+from etl.audit.checks import AuditThresholds
 from etl.bronze.settings import SOURCE_ENV, SourceSettings
 from etl.pipeline import BRONZE
 from etl.tables import Layer
@@ -207,3 +208,19 @@ def test_alarm_bounds_are_read_and_a_step_the_pipeline_lacks_is_refused(configur
     assert "got 'Ingest=5'" in problems[0] and "Bronze, Silver, Gold" in problems[0]
     assert "got 'Gold=0'" in problems[1]
     assert "between 1 and 168" in problems[2]
+
+
+def test_the_audit_defaults_are_the_local_runs_own() -> None:
+    keys = declared_keys()
+    for field in fields(AuditThresholds):
+        assert keys[audit_key(field.name)].default == getattr(AuditThresholds(), field.name), field.name
+
+
+def test_the_audit_thresholds_reach_the_config_and_a_wrong_one_is_refused_naming_its_key(
+    configure: Configure,
+) -> None:
+    configure({**stack_config("dev"), "lakehouse:auditMaxQuarantinePercent": "2"})
+    assert load_stack_config("lakehouse", "dev").audits == AuditThresholds(max_quarantine_percent=2)
+    config = {**stack_config("dev"), "lakehouse:auditMaxQuarantinePercent": "101"}
+    (problem,) = _problems(configure, config)
+    assert problem == "lakehouse:auditMaxQuarantinePercent: must be between 0 and 100; got 101"

@@ -11,8 +11,9 @@ import pytest
 from components.archive import write_zip
 from components.bundles import module_file
 from components.spark_job import GLUE_VERSION
+from etl.audit.checks import AuditThresholds
 from etl.catalog import glue_catalog_conf, glue_conf_argument
-from etl.pipeline import GOLD, PIPELINE, SILVER, Step, StepKind
+from etl.pipeline import AUDIT, GOLD, PIPELINE, SILVER, Step, StepKind
 from tests.infra.stacks import Resource, StackRun
 
 SPARK_STEPS = [step for step in PIPELINE.steps if step.kind is StepKind.SPARK_JOB]
@@ -92,6 +93,9 @@ def test_job_arguments_are_the_step_settings_and_the_iceberg_catalog(stack: Stac
         "--gold-database": databases["gold"],
         # Reliable checkpoints under the bucket of the layer the job writes (FLEX may take executors away).
         "--checkpoint-root": f"s3://{buckets['silver']}/_checkpoints",
+        # The audits' thresholds: the stack config's (Pulumi.yaml defaults here); never publish anyway.
+        "--publish-anyway": "false",
+        **AuditThresholds().arguments(),
     }
     own = {name: value for name, value in arguments.items() if name in settings}
     assert own == {name: settings[name] for name in step.settings}
@@ -109,8 +113,20 @@ def test_job_logs_go_to_groups_with_the_stack_retention(stack: StackRun, step: S
 
 def test_jobs_are_sized_and_limited_as_the_stack_asks(stack: StackRun) -> None:
     expected = {
-        "dev": {SILVER.name: ("G.1X", 2), GOLD.name: ("G.1X", 2), "class": "FLEX", "timeout": 60},
-        "prod": {SILVER.name: ("G.2X", 10), GOLD.name: ("G.2X", 5), "class": "STANDARD", "timeout": 240},
+        "dev": {
+            SILVER.name: ("G.1X", 2),
+            GOLD.name: ("G.1X", 2),
+            AUDIT.name: ("G.1X", 2),
+            "class": "FLEX",
+            "timeout": 60,
+        },
+        "prod": {
+            SILVER.name: ("G.2X", 10),
+            GOLD.name: ("G.2X", 5),
+            AUDIT.name: ("G.2X", 5),  # sized as Gold, the first layer it writes
+            "class": "STANDARD",
+            "timeout": 240,
+        },
     }[stack.stack]
     for step in SPARK_STEPS:
         job = _job(stack, step).inputs

@@ -20,6 +20,7 @@ SERVICES_BY_ROLE = {
     "medallion-bronze-role": "lambda.amazonaws.com",
     "medallion-silver-role": "glue.amazonaws.com",
     "medallion-gold-role": "glue.amazonaws.com",
+    "medallion-audit-role": "glue.amazonaws.com",
     "medallion-orchestrator-role": "states.amazonaws.com",
     "medallion-orchestrator-scheduler-role": "scheduler.amazonaws.com",
 }
@@ -53,7 +54,7 @@ def _granted(stack: StackRun, role: str) -> dict[str, set[str]]:
 def test_every_policy_is_parliament_clean(stack: StackRun) -> None:
     documents = list(stack.policy_documents())
     # Role policies, bucket policies, the topic policy and the analyst policy.
-    assert len(documents) == {"dev": 11, "prod": 13}[stack.stack]
+    assert len(documents) == {"dev": 12, "prod": 14}[stack.stack]
     for resource, document in documents:
         findings = analyze_policy_string(json.dumps(document)).findings
         assert not findings, f"{resource.type} {resource.name}: {[(f.issue, f.detail) for f in findings]}"
@@ -165,6 +166,18 @@ def test_each_job_writes_only_its_own_layer_tables(
     assert writable_buckets == {stack.outputs["bucketNames"][layer]}
 
 
+def test_the_audit_job_may_publish_every_silver_and_gold_table_and_touch_no_bronze(stack: StackRun) -> None:
+    granted = _granted(stack, "medallion-audit-role")
+    databases = stack.outputs["databaseNames"]
+    tables = {arn.split(":table/")[1] for arn in granted["glue:UpdateTable"] if ":table/" in arn}
+    layers = {"silver": SILVER_TABLES, "gold": GOLD_TABLES}
+    assert tables == {f"{databases[layer]}/{t.name}" for layer, written in layers.items() for t in written}
+    writable_buckets = {arn.split(":::")[1].split("/")[0] for arn in granted["s3:PutObject"]}
+    assert writable_buckets == {stack.outputs["bucketNames"][layer] for layer in layers}
+    bronze = stack.outputs["bucketNames"]["bronze"]
+    assert not any(bronze in arn for arns in granted.values() for arn in arns)
+
+
 OBJECTS = {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"}
 JOB = {
     *OBJECTS,
@@ -195,6 +208,7 @@ ACTIONS_BY_ROLE = {
     },
     "medallion-silver-role": JOB,
     "medallion-gold-role": JOB,
+    "medallion-audit-role": JOB,
     "medallion-orchestrator-role": {
         "lambda:InvokeFunction",
         "glue:StartJobRun",
@@ -246,7 +260,11 @@ def test_the_state_machine_holds_only_its_own_run_lock_and_asks_only_about_its_o
 
 def test_only_the_silver_job_may_touch_the_checkpoint_prefix(stack: StackRun) -> None:
     silver_bucket = stack.outputs["bucketNames"]["silver"]
-    for role, expected in (("medallion-silver-role", True), ("medallion-gold-role", False)):
+    for role, expected in (
+        ("medallion-silver-role", True),
+        ("medallion-gold-role", False),
+        ("medallion-audit-role", False),
+    ):
         granted = _granted(stack, role)
         for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
             checkpoints = {arn for arn in granted[action] if "_checkpoints" in arn}

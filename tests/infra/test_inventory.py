@@ -17,16 +17,16 @@ COMMON = {
     "lakehouse:medallion_layer:MedallionLayer": 3,
     "lakehouse:pipeline:Pipeline": 1,
     "lakehouse:ingest_function:IngestFunction": 1,
-    "lakehouse:spark_job:SparkJob": 2,
+    "lakehouse:spark_job:SparkJob": 3,  # Silver, Gold, Audit
     "lakehouse:alerts:Alerts": 1,
     "lakehouse:orchestrator:Orchestrator": 1,
     "aws:kms/key:Key": 6,
     "aws:kms/alias:Alias": 6,
     "aws:glue/catalogDatabase:CatalogDatabase": 3,
-    "aws:glue/job:Job": 2,
+    "aws:glue/job:Job": 3,
     "aws:lambda/function:Function": 1,
-    "aws:cloudwatch/logGroup:LogGroup": 6,
-    "aws:s3/bucketObjectv2:BucketObjectv2": 3,
+    "aws:cloudwatch/logGroup:LogGroup": 8,
+    "aws:s3/bucketObjectv2:BucketObjectv2": 4,
     "aws:secretsmanager/secret:Secret": 1,
     "aws:secretsmanager/secretVersion:SecretVersion": 1,
     "aws:sns/topic:Topic": 1,
@@ -44,7 +44,7 @@ COMMON = {
     "aws:budgets/budget:Budget": 1,
     "lakehouse:monitoring:Monitoring": 1,
     # Per step: failed runs and duration; the freshness alarm; per dataset: the quarantine rate.
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 2 * 3 + 1 + len(datasets()),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 2 * 4 + 1 + len(datasets()),
     "aws:cloudwatch/dashboard:Dashboard": 1,
 }
 BUCKET_SETTINGS = (
@@ -58,12 +58,12 @@ BUCKET_SETTINGS = (
     "aws:s3/bucketPolicy:BucketPolicy",
 )
 EXPECTED_INVENTORY = {
-    # Five buckets (three layers, the artifacts, the query results), four roles, nothing scheduled, no e-mail.
+    # Five buckets (three layers, the artifacts, the query results), five roles, nothing scheduled, no e-mail.
     "dev": {
         **COMMON,
         **dict.fromkeys(BUCKET_SETTINGS, 5),
-        "aws:iam/role:Role": 4,
-        "aws:iam/rolePolicy:RolePolicy": 4,
+        "aws:iam/role:Role": 5,
+        "aws:iam/rolePolicy:RolePolicy": 5,
     },
     # Plus the access-log bucket (and logging on the other four), the scheduler and its role, the e-mail.
     "prod": {
@@ -71,8 +71,8 @@ EXPECTED_INVENTORY = {
         **dict.fromkeys(BUCKET_SETTINGS, 6),
         "lakehouse:access_logs:AccessLogs": 1,
         "aws:s3/bucketLogging:BucketLogging": 5,
-        "aws:iam/role:Role": 5,
-        "aws:iam/rolePolicy:RolePolicy": 5,
+        "aws:iam/role:Role": 6,
+        "aws:iam/rolePolicy:RolePolicy": 6,
         "aws:scheduler/schedule:Schedule": 1,
         "aws:sns/topicSubscription:TopicSubscription": 1,
     },
@@ -153,7 +153,11 @@ def test_the_stack_exports_what_operators_look_up(stack: StackRun) -> None:
     assert outputs["databaseNames"] == {
         layer: f"lakehouse_{stack.stack}_{layer}" for layer in ("bronze", "silver", "gold")
     }
-    assert outputs["jobNames"] == {"Silver": f"{prefix}-silver", "Gold": f"{prefix}-gold"}
+    assert outputs["jobNames"] == {
+        "Silver": f"{prefix}-silver",
+        "Gold": f"{prefix}-gold",
+        "Audit": f"{prefix}-audit",
+    }
     assert outputs["functionName"] == f"{prefix}-bronze"
     assert outputs["alertTopicArn"] == stack.of_type("aws:sns/topic:Topic")[0].outputs["arn"]
     assert (

@@ -76,6 +76,7 @@ def test_motos_parser_accepts_the_definition_as_deployed(stack: StackRun) -> Non
         "ListDatasets",
         "Datasets",
         "Gold",
+        "Audit",
         "ReleaseRunLockAfterFailure",
         NOTIFY_FAILURE,
         FAILED,
@@ -92,7 +93,14 @@ def test_statelint_would_reject_a_broken_definition(stack: StackRun) -> None:
 
 def test_the_graph_is_the_pipeline_inside_the_run_lock(stack: StackRun) -> None:
     definition = stack.state_machine_definition()
-    assert _main_path(definition) == ["AcquireRunLock", "ListDatasets", "Datasets", "Gold", "ReleaseRunLock"]
+    assert _main_path(definition) == [
+        "AcquireRunLock",
+        "ListDatasets",
+        "Datasets",
+        "Gold",
+        "Audit",
+        "ReleaseRunLock",
+    ]
     datasets = definition["States"]["Datasets"]
     assert _main_path(datasets["Iterator"]) == ["StartBronze", "Bronze", "BronzeHasMore", "Silver"]
     assert datasets["ItemsPath"] == "$.datasets.names"
@@ -153,7 +161,7 @@ def test_tasks_point_at_the_deployed_function_and_jobs(stack: StackRun) -> None:
     states = flat_states(stack.state_machine_definition())
     (function,) = stack.of_type("aws:lambda/function:Function")
     assert states["Bronze"]["Parameters"]["FunctionName"] == function.outputs["arn"]
-    for step in ("Silver", "Gold"):
+    for step in ("Silver", "Gold", "Audit"):
         assert states[step]["Parameters"]["JobName"] == stack.outputs["jobNames"][step]
     topic = states[NOTIFY_FAILURE]["Parameters"]["TopicArn"]
     assert topic == stack.outputs["alertTopicArn"]
@@ -183,8 +191,11 @@ def test_step_inputs_come_from_the_execution_and_earlier_results(stack: StackRun
         "--dataset.$": "$.dataset",
         "--run-id.$": "$.results.Bronze.run_id",
         "--manifest.$": "$.results.Bronze.manifest",
+        # Every run writes Silver and Gold to a branch named after the execution, which Audit publishes.
+        "--branch.$": "$$.Execution.Name",
     }
-    assert states["Gold"]["Parameters"]["Arguments"] == {}
+    for step in ("Gold", "Audit"):
+        assert states[step]["Parameters"]["Arguments"] == {"--branch.$": "$$.Execution.Name"}
 
 
 def test_retries_back_off_with_jitter(stack: StackRun) -> None:
@@ -288,6 +299,7 @@ def _integrations() -> Integrations:
             "Bronze": StepTarget("arn:aws:lambda:eu-west-1:123456789012:function:f", 300),
             "Silver": StepTarget("silver-job", 3600),
             "Gold": StepTarget("gold-job", 3600),
+            "Audit": StepTarget("audit-job", 3600),
         },
         alert_topic_arn="arn:aws:sns:eu-west-1:123456789012:t",
         alert_subject="failed",
@@ -301,7 +313,7 @@ def test_an_exclusive_pipeline_cannot_be_rendered_without_its_lock() -> None:
     concurrent = replace(PIPELINE, exclusive=False)
     definition = render_pipeline(concurrent, replace(_integrations(), lock=None)).render()
     assert definition["StartAt"] == "ListDatasets"
-    assert flat_states(definition)["Gold"]["End"] is True
+    assert flat_states(definition)["Audit"]["End"] is True
     assert flat_states(definition)[NOTIFY_FAILURE]["Next"] == FAILED
     assert Linter.validate(definition) == []
 

@@ -172,10 +172,10 @@ def _without_sync(definition: dict[str, Any]) -> None:
 
 @pytest.mark.usefixtures("aws")
 def test_a_run_ingests_then_merges_each_dataset_then_rebuilds_gold(dev: StackRun) -> None:
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, SUMMARY])
+    execution = _execute(dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[CUSTOMERS, SUMMARY])
 
     assert execution.status == "SUCCEEDED", [(n["error"], n["cause"]) for n in execution.notifications]
-    lock, ingest_customers, silver_customers, ingest, silver, gold, release = execution.scheduled
+    lock, ingest_customers, silver_customers, ingest, silver, gold, audit, release = execution.scheduled
     assert lock["Item"]["execution"]["S"].endswith(":exec-1")
     assert ingest["Payload"] == {
         "run_id": "exec-1",
@@ -190,13 +190,21 @@ def test_a_run_ingests_then_merges_each_dataset_then_rebuilds_gold(dev: StackRun
             "--dataset": "customers",
             "--run-id": "exec-1-001",
             "--manifest": CUSTOMERS["manifest"],
+            "--branch": "exec-1",
         },
     }
     assert silver == {
         "JobName": "lakehouse-dev-silver",
-        "Arguments": {"--dataset": "orders", "--run-id": "exec-1-001", "--manifest": SUMMARY["manifest"]},
+        "Arguments": {
+            "--dataset": "orders",
+            "--run-id": "exec-1-001",
+            "--manifest": SUMMARY["manifest"],
+            "--branch": "exec-1",
+        },
     }
-    assert gold == {"JobName": "lakehouse-dev-gold", "Arguments": {}}
+    # Gold on the run's branch, then the audits, which publish it to main.
+    assert gold == {"JobName": "lakehouse-dev-gold", "Arguments": {"--branch": "exec-1"}}
+    assert audit == {"JobName": "lakehouse-dev-audit", "Arguments": {"--branch": "exec-1"}}
     assert release["ConditionExpression"] == "execution = :me"
     assert execution.notifications == []
     assert execution.lock_items == []  # given back
@@ -221,7 +229,9 @@ def test_a_failed_branch_is_published_and_fails_the_execution_without_gold(dev: 
 
 @pytest.mark.usefixtures("aws")
 def test_an_ingestion_result_without_the_summary_fields_is_a_failure(dev: StackRun) -> None:
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[{"unexpected": True}, SUMMARY])
+    execution = _execute(
+        dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[{"unexpected": True}, SUMMARY]
+    )
 
     assert execution.status == "FAILED"
     (notification,) = execution.notifications
@@ -231,12 +241,17 @@ def test_an_ingestion_result_without_the_summary_fields_is_a_failure(dev: StackR
 @pytest.mark.usefixtures("aws")
 def test_ingestion_runs_again_while_it_has_more_then_silver_merges_once(dev: StackRun) -> None:
     results = [summary(1, True), summary(2, True), summary(3, False)]
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, *results])
+    execution = _execute(dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[CUSTOMERS, *results])
 
     assert execution.status == "SUCCEEDED"
     assert [p["iteration"] for p in execution.ingestions("orders")] == [1, 2, 3]
     assert {p["run_id"] for p in execution.ingestions()} == {"exec-1"}
-    assert execution.jobs() == ["lakehouse-dev-silver", "lakehouse-dev-silver", "lakehouse-dev-gold"]
+    assert execution.jobs() == [
+        "lakehouse-dev-silver",
+        "lakehouse-dev-silver",
+        "lakehouse-dev-gold",
+        "lakehouse-dev-audit",
+    ]
     silver = [p for p in execution.scheduled if p.get("JobName") == "lakehouse-dev-silver"][-1]
     assert silver["Arguments"]["--run-id"] == "exec-1-003"
 
@@ -245,11 +260,16 @@ def test_ingestion_runs_again_while_it_has_more_then_silver_merges_once(dev: Sta
 def test_the_stacks_cap_bounds_the_ingestion_runs_of_one_execution(dev: StackRun) -> None:
     # dev allows 5 runs; the source would need more.
     results = [summary(n, True) for n in range(1, 8)]
-    execution = _execute(dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, *results])
+    execution = _execute(dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[CUSTOMERS, *results])
 
     assert execution.status == "SUCCEEDED"
     assert [p["iteration"] for p in execution.ingestions("orders")] == [1, 2, 3, 4, 5]
-    assert execution.jobs() == ["lakehouse-dev-silver", "lakehouse-dev-silver", "lakehouse-dev-gold"]
+    assert execution.jobs() == [
+        "lakehouse-dev-silver",
+        "lakehouse-dev-silver",
+        "lakehouse-dev-gold",
+        "lakehouse-dev-audit",
+    ]
 
 
 @pytest.fixture
@@ -280,7 +300,7 @@ def test_a_second_execution_fails_at_once_while_another_holds_the_lock(
     dev: StackRun, running_execution: str
 ) -> None:
     execution = _execute(
-        dev, jobs=("Silver", "Gold"), lambda_results=[SUMMARY], lock_holder=running_execution
+        dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[SUMMARY], lock_holder=running_execution
     )
 
     assert execution.status == "FAILED"
@@ -305,7 +325,7 @@ def test_a_lock_left_by_an_execution_that_no_longer_runs_is_taken_over(
         boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=holder)
 
     execution = _execute(
-        dev, jobs=("Silver", "Gold"), lambda_results=[CUSTOMERS, SUMMARY], lock_holder=holder
+        dev, jobs=("Silver", "Gold", "Audit"), lambda_results=[CUSTOMERS, SUMMARY], lock_holder=holder
     )
 
     assert execution.status == "SUCCEEDED"

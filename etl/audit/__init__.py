@@ -1,0 +1,1 @@
+"""Write-audit-publish: the audits a run passes before its branch becomes `main`."""

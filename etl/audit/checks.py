@@ -1,0 +1,159 @@
+"""The audits a run's branch must pass before `main` moves (write-audit-publish), and their thresholds.
+
+Audits are declared next to the tables they guard: a dataset's in datasets/<name>.py (`Dataset.audits`),
+a Gold model's in datasets/gold/<table>.py (`GoldModel.audits`). Their thresholds are one set per
+deployment (`AuditThresholds`): the stack config in AWS (Pulumi.yaml, `audit*` keys), the same defaults
+locally; the Audit job receives them as `--name value` arguments. Plain Python, no Spark or Pulumi: the
+Audit job (etl/audit/job.py) measures them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class AuditThresholds:
+    """The bounds every audit is held to; each field is a job argument and a stack config key."""
+
+    # Records a dataset's ingestion must deliver in a run (0: an empty run passes this bound).
+    min_records: int = 0
+    # An empty run after this many non-empty ones in a row fails (the source suddenly returned nothing);
+    # 0: never.
+    empty_after_runs: int = 3
+    # Quarantined records, as a percentage of the records the run delivered.
+    max_quarantine_percent: int = 5
+    # Rows a Gold table may lose in one run, as a percentage of its published rows. Gold aggregates an
+    # upsert-only Silver, so its tables do not shrink on their own; they grow freely (a backfill, a first
+    # load), and revenue that appears twice is caught by the sums.
+    max_row_drop_percent: int = 10
+    # How old, in hours, the newest version in a Silver table may be when the run audits it; 0: not
+    # checked (the bundled sample's records are dated 2024 and 2025).
+    max_staleness_hours: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("min_records", "empty_after_runs", "max_row_drop_percent", "max_staleness_hours"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if not 0 <= self.max_quarantine_percent <= 100:
+            raise ValueError(
+                f"max_quarantine_percent must be between 0 and 100, got {self.max_quarantine_percent}"
+            )
+
+    def arguments(self) -> dict[str, str]:
+        """The thresholds as the Audit job's `--name value` arguments."""
+        return {argument_name(f.name): str(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        defaults = cls()
+        for f in fields(cls):
+            parser.add_argument(
+                argument_name(f.name), dest=f.name, type=int, default=getattr(defaults, f.name)
+            )
+
+    @classmethod
+    def from_arguments(cls, arguments: argparse.Namespace) -> AuditThresholds:
+        return cls(**{f.name: getattr(arguments, f.name) for f in fields(cls)})
+
+
+def argument_name(field_name: str) -> str:
+    """min_records -> --audit-min-records."""
+    return "--audit-" + field_name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One check of the branch; `name` identifies it in results, metrics and the failure line."""
+
+    name: ClassVar[str] = "audit"
+    # The AuditThresholds field holding its bound.
+    threshold: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class RecordsIngested(Audit):
+    """The run delivered at least `min_records` records of the dataset, and is not an empty run after
+    `empty_after_runs` non-empty ones (counted from silver.ingestion_runs)."""
+
+    name: ClassVar[str] = "records_ingested"
+    threshold: ClassVar[str] = "min_records"
+
+
+@dataclass(frozen=True)
+class QuarantineRate(Audit):
+    """At most `max_quarantine_percent` of the run's records of the dataset went to quarantine."""
+
+    name: ClassVar[str] = "quarantine_rate"
+    threshold: ClassVar[str] = "max_quarantine_percent"
+
+
+@dataclass(frozen=True)
+class Freshness(Audit):
+    """The newest value of `column` (the dataset's version column when None) is at most
+    `max_staleness_hours` old."""
+
+    name: ClassVar[str] = "freshness"
+    threshold: ClassVar[str] = "max_staleness_hours"
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class NoNullKeys(Audit):
+    """No row of the Gold table has a null in any of `columns`."""
+
+    name: ClassVar[str] = "no_null_keys"
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SumMatchesSilver(Audit):
+    """The sum of the Gold table's `column` equals `silver_sum`, an aggregate SQL expression over the
+    dataset's Silver table (`dataset`): what the column derives from, computed independently."""
+
+    name: ClassVar[str] = "sum_matches_silver"
+    column: str = ""
+    dataset: str = ""
+    silver_sum: str = ""
+
+
+@dataclass(frozen=True)
+class RowCountDrop(Audit):
+    """The Gold table lost at most `max_row_drop_percent` of its published rows (a table with no
+    published rows yet passes)."""
+
+    name: ClassVar[str] = "row_count_drop"
+    threshold: ClassVar[str] = "max_row_drop_percent"
+
+
+# What every dataset is audited for unless its declaration says otherwise.
+DATASET_AUDITS: tuple[Audit, ...] = (RecordsIngested(), QuarantineRate(), Freshness())
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What one audit measured on the branch."""
+
+    audit: str
+    table: str  # database.table
+    value: float
+    threshold: str  # the bound, as the failure line shows it, e.g. "<= 5%"
+    passed: bool
+    unit: str = ""  # after the value: "%", " h", " rows"
+    detail: str = ""  # what the value is made of, e.g. "12 of 240 records quarantined"
+
+    @property
+    def measured(self) -> str:
+        """The value as it reads, e.g. "1.33% (4 of 300 records this run)"."""
+        return f"{_number(self.value)}{self.unit}" + (f" ({self.detail})" if self.detail else "")
+
+    def line(self) -> str:
+        """One line naming the audit, the measured value and the threshold."""
+        verdict = "passed" if self.passed else "FAILED"
+        return f"{self.audit} on {self.table} {verdict}: {self.measured}, threshold {self.threshold}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"

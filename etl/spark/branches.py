@@ -1,0 +1,125 @@
+"""Iceberg branches for write-audit-publish: a run writes to a branch named after it, `main` moves later.
+
+With the session setting `spark.wap.branch` and the table property `write.wap.enabled` (every table has it,
+etl/tables.py), Iceberg sends every write of the session to that branch and reads the branch where the
+table has it, else `main`; a write creates the branch from `main`. So the jobs' reads and writes stay as
+they are: `on_branch` sets the branch around a job, `etl.spark.jobs.ensure_tables` creates it on the
+tables the job writes, and the few places that look at a table's current
+snapshot ask `current_snapshot`, which answers for the session's branch. Publishing fast-forwards `main`
+to the branch (`main` must still be its ancestor: nothing else may commit to `main` meanwhile, not even
+maintenance) and drops the branch.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from etl.catalog import CATALOG, table_identifier
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+WAP_BRANCH = "spark.wap.branch"
+MAIN = "main"
+# Branch names go into SQL string literals and job arguments: letters, digits and . _ : - only.
+BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
+
+
+class BadBranchName(ValueError):
+    """A branch name that is not a plain run id."""
+
+
+def require_branch_name(name: str) -> str:
+    if BRANCH_NAME.fullmatch(name) is None or name == MAIN:
+        raise BadBranchName(
+            f"branch {name!r} must be a run id (letters, digits, '.', '_', ':', '-') and not {MAIN!r}"
+        )
+    return name
+
+
+@contextmanager
+def on_branch(spark: SparkSession, branch: str | None) -> Iterator[None]:
+    """Within the block the session reads and writes `branch` (None: `main`); the setting before is
+    restored afterwards (locally every step shares one session)."""
+    before = spark.conf.get(WAP_BRANCH, None)
+    _set(spark, branch)
+    try:
+        yield
+    finally:
+        _set(spark, before)
+
+
+def _set(spark: SparkSession, branch: str | None) -> None:
+    if branch is None:
+        spark.conf.unset(WAP_BRANCH)
+    else:
+        spark.conf.set(WAP_BRANCH, require_branch_name(branch))
+
+
+class _OnBranch(Protocol):
+    @property
+    def branch(self) -> str | None: ...
+
+
+A = TypeVar("A", bound=_OnBranch)
+R = TypeVar("R")
+
+
+def writes_on_branch(run: Callable[[SparkSession, A], R]) -> Callable[[SparkSession, A], R]:
+    """Run a job's `run(spark, args)` on `args.branch`: its reads and writes go there."""
+
+    @functools.wraps(run)
+    def on_its_branch(spark: SparkSession, args: A) -> R:
+        with on_branch(spark, args.branch):
+            return run(spark, args)
+
+    return on_its_branch
+
+
+def session_branch(spark: SparkSession) -> str | None:
+    """The branch the session writes to, None for `main`."""
+    value = spark.conf.get(WAP_BRANCH, None)
+    return value or None
+
+
+def branch_snapshots(spark: SparkSession, identifier: str) -> dict[str, int]:
+    """The head snapshot of each of the table's branches (`main` only once it has a snapshot)."""
+    rows = spark.sql(f"SELECT name, snapshot_id FROM {identifier}.refs WHERE type = 'BRANCH'").collect()
+    return {row["name"]: int(row["snapshot_id"]) for row in rows}
+
+
+def current_snapshot(spark: SparkSession, identifier: str) -> str:
+    """The snapshot the session reads (of its branch where the table has it, else of `main`), as a
+    string; "none" for a table without one."""
+    branch = session_branch(spark)
+    heads = branch_snapshots(spark, identifier)
+    if branch is not None and branch in heads:
+        return str(heads[branch])
+    return str(heads[MAIN]) if MAIN in heads else "none"
+
+
+def create_branch(spark: SparkSession, identifier: str, branch: str) -> None:
+    """Start `branch` at `main`'s head (an empty snapshot when `main` has none). Created by the first
+    write instead, the branch's first snapshot would count its rows from zero (Iceberg 1.10 sums the
+    `total-records` of that commit as if the branch had been empty)."""
+    spark.sql(f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS `{require_branch_name(branch)}`")
+
+
+def publish(spark: SparkSession, database: str, table: str, branch: str) -> bool:
+    """Move the table's `main` to the head of `branch` and drop the branch; False when the table has no
+    such branch (the run wrote nothing to it, or it was published already)."""
+    identifier = table_identifier(database, table)
+    heads = branch_snapshots(spark, identifier)
+    if branch not in heads:
+        return False
+    if heads.get(MAIN) != heads[branch]:
+        spark.sql(
+            f"CALL {CATALOG}.system.fast_forward(table => '{database}.{table}', branch => '{MAIN}', "
+            f"to => '{require_branch_name(branch)}')"
+        )
+    spark.sql(f"ALTER TABLE {identifier} DROP BRANCH IF EXISTS `{branch}`")
+    return True

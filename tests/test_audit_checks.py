@@ -1,0 +1,77 @@
+"""The audits' declarations, thresholds and metrics, without Spark."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from etl import metrics, pipeline, registry
+from etl.audit.checks import DATASET_AUDITS, AuditResult, AuditThresholds
+from etl.audit.job import AuditFailed, parse_args, run_metrics
+from etl.spark.branches import BadBranchName, require_branch_name
+
+
+def test_thresholds_travel_as_job_arguments_and_back() -> None:
+    thresholds = AuditThresholds(min_records=5, empty_after_runs=0, max_quarantine_percent=2)
+    argv = ["--silver-database", "s", "--gold-database", "g", "--branch", "run-1"]
+    args = parse_args([*argv, *(part for item in thresholds.arguments().items() for part in item)])
+    assert args.thresholds == thresholds
+    assert args.publish_anyway is False
+    assert parse_args(argv).thresholds == AuditThresholds()
+    assert parse_args([*argv, "--publish-anyway", "true"]).publish_anyway is True
+    # The Audit step's settings are exactly what the job reads.
+    assert set(pipeline.AUDIT.settings) >= set(AuditThresholds().arguments())
+
+
+def test_a_threshold_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_quarantine_percent"):
+        AuditThresholds(max_quarantine_percent=101)
+    with pytest.raises(ValueError, match="min_records"):
+        AuditThresholds(min_records=-1)
+
+
+def test_branch_names_are_run_ids_and_never_main() -> None:
+    assert require_branch_name("20261127T081623Z-f066f73c") == "20261127T081623Z-f066f73c"
+    for name in ("main", "x'; DROP TABLE y", "", "a b"):
+        with pytest.raises(BadBranchName):
+            require_branch_name(name)
+
+
+def test_every_declared_table_is_guarded() -> None:
+    assert all(dataset.audits for dataset in registry.datasets())
+    assert all(model.audits for model in registry.gold_models())
+    assert {type(audit) for audit in DATASET_AUDITS} <= {
+        type(audit) for dataset in registry.datasets() for audit in dataset.audits
+    }
+
+
+FAILED = AuditResult(
+    "quarantine_rate", "silver.orders", 80.0, "<= 5%", False, "%", "8 of 10 records this run"
+)
+PASSED = AuditResult(
+    "no_null_keys", "gold.daily_sales", 0, "= 0", True, " rows", "null order_date or currency"
+)
+
+
+def test_a_failure_is_one_line_naming_the_audit_the_value_and_the_threshold() -> None:
+    message = str(AuditFailed("run-2", [FAILED, PASSED]))
+    assert "\n" not in message
+    assert message.startswith(
+        "audit failed on branch run-2: quarantine_rate on silver.orders FAILED: 80% "
+        "(8 of 10 records this run), threshold <= 5%. main is unchanged"
+    )
+    assert "no_null_keys" not in message
+
+
+def test_audit_results_are_published_as_emf_metrics_of_the_audit_step() -> None:
+    published: list[metrics.RunMetrics] = []
+    with metrics.published_run("Lakehouse/dev", pipeline.AUDIT.name, publish=published.append) as run:
+        run.counts.update(run_metrics([FAILED, PASSED]))
+    document = json.loads(published[0].line())
+    assert document["Step"] == "Audit"
+    assert document[metrics.AUDITS_FAILED] == 1
+    assert document["Audit.quarantine_rate.silver.orders"] == 80.0
+    assert document["Audit.no_null_keys.gold.daily_sales"] == 0
+    names = {m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {metrics.AUDITS_FAILED, "Audit.quarantine_rate.silver.orders"} <= names

@@ -1,0 +1,212 @@
+"""Write-audit-publish on real Iceberg: a run writes Silver and Gold to its own branch, and `main` moves only
+when the declared audits pass.
+
+The runs go through the local runner (ingestion from a small API on 127.0.0.1, the real Silver, Gold and
+Audit jobs) in the shared Spark session, each test in its own databases.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from etl import registry
+from etl.audit.checks import AuditThresholds
+from etl.audit.job import AuditFailed, AuditSummary, measure
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.spark.branches import MAIN, branch_snapshots, on_branch
+from etl.spark.jobs import ensure_tables
+from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
+from etl.timestamps import utc_now
+from local.audits import kept_branches
+from local.report import run_summary
+from local.runner import LocalLayout, LocalRunner, PipelineRun
+from tests.fixed_api import FixedPagesApi
+
+pytestmark = pytest.mark.spark
+
+
+def order(order_id: int, amount: float = 10.0, status: str = "paid") -> str:
+    return json.dumps(
+        {
+            "order_id": order_id,
+            "customer_id": f"c{order_id % 3}",
+            "status": status,
+            "amount": amount,
+            "currency": "EUR",
+            "created_at": f"2026-05-0{1 + order_id % 5}T00:00:00Z",
+            "updated_at": "2026-05-06T00:00:00Z",
+        }
+    )
+
+
+GOOD = [order(i) for i in range(1, 11)]
+# Eight of ten records break a rule (a negative amount): 80% quarantined.
+BAD = [order(i, amount=-1.0) for i in range(11, 19)] + [order(19), order(20)]
+
+
+class Lakehouse:
+    """A data directory and its own Silver and Gold databases in the shared test catalog."""
+
+    def __init__(self, spark: SparkSession, root: Path) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.spark = spark
+        self.layout = LocalLayout(
+            root, silver_database=f"wap_silver_{suffix}", gold_database=f"wap_gold_{suffix}"
+        )
+        # Customers exist, empty: the test source serves no customers.
+        ensure_tables(spark, self.layout.silver_database, registry.dataset("customers").tables)
+
+    def run(
+        self, pages: list[list[str]], run_id: str, audits: AuditThresholds | None = None, **options: Any
+    ) -> PipelineRun:
+        with FixedPagesApi(pages) as api:
+            settings = IngestionSettings(
+                SourceSettings(api.url, backoff_base_seconds=0.0), str(self.layout.bronze)
+            )
+            runner = LocalRunner(
+                self.layout, settings, spark_factory=lambda: self.spark, audits=audits, **options
+            )
+            return runner.run(run_id=run_id)
+
+    def table(self, name: str) -> str:
+        layer, table = name.split(".")
+        database = self.layout.silver_database if layer == "silver" else self.layout.gold_database
+        return f"{database}.{table}"
+
+    def main_rows(self, name: str) -> list[tuple[Any, ...]]:
+        """The table's rows as readers of `main` see them."""
+        with on_branch(self.spark, None):
+            return sorted((tuple(row) for row in self.spark.table(self.table(name)).collect()), key=repr)
+
+    def heads(self, name: str) -> dict[str, int]:
+        return branch_snapshots(self.spark, self.table(name))
+
+
+@pytest.fixture
+def lakehouse(spark: SparkSession, tmp_path: Path) -> Iterator[Lakehouse]:
+    yield Lakehouse(spark, tmp_path)
+
+
+TABLES = ("silver.orders", "silver.orders_quarantine", "silver.ingestion_runs", "gold.daily_sales")
+
+
+def test_a_bad_batch_never_reaches_main_and_a_good_one_does(lakehouse: Lakehouse) -> None:
+    good = lakehouse.run([GOOD], run_id="run-good")
+    audit: AuditSummary = good.result("Audit")
+    assert audit.failed == () and len(audit.results) == 15
+    assert {f"{lakehouse.layout.silver_database}.orders"} <= set(audit.published)
+    assert sorted(row[0] for row in lakehouse.main_rows("silver.orders")) == list(range(1, 11))
+    assert all(set(lakehouse.heads(name)) == {MAIN} for name in TABLES)  # the branch was dropped
+    assert "15 of 15 audits passed" in run_summary(good)
+    published = {name: lakehouse.main_rows(name) for name in TABLES}
+    heads = {name: lakehouse.heads(name)[MAIN] for name in TABLES}
+
+    with pytest.raises(AuditFailed) as failure:
+        lakehouse.run([BAD], run_id="run-bad")
+    message = str(failure.value)
+    assert "\n" not in message
+    assert (
+        f"quarantine_rate on {lakehouse.layout.silver_database}.orders FAILED: "
+        "80% (8 of 10 records this run), threshold <= 5%"
+    ) in message
+    # main is unchanged, to the snapshot; the branch keeps the run for inspection.
+    for name in TABLES:
+        assert lakehouse.main_rows(name) == published[name]
+        assert lakehouse.heads(name)[MAIN] == heads[name]
+    assert "run-bad" in lakehouse.heads("silver.orders")
+    on_branch_rows = lakehouse.spark.sql(
+        f"SELECT order_id FROM {lakehouse.table('silver.orders')} VERSION AS OF 'run-bad'"
+    )
+    assert sorted(row[0] for row in on_branch_rows.collect()) == [*range(1, 11), 19, 20]
+    assert kept_branches(
+        lakehouse.spark, lakehouse.layout.silver_database, lakehouse.layout.gold_database
+    ) == ["run-bad"]
+    # The session reads main again after the failed run.
+    assert lakehouse.spark.conf.get("spark.wap.branch", None) is None
+
+    # Snapshot expiry keeps what the kept branch needs.
+    expire_snapshots(
+        lakehouse.spark,
+        lakehouse.layout.silver_database,
+        "orders",
+        MaintenancePolicy(snapshot_retention=timedelta(0), retain_last=1),
+        utc_now(),
+    )
+    assert on_branch_rows.count() == 12
+
+
+def test_a_retry_after_a_failed_audit_publishes_what_the_failed_run_held_back(lakehouse: Lakehouse) -> None:
+    audits = AuditThresholds(empty_after_runs=1)
+    lakehouse.run([GOOD], run_id="run-1", audits=audits)
+    # The source suddenly returns nothing: an empty run after a non-empty one.
+    with pytest.raises(
+        AuditFailed, match=r"records_ingested on \S+\.orders FAILED: 0 records \(after 1 runs"
+    ):
+        lakehouse.run([[]], run_id="run-2", audits=audits)
+    ledger_before = lakehouse.main_rows("silver.ingestion_runs")
+
+    more = [order(i) for i in range(21, 26)]
+    retry = lakehouse.run([more], run_id="run-3", audits=audits)
+    assert retry.result("Audit").failed == ()
+    assert sorted(row[0] for row in lakehouse.main_rows("silver.orders")) == [*range(1, 11), *range(21, 26)]
+    # The empty runs held back by run-2 are published with run-3: main's ledger lists each run (one row
+    # per dataset) once.
+    ledger = [(row[0], row[7]) for row in lakehouse.main_rows("silver.ingestion_runs")]
+    assert len(ledger) == len(ledger_before) + 4 and len(set(ledger)) == len(ledger)
+    assert ("run-2-001", "orders") in ledger
+    revenue = lakehouse.spark.sql(
+        f"SELECT sum(gross_revenue) FROM {lakehouse.table('gold.daily_sales')}"
+    ).first()
+    assert revenue is not None and float(revenue[0]) == 150.0
+
+
+def test_publish_anyway_publishes_a_failed_branch_and_the_summary_says_so(lakehouse: Lakehouse) -> None:
+    run = lakehouse.run([BAD], run_id="run-anyway", publish_anyway=True)
+    audit: AuditSummary = run.result("Audit")
+    assert [result.audit for result in audit.failed] == ["quarantine_rate"]
+    assert len(lakehouse.main_rows("silver.orders_quarantine")) == 8
+    assert "published anyway (--publish-anyway): quarantine_rate" in run_summary(run)
+    assert "run-anyway" not in lakehouse.heads("silver.orders")
+
+
+def test_the_gold_audits_catch_null_keys_revenue_that_does_not_add_up_lost_rows_and_stale_data(
+    lakehouse: Lakehouse,
+) -> None:
+    lakehouse.run([GOOD], run_id="run-1")
+    daily_sales = lakehouse.table("gold.daily_sales")
+    with on_branch(lakehouse.spark, "tampered"):
+        # A row with a null key and revenue no order has; every other row gone.
+        lakehouse.spark.sql(f"DELETE FROM {daily_sales} WHERE order_date > DATE '2026-05-01'")
+        lakehouse.spark.sql(f"INSERT INTO {daily_sales} VALUES (NULL, 'EUR', 1, 100.00, 0, 0)")
+    results = {
+        (r.audit, r.table.split(".")[1]): r
+        for r in measure(
+            lakehouse.spark,
+            lakehouse.layout.silver_database,
+            lakehouse.layout.gold_database,
+            "tampered",
+            AuditThresholds(max_staleness_hours=24),
+            now=utc_now(),
+        )
+    }
+    failed = sorted(key for key, result in results.items() if not result.passed)
+    assert failed == [
+        ("freshness", "customers"),  # no rows at all
+        ("freshness", "orders"),
+        ("no_null_keys", "daily_sales"),
+        ("row_count_drop", "daily_sales"),
+        ("sum_matches_silver", "daily_sales"),
+    ]
+    assert results[("no_null_keys", "daily_sales")].value == 1
+    assert results[("sum_matches_silver", "daily_sales")].value == 20  # 100 added, 80 of 100 gone
+    assert results[("row_count_drop", "daily_sales")].measured == "60% (5 -> 2 rows)"
+    # The other Gold tables were not touched on the branch: they are measured on main, and pass.
+    assert results[("sum_matches_silver", "customer_summary")].passed
