@@ -210,3 +210,17 @@ def test_the_gold_audits_catch_null_keys_revenue_that_does_not_add_up_lost_rows_
     assert results[("row_count_drop", "daily_sales")].measured == "60% (5 -> 2 rows)"
     # The other Gold tables were not touched on the branch: they are measured on main, and pass.
     assert results[("sum_matches_silver", "customer_summary")].passed
+
+
+def test_a_gold_table_the_run_kept_is_not_measured_again_and_one_it_rebuilt_is(lakehouse: Lakehouse) -> None:
+    lakehouse.run([GOOD], run_id="run-1")
+    nothing_new = lakehouse.run([[]], run_id="run-2").result("Audit")
+    kept = [r for r in nothing_new.results if r.table.startswith(lakehouse.layout.gold_database)]
+    assert len(kept) == 9
+    assert all(r.passed and r.detail == "not measured: unchanged since published" for r in kept)
+
+    rebuilt = lakehouse.run([[order(21, amount=5.0)]], run_id="run-3").result("Audit")
+    sums = [r for r in rebuilt.results if r.audit == "sum_matches_silver"]
+    assert [r.detail for r in sums if r.table.endswith(".daily_sales")] == [
+        f"sum of gross_revenue 105.00, {lakehouse.layout.silver_database}.orders 105.00"
+    ]

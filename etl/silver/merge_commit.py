@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from pyspark.sql import SparkSession
 
 from etl.dataset import WriteMode
-from etl.spark.branches import session_branch
+from etl.spark.branches import iceberg_table, session_branch
 
 # The summary key Iceberg's Spark writer stamps on every commit with the application that made it.
 APP_ID = "spark.app.id"
@@ -58,10 +58,10 @@ def merge_and_count(spark: SparkSession, table: str, merge: Callable[[], object]
     the dataset's declaration). Call it again for each attempt of a retried MERGE.
     """
     branch = session_branch(spark)  # the MERGE commits to the run's branch, when there is one
-    before = _head(_iceberg_table(spark, table), branch)
+    before = _head(iceberg_table(spark, table), branch)
     before_id = None if before is None else before.snapshotId()
     merge()
-    iceberg = _iceberg_table(spark, table)
+    iceberg = iceberg_table(spark, table)
     app_id = spark.sparkContext.applicationId
     ours = [
         snapshot
@@ -93,15 +93,6 @@ def _snapshots_since(iceberg: Any, head: Any, before_id: int | None) -> list[Any
         parent = snapshot.parentId()
         snapshot = None if parent is None else iceberg.snapshot(parent)
     return snapshots
-
-
-def _iceberg_table(spark: SparkSession, table: str) -> Any:
-    """The table as Iceberg's Java API sees it, reloaded: the catalog may hand out a cached copy."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    iceberg = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
-    iceberg.refresh()
-    return iceberg
 
 
 def _count(summary: Mapping[str, str], key: str) -> int:

@@ -16,7 +16,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from etl.catalog import CATALOG, table_identifier
 
@@ -87,9 +87,21 @@ def session_branch(spark: SparkSession) -> str | None:
 
 
 def branch_snapshots(spark: SparkSession, identifier: str) -> dict[str, int]:
-    """The head snapshot of each of the table's branches (`main` only once it has a snapshot)."""
-    rows = spark.sql(f"SELECT name, snapshot_id FROM {identifier}.refs WHERE type = 'BRANCH'").collect()
-    return {row["name"]: int(row["snapshot_id"]) for row in rows}
+    """The head snapshot of each of the table's branches (`main` only once it has a snapshot).
+
+    Read from the table's metadata on the driver: the `.refs` metadata table would cost a Spark job, and
+    a run asks this of every table several times."""
+    refs = iceberg_table(spark, identifier).refs()
+    return {str(name): int(ref.snapshotId()) for name, ref in refs.items() if ref.isBranch()}
+
+
+def iceberg_table(spark: SparkSession, identifier: str) -> Any:
+    """The table as Iceberg's Java API sees it, reloaded: the catalog may hand out a cached copy."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, identifier)
+    table.refresh()
+    return table
 
 
 def current_snapshot(spark: SparkSession, identifier: str) -> str:
