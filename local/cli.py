@@ -86,6 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
             spark_factory=lambda: _quiet(build_session(str(layout.warehouse)), args.verbose),
             progress=lambda line: print(line, flush=True),
             function_budget_seconds=args.ingest_budget,
+            audits=AuditThresholds.from_arguments(args),
             publish_anyway=args.publish_anyway,
         )
         if args.publish_anyway:
@@ -145,8 +146,14 @@ def audits_command(args: argparse.Namespace) -> int:
         return 0
     if branch not in kept:
         raise ValueError(f"no table has a branch {branch!r}; kept branches: {', '.join(kept) or 'none'}")
-    print(f"Branch {branch} (kept: {', '.join(kept)}), not published to main:")
-    results = measure(spark, layout.silver_database, layout.gold_database, branch, AuditThresholds())
+    others = [name for name in kept if name != branch]
+    print(
+        f"Branch {branch}, not published to main"
+        + (f" (also kept: {', '.join(others)})" if others else "")
+        + ":"
+    )
+    thresholds = AuditThresholds.from_arguments(args)
+    results = measure(spark, layout.silver_database, layout.gold_database, branch, thresholds)
     print(audit_table(results))
     return 1 if any(not result.passed for result in results) else 0
 
@@ -304,6 +311,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="publish the run's branch to main even when audits fail (the summary lists them)",
     )
+    AuditThresholds.add_arguments(run)
     run.add_argument(
         "--ingest-budget",
         type=_positive_seconds,
@@ -328,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     audits.set_defaults(command=audits_command)
     audits.add_argument("--branch", metavar="RUN", help="the run id the failed run named")
+    AuditThresholds.add_arguments(audits)
     audits.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
 
     rebuild = commands.add_parser("rebuild", help="drop Silver and Gold and replay them from Bronze")

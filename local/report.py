@@ -133,7 +133,9 @@ def _describe(result: Any) -> str:
         )
     if isinstance(result, SilverSummary):
         runs = _runs(result.runs)
-        if result.redelivered:
+        if result.redelivered and result.records == 0:
+            merged = f"nothing new in {runs} (no records): ledger only"
+        elif result.redelivered:
             merged = f"nothing new in {runs} (records already merged): ledger only"
         else:
             merged = f"merged {runs}"

@@ -172,3 +172,11 @@ def test_a_data_dir_that_is_a_file_is_refused_by_the_parser(
         _parser().parse_args(["run", "--data-dir", str(a_file)])
     assert f"{a_file} is a file, not a directory" in capsys.readouterr().err
     assert _parser().parse_args(["run", "--data-dir", str(tmp_path / "new")]).data_dir == tmp_path / "new"
+
+
+def test_a_local_run_takes_its_audit_thresholds_from_the_command_line() -> None:
+    from etl.audit.checks import AuditThresholds
+
+    args = _parser().parse_args(["run", "--audit-max-quarantine-percent", "60"])
+    assert AuditThresholds.from_arguments(args) == AuditThresholds(max_quarantine_percent=60)
+    assert AuditThresholds.from_arguments(_parser().parse_args(["audits"])) == AuditThresholds()

@@ -51,7 +51,12 @@ class AuditThresholds:
         defaults = cls()
         for f in fields(cls):
             parser.add_argument(
-                argument_name(f.name), dest=f.name, type=int, default=getattr(defaults, f.name)
+                argument_name(f.name),
+                dest=f.name,
+                type=int,
+                default=getattr(defaults, f.name),
+                metavar="N",
+                help=f"audit threshold (default {getattr(defaults, f.name)}; README: Write, audit, publish)",
             )
 
     @classmethod
@@ -156,4 +161,4 @@ class AuditResult:
 
 
 def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
