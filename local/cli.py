@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from etl.audit.job import AuditFailed
     from etl.bronze.settings import IngestionSettings
     from local.report import run_summary
     from local.run_lock import hold_data_dir
@@ -92,7 +93,12 @@ def run_command(args: argparse.Namespace) -> int:
         if args.publish_anyway:
             print("--publish-anyway: this run's branch is published to main even if audits fail", flush=True)
         began = time.perf_counter()
-        result = runner.run()
+        try:
+            result = runner.run()
+        except AuditFailed as failure:
+            data_dir = "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
+            source = f" --source-url {args.source_url}" if args.source_url else ""
+            raise AuditFailed(failure.branch, failure.results, data_dir, source) from failure
     print()
     print(run_summary(result))
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")

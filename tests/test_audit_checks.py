@@ -62,6 +62,18 @@ def test_a_failure_is_one_line_naming_the_audit_the_value_and_the_threshold() ->
         "(8 of 10 records this run), threshold <= 5%. main is unchanged"
     )
     assert "no_null_keys" not in message
+    assert message.endswith(
+        "`lakehouse audits --branch run-2`, fix the cause and run again, or publish "
+        "anyway with `lakehouse run --publish-anyway`"
+    )
+
+
+def test_the_commands_a_failure_suggests_name_the_runs_data_dir_and_source() -> None:
+    message = str(AuditFailed("run-2", [FAILED], " --data-dir /tmp/d", " --source-url http://127.0.0.1:9"))
+    assert "`lakehouse audits --branch run-2 --data-dir /tmp/d`" in message
+    assert message.endswith(
+        "`lakehouse run --publish-anyway --data-dir /tmp/d --source-url http://127.0.0.1:9`"
+    )
 
 
 def test_audit_results_are_published_as_emf_metrics_of_the_audit_step() -> None:
