@@ -40,7 +40,6 @@ class Redelivery:
 
     lines: dict[str, list[str]]  # run id -> its lines, in order
     accepted: dict[str, int]  # run id -> valid records
-    keys: int  # distinct keys among the valid records (each one not newer than the stored version)
 
 
 def find_redelivery(
@@ -51,7 +50,7 @@ def find_redelivery(
 ) -> Redelivery | None:
     """The pending runs as a Redelivery when each of them only re-delivers records of `newest_merged`."""
     if all(m.records == 0 for m in pending):
-        return Redelivery({m.run_id: [] for m in pending}, {m.run_id: 0 for m in pending}, 0)
+        return Redelivery({m.run_id: [] for m in pending}, {m.run_id: 0 for m in pending})
     if newest_merged is None or sum(m.records for m in pending) > MAX_RECORDS:
         return None
     if any(m.updated_since != newest_merged.watermark or m.watermark != m.updated_since for m in pending):
@@ -67,16 +66,14 @@ def find_redelivery(
     watermark = _instant(newest_merged.watermark)
     future_for_merged = _instant(newest_merged.started_at) + MAX_CLOCK_SKEW
     accepted: dict[str, int] = {}
-    keys: set[tuple[object, ...]] = set()
     for run_id, found in lines.items():
         valid = _valid_rows(found, dataset)
         for row in valid:
             version = row[dataset.version]
             if not isinstance(version, datetime) or version > watermark or version > future_for_merged:
                 return None
-            keys.add(tuple(row[key] for key in dataset.keys))
         accepted[run_id] = len(valid)
-    return Redelivery(lines, accepted, len(keys))
+    return Redelivery(lines, accepted)
 
 
 def _valid_rows(lines: list[str], dataset: Dataset) -> list[dict[str, object]]:
