@@ -15,7 +15,9 @@ from datasets.gold.daily_sales import MODEL as DAILY_SALES
 from datasets.orders import DATASET as ORDERS
 from etl import registry
 from etl.gold import job as gold
+from etl.spark.branches import branch_snapshots, publish
 from etl.spark.jobs import ensure_tables
+from tests.spark_jobs import spark_jobs
 
 GOLD_CUSTOMER_SUMMARY = CUSTOMER_SUMMARY.table
 GOLD_DAILY_SALES = DAILY_SALES.table
@@ -207,3 +209,30 @@ def test_a_run_with_silver_unchanged_keeps_every_table_and_a_change_rebuilds_wha
     assert after.up_to_date == ("daily_sales",)
     countries = {row.country for row in spark.table(f"{gold_db}.sales_by_country").collect()}
     assert "FR" in countries and "DE" not in countries
+
+
+def test_on_a_branch_only_a_rebuilt_table_gets_the_branch_and_a_kept_one_costs_no_spark_job(
+    spark: SparkSession, databases: tuple[str, str]
+) -> None:
+    silver_db, gold_db = databases
+    options = ["--silver-database", silver_db, "--gold-database", gold_db]
+    gold.run(spark, gold.parse_args(options))
+    spark.sql(f"UPDATE {silver_db}.customers SET country = 'FR'")
+
+    changed = gold.run(spark, gold.parse_args([*options, "--branch", "run-2"]))
+
+    assert changed.up_to_date == ("daily_sales",)
+    assert "run-2" not in branch_snapshots(spark, f"{gold_db}.daily_sales")
+    for table in ("customer_summary", "sales_by_country"):
+        assert "run-2" in branch_snapshots(spark, f"{gold_db}.{table}")
+        on_branch = spark.sql(f"SELECT * FROM {gold_db}.{table} VERSION AS OF 'run-2'").count()
+        assert changed.rows[table] == on_branch  # counted from the commit's summary
+
+    # Published (as the Audit step does), the tables are up to date on the next run's branch.
+    assert [publish(spark, gold_db, table, "run-2") for table in sorted(changed.rows)] == [True, False, True]
+    with spark_jobs(spark) as jobs:
+        kept = gold.run(spark, gold.parse_args([*options, "--branch", "run-3"]))
+    assert sorted(kept.up_to_date) == ["customer_summary", "daily_sales", "sales_by_country"]
+    assert kept.rows == changed.rows
+    assert jobs == []
+    assert not any("run-3" in branch_snapshots(spark, f"{gold_db}.{table}") for table in kept.rows)

@@ -15,6 +15,7 @@ from datasets.orders import DATASET as ORDERS
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, maintain
 from etl.tables import METADATA_VERSIONS_KEPT, SILVER_INGESTION_RUNS, STORAGE_PROPERTIES
+from tests.spark_jobs import spark_jobs
 
 SILVER_ORDERS = ORDERS.silver_table
 SILVER_TABLES = (SILVER_INGESTION_RUNS, *ORDERS.tables)
@@ -189,3 +190,17 @@ def test_tables_created_before_the_storage_properties_get_them_on_the_next_run(s
         # A value set on purpose stays.
         expected = "50" if table.name == "orders_quarantine" else str(METADATA_VERSIONS_KEPT)
         assert now["write.metadata.previous-versions-max"] == expected
+
+
+def test_a_table_with_nothing_to_maintain_costs_no_spark_job_and_no_commit(
+    spark: SparkSession, orders: str
+) -> None:
+    policy = MaintenancePolicy(compact_at_delete_files=3, snapshot_retention=timedelta(days=7))
+    maintain(spark, orders, "orders", policy)  # the first orphan sweep
+    commits = count(spark, orders, "metadata_log_entries")
+
+    with spark_jobs(spark) as jobs:
+        assert maintain(spark, orders, "orders", policy) == []
+
+    assert jobs == []
+    assert count(spark, orders, "metadata_log_entries") == commits

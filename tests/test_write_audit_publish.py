@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from etl import registry
 from etl.audit.checks import AuditThresholds
 from etl.audit.job import AuditFailed, AuditSummary, measure
 from etl.bronze.settings import IngestionSettings, SourceSettings
-from etl.spark.branches import MAIN, branch_snapshots, on_branch
+from etl.catalog import CATALOG, table_identifier
+from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch, publish
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
 from etl.timestamps import utc_now
@@ -224,3 +225,75 @@ def test_a_gold_table_the_run_kept_is_not_measured_again_and_one_it_rebuilt_is(l
     assert [r.detail for r in sums if r.table.endswith(".daily_sales")] == [
         f"sum of gross_revenue 105.00, {lakehouse.layout.silver_database}.orders 105.00"
     ]
+
+
+def metadata_versions(spark: SparkSession, identifier: str) -> int:
+    """How many metadata files the table's commits have written (each commit writes one)."""
+    return spark.sql(f"SELECT * FROM {identifier}.metadata_log_entries").count()
+
+
+def test_publishing_is_one_commit_and_never_moves_main_past_a_commit_the_branch_lacks(
+    spark: SparkSession,
+) -> None:
+    database = f"wap_publish_{uuid.uuid4().hex[:8]}"
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{database}")
+    identifier = table_identifier(database, "numbers")
+    spark.sql(f"CREATE TABLE {identifier} (n INT) USING iceberg TBLPROPERTIES ('write.wap.enabled' = 'true')")
+    spark.sql(f"INSERT INTO {identifier} VALUES (1)")
+    create_branch(spark, identifier, "run-1")
+    with on_branch(spark, "run-1"):
+        spark.sql(f"INSERT INTO {identifier} VALUES (2)")
+    head, versions = branch_snapshots(spark, identifier)["run-1"], metadata_versions(spark, identifier)
+
+    assert publish(spark, database, "numbers", "run-1")
+    assert branch_snapshots(spark, identifier) == {MAIN: head}  # main moved, the branch is gone
+    assert metadata_versions(spark, identifier) == versions + 1
+    assert sorted(row.n for row in spark.table(identifier).collect()) == [1, 2]
+    assert not publish(spark, database, "numbers", "run-1")  # nothing left to publish
+
+    # main moved on without the branch: publishing refuses and leaves main and the branch as they were.
+    create_branch(spark, identifier, "run-2")
+    with on_branch(spark, "run-2"):
+        spark.sql(f"INSERT INTO {identifier} VALUES (3)")
+    spark.sql(f"INSERT INTO {identifier} VALUES (4)")
+    heads = branch_snapshots(spark, identifier)
+    with pytest.raises(Exception, match="ancestor"):
+        publish(spark, database, "numbers", "run-2")
+    assert branch_snapshots(spark, identifier) == heads
+    assert sorted(row.n for row in spark.table(identifier).collect()) == [1, 2, 4]
+
+
+def test_every_audit_of_a_branch_is_measured_in_one_spark_action(
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lakehouse.run([GOOD], run_id="run-1")
+    with pytest.raises(AuditFailed) as failure:
+        lakehouse.run([BAD], run_id="run-bad")  # every table written: every audit measured
+    assert not any(r.detail.startswith("not measured") for r in failure.value.results)
+    actions: list[str] = []
+    depth = [0]
+
+    def counted(name: str) -> Any:
+        action = getattr(DataFrame, name)
+
+        def run_action(frame: DataFrame, *args: Any, **kwargs: Any) -> Any:
+            if depth[0] == 0:
+                actions.append(name)
+            depth[0] += 1
+            try:
+                return action(frame, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        return run_action
+
+    for name in ("first", "head", "take", "collect", "count", "toLocalIterator"):
+        monkeypatch.setattr(DataFrame, name, counted(name))
+    silver, gold = lakehouse.layout.silver_database, lakehouse.layout.gold_database
+    # (With the default thresholds an empty dataset also reads the ledger's last runs; not here.)
+    measure(lakehouse.spark, silver, gold, "run-bad", AuditThresholds(empty_after_runs=0))
+    assert actions == ["first"]
+
+    monkeypatch.undo()
+    again = measure(lakehouse.spark, silver, gold, "run-bad", AuditThresholds())
+    assert again == list(failure.value.results)

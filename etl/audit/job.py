@@ -18,11 +18,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl import metrics, pipeline, registry
@@ -162,20 +164,25 @@ def measure(
 
     The tables are read at their snapshots (`VERSION AS OF`), not through `spark.wap.branch`: Iceberg
     refuses time travel in a session that names a branch, and the audits compare the branch with `main`.
+    Each audit asks for the aggregates it needs (`Measurements`), all of them are computed in one Spark
+    action, and then each audit judges its values.
     """
     now = now or utc_now()
-    runs = load_new_runs(spark, silver_database, branch)
-    results = [
-        measure_dataset_audit(spark, audit, dataset, silver_database, branch, runs, thresholds, now)
+    versions = TableVersions(spark, branch)
+    measurements = Measurements()
+    runs = load_new_runs(versions, silver_database)
+    judged = [
+        plan_dataset_audit(measurements, versions, audit, dataset, silver_database, runs, thresholds, now)
         for dataset in registry.datasets()
         for audit in dataset.audits
     ]
-    results += [
-        measure_gold_audit(spark, audit, model, silver_database, gold_database, branch, thresholds)
+    judged += [
+        plan_gold_audit(measurements, versions, audit, model, silver_database, gold_database, thresholds)
         for model in registry.gold_models()
         for audit in model.audits
     ]
-    return results
+    measurements.compute()
+    return [judge() for judge in judged]
 
 
 def publish_branch(spark: SparkSession, silver_database: str, gold_database: str, branch: str) -> list[str]:
@@ -192,64 +199,140 @@ def publish_branch(spark: SparkSession, silver_database: str, gold_database: str
 # -- the measures -----------------------------------------------------------------------------------------
 
 
-def load_new_runs(spark: SparkSession, database: str, branch: str) -> DataFrame:
+class Measurements:
+    """The aggregates the audits ask for, computed together: one aggregation per table version read (the
+    audits of a table share its scan, and an aggregate asked twice is computed once), the aggregations
+    cross-joined into one row, so the whole set costs one Spark action instead of one or two per audit."""
+
+    def __init__(self) -> None:
+        # source -> (its rows, aggregate expression -> (column name, aggregate))
+        self._sources: dict[str, tuple[DataFrame, dict[str, tuple[str, Column]]]] = {}
+        self._values: dict[str, Any] | None = None
+
+    def ask(self, source: str, rows: DataFrame, aggregate: Column) -> Callable[[], Any]:
+        """Ask for `aggregate` over `rows` (`source` names them: the same name, the same rows); returns
+        the function that gives its value once computed."""
+        _, aggregates = self._sources.setdefault(source, (rows, {}))
+        key = str(aggregate)
+        if key not in aggregates:
+            asked = sum(len(each) for _, each in self._sources.values())
+            aggregates[key] = (f"measure_{asked}", aggregate)  # a column name unique in the row
+        name = aggregates[key][0]
+        return lambda: self.value(name)
+
+    def compute(self) -> None:
+        one_row_each = [
+            frame.agg(*(aggregate.alias(name) for name, aggregate in aggregates.values()))
+            for frame, aggregates in self._sources.values()
+        ]
+        row = reduce(DataFrame.crossJoin, one_row_each).first() if one_row_each else None
+        self._values = row.asDict() if row is not None else {}
+
+    def value(self, name: str) -> Any:
+        if self._values is None:
+            raise RuntimeError("the measurements are not computed yet")
+        return self._values[name]
+
+
+class TableVersions:
+    """The tables as the audits read them: each table's branch heads looked up once per Audit run (the
+    tables do not move while it measures)."""
+
+    def __init__(self, spark: SparkSession, branch: str) -> None:
+        self.spark, self.branch = spark, branch
+        self._heads: dict[str, dict[str, int]] = {}
+
+    def heads(self, identifier: str) -> dict[str, int]:
+        if identifier not in self._heads:
+            self._heads[identifier] = branch_snapshots(self.spark, identifier)
+        return self._heads[identifier]
+
+    def snapshot(self, identifier: str, branch: str) -> int | None:
+        """The snapshot the audits read: `branch`'s head where the table has it, else `main`'s."""
+        heads = self.heads(identifier)
+        return heads.get(branch, heads.get(MAIN))
+
+    def read(self, identifier: str, branch: str) -> tuple[str, DataFrame]:
+        """(a name for the table version, its rows) as `branch` has them, else as `main` has them; no
+        rows before the table's first snapshot."""
+        snapshot = self.snapshot(identifier, branch)
+        if snapshot is None:
+            return f"{identifier}@none", self.spark.table(identifier)  # no snapshot: no rows
+        rows = self.spark.sql(f"SELECT * FROM {identifier} VERSION AS OF {snapshot}")
+        return f"{identifier}@{snapshot}", rows
+
+
+def load_new_runs(versions: TableVersions, database: str) -> DataFrame:
     """The ledger rows on the branch that `main` does not have: the ingestion runs this run merged."""
     ledger = table_identifier(database, SILVER_INGESTION_RUNS.name)
-    on_branch_rows = load_table(spark, ledger, branch)
-    published = load_table(spark, ledger, MAIN)
+    _, on_branch_rows = versions.read(ledger, versions.branch)
+    _, published = versions.read(ledger, MAIN)
     return on_branch_rows.join(published.select("run_id"), "run_id", "left_anti")
 
 
 def load_table(spark: SparkSession, identifier: str, branch: str) -> DataFrame:
     """The table as `branch` has it, else as `main` has it; no rows before its first snapshot."""
-    heads = branch_snapshots(spark, identifier)
-    snapshot = heads.get(branch, heads.get(MAIN))
-    if snapshot is None:
-        return spark.table(identifier)  # no snapshot: no rows
-    return spark.sql(f"SELECT * FROM {identifier} VERSION AS OF {snapshot}")
+    return TableVersions(spark, branch).read(identifier, branch)[1]
 
 
-def measure_dataset_audit(
-    spark: SparkSession,
+Judge = Callable[[], AuditResult]
+
+
+def plan_dataset_audit(
+    measurements: Measurements,
+    versions: TableVersions,
     audit: Audit,
     dataset: Dataset,
     database: str,
-    branch: str,
     runs: DataFrame,
     thresholds: AuditThresholds,
     now: datetime,
-) -> AuditResult:
+) -> Judge:
+    """Ask for what the dataset's audit needs; the function returned judges it once measured."""
     table = f"{database}.{dataset.name}"
-    mine = runs.where(F.col("dataset") == dataset.name)
     if isinstance(audit, RecordsIngested | QuarantineRate):
-        totals = mine.agg(
-            F.coalesce(F.sum("records"), F.lit(0)).alias("records"),
-            F.coalesce(F.sum("quarantined"), F.lit(0)).alias("quarantined"),
-        ).first()
-        records, quarantined = (int(totals["records"]), int(totals["quarantined"])) if totals else (0, 0)
+        # Sums over the dataset's rows of the new runs (0 without any), shared by both audits.
+        mine = F.col("dataset") == dataset.name
+        records, quarantined = (
+            measurements.ask("new runs", runs, F.coalesce(F.sum(F.when(mine, F.col(c))), F.lit(0)))
+            for c in ("records", "quarantined")
+        )
         if isinstance(audit, QuarantineRate):
-            rate = 100.0 * quarantined / records if records else 0.0
-            bound = thresholds.max_quarantine_percent
-            detail = f"{quarantined} of {records} records this run"
-            return AuditResult(audit.name, table, round(rate, 2), f"<= {bound}%", rate <= bound, "%", detail)
-        return _records_ingested(spark, audit, dataset, database, table, records, thresholds)
+
+            def quarantine_rate() -> AuditResult:
+                total, bad = int(records()), int(quarantined())
+                rate = 100.0 * bad / total if total else 0.0
+                bound = thresholds.max_quarantine_percent
+                detail = f"{bad} of {total} records this run"
+                return AuditResult(
+                    audit.name, table, round(rate, 2), f"<= {bound}%", rate <= bound, "%", detail
+                )
+
+            return quarantine_rate
+        return lambda: _records_ingested(
+            versions.spark, audit, dataset, database, table, int(records()), thresholds
+        )
     if isinstance(audit, Freshness):
         bound_hours = thresholds.max_staleness_hours
         if bound_hours == 0:
-            return AuditResult(audit.name, table, 0, "off (0 h)", True, detail="not checked")
+            return lambda: AuditResult(audit.name, table, 0, "off (0 h)", True, detail="not checked")
         column = audit.column or dataset.version
-        newest = (
-            load_table(spark, table_identifier(database, dataset.name), branch).agg(F.max(column)).first()
-        )
-        if newest is None or newest[0] is None:
+        source, rows = versions.read(table_identifier(database, dataset.name), versions.branch)
+        newest = measurements.ask(source, rows, F.max(column))
+
+        def freshness() -> AuditResult:
+            value = newest()
+            if value is None:
+                return AuditResult(
+                    audit.name, table, 0, f"<= {bound_hours} h", False, detail=f"the table has no {column}"
+                )
+            age = (now.replace(tzinfo=None) - value).total_seconds() / 3600
+            detail = f"newest {column} {value:%Y-%m-%d %H:%M} UTC"
             return AuditResult(
-                audit.name, table, 0, f"<= {bound_hours} h", False, detail=f"the table has no {column}"
+                audit.name, table, round(age, 2), f"<= {bound_hours} h", age <= bound_hours, " h old", detail
             )
-        age = (now.replace(tzinfo=None) - newest[0]).total_seconds() / 3600
-        detail = f"newest {column} {newest[0]:%Y-%m-%d %H:%M} UTC"
-        return AuditResult(
-            audit.name, table, round(age, 2), f"<= {bound_hours} h", age <= bound_hours, " h old", detail
-        )
+
+        return freshness
     raise TypeError(f"dataset {dataset.name}: {type(audit).__name__} is not an audit of a dataset")
 
 
@@ -281,49 +364,61 @@ def _records_ingested(
     return AuditResult(audit.name, table, records, threshold, True, " records")
 
 
-def measure_gold_audit(
-    spark: SparkSession,
+def plan_gold_audit(
+    measurements: Measurements,
+    versions: TableVersions,
     audit: Audit,
     model: GoldModel,
     silver_database: str,
     gold_database: str,
-    branch: str,
     thresholds: AuditThresholds,
-) -> AuditResult:
-    name = model.table.name
+) -> Judge:
+    """Ask for what the Gold model's audit needs; the function returned judges it once measured."""
+    name, branch = model.table.name, versions.branch
     table, identifier = f"{gold_database}.{name}", table_identifier(gold_database, name)
-    heads = branch_snapshots(spark, identifier)
-    if heads.get(branch, heads.get(MAIN)) == heads.get(MAIN):
+    if versions.snapshot(identifier, branch) == versions.heads(identifier).get(MAIN):
         # The run kept the table as published (the Gold job rebuilds it whenever a Silver table it reads
         # changed): it was audited when it was published, and measuring it again costs a scan.
-        return AuditResult(audit.name, table, 0, "-", True, detail="not measured: unchanged since published")
-    if isinstance(audit, NoNullKeys):
-        nulls = (
-            load_table(spark, identifier, branch)
-            .where(" OR ".join(f"{column} IS NULL" for column in audit.columns))
-            .count()
+        return lambda: AuditResult(
+            audit.name, table, 0, "-", True, detail="not measured: unchanged since published"
         )
+    source, rows = versions.read(identifier, branch)
+    if isinstance(audit, NoNullKeys):
+        any_null = " OR ".join(f"{column} IS NULL" for column in audit.columns)
+        nulls = measurements.ask(source, rows, F.expr(f"count_if({any_null})"))
         detail = f"null {' or '.join(audit.columns)}"
-        return AuditResult(audit.name, table, nulls, "= 0", nulls == 0, " rows", detail)
+        return lambda: AuditResult(audit.name, table, nulls(), "= 0", nulls() == 0, " rows", detail)
     if isinstance(audit, SumMatchesSilver):
-        gold = load_table(spark, identifier, branch).agg(F.coalesce(F.sum(audit.column), F.lit(0))).first()
-        silver_table = table_identifier(silver_database, audit.dataset)
-        silver = load_table(spark, silver_table, branch).selectExpr(audit.silver_sum).first()
-        gold_sum, silver_sum = (gold[0] if gold else 0), (silver[0] if silver else 0)
-        difference = abs(gold_sum - silver_sum)
-        detail = f"sum of {audit.column} {gold_sum}, {silver_database}.{audit.dataset} {silver_sum}"
-        return AuditResult(audit.name, table, float(difference), "= 0", difference == 0, " apart", detail)
+        gold = measurements.ask(source, rows, F.coalesce(F.sum(audit.column), F.lit(0)))
+        silver_source, silver_rows = versions.read(table_identifier(silver_database, audit.dataset), branch)
+        silver = measurements.ask(silver_source, silver_rows, F.expr(audit.silver_sum))
+
+        def sum_matches() -> AuditResult:
+            gold_sum, silver_sum = gold(), silver()
+            difference = abs(gold_sum - silver_sum)
+            detail = f"sum of {audit.column} {gold_sum}, {silver_database}.{audit.dataset} {silver_sum}"
+            return AuditResult(audit.name, table, float(difference), "= 0", difference == 0, " apart", detail)
+
+        return sum_matches
     if isinstance(audit, RowCountDrop):
         bound = thresholds.max_row_drop_percent
         # Counted, not read from the snapshot summaries: a branch that a write created (rather than
         # `create_branch`) has a wrong `total-records` in its first snapshot.
-        before = load_table(spark, identifier, MAIN).count() if MAIN in heads else 0
-        after = load_table(spark, identifier, branch).count()
-        if not before:
-            return AuditResult(audit.name, table, 0, f"<= {bound}%", True, "%", "no published rows yet")
-        drop = max(0.0, 100.0 * (before - after) / before)
-        detail = f"{before} -> {after} rows"
-        return AuditResult(audit.name, table, round(drop, 2), f"<= {bound}%", drop <= bound, "%", detail)
+        after = measurements.ask(source, rows, F.count(F.lit(1)))
+        published = MAIN in versions.heads(identifier)
+        before = (
+            measurements.ask(*versions.read(identifier, MAIN), F.count(F.lit(1))) if published else lambda: 0
+        )
+
+        def row_count_drop() -> AuditResult:
+            rows_before, rows_after = before(), after()
+            if not rows_before:
+                return AuditResult(audit.name, table, 0, f"<= {bound}%", True, "%", "no published rows yet")
+            drop = max(0.0, 100.0 * (rows_before - rows_after) / rows_before)
+            detail = f"{rows_before} -> {rows_after} rows"
+            return AuditResult(audit.name, table, round(drop, 2), f"<= {bound}%", drop <= bound, "%", detail)
+
+        return row_count_drop
     raise TypeError(f"gold.{name}: {type(audit).__name__} is not an audit of a Gold table")
 
 

@@ -17,8 +17,9 @@ faster: the recompute still scans Silver, and reading the old row versions reads
 A model is rebuilt only when what it is built from changed: each rebuild's commit records (in its
 snapshot summary) the snapshot of every Silver table the model read and a fingerprint of its SQL and
 columns. A run that finds the same Silver snapshots and the same definition keeps the table as it is, so
-a run with nothing new costs one catalog look-up per table; a new table, a changed SQL file or table
-definition, and a table without that record (built before it was kept) are rebuilt.
+a run with nothing new costs one metadata read per table (no Spark job, and no branch created on it); a
+new table, a changed SQL file or table definition, and a table without that record (built before it was
+kept) are rebuilt.
 
 Each SQL file reads the temporary views `silver_<dataset>` of the datasets its model declares it reads,
 so the same text runs against the local catalog and the Glue Data Catalog, whatever the databases are
@@ -41,7 +42,14 @@ from etl import metrics, pipeline, registry
 from etl.catalog import table_identifier
 from etl.dataset import GoldModel
 from etl.gold.changes import ChangesUnavailable, changed_rows
-from etl.spark.branches import current_snapshot, writes_on_branch
+from etl.spark.branches import (
+    create_branch,
+    current_snapshot,
+    on_branch,
+    session_snapshot,
+    snapshot_summary,
+    writes_on_branch,
+)
 from etl.spark.jobs import (
     add_maintenance_arguments,
     ensure_tables,
@@ -128,7 +136,11 @@ BUILT_FROM = "lakehouse.built-from"
 @writes_on_branch
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     models = registry.gold_models()
-    schema_changes = tuple(ensure_tables(spark, args.gold_database, tuple(model.table for model in models)))
+    # Off the branch: it is created on a table only when the table is rebuilt (below), so that a table the
+    # run keeps has no branch for the Audit step to measure and drop.
+    with on_branch(spark, None):
+        tables = tuple(model.table for model in models)
+        schema_changes = tuple(ensure_tables(spark, args.gold_database, tables))
     silver = sorted({name for m in models for name in m.reads})
     # Read before the views: a Silver commit in between makes the next run rebuild again, never miss it.
     snapshots = silver_snapshots(spark, args.silver_database, silver)
@@ -148,6 +160,8 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
             rows[table.name] = current[1]
             up_to_date.append(table.name)
             continue
+        if args.branch is not None:
+            create_branch(spark, identifier, args.branch)
         aggregate = transform(spark, model)
         plan = (
             plan_refresh(model, source, current[0] if current else None, changes)
@@ -272,17 +286,14 @@ def built_from(model: GoldModel, snapshots: dict[str, str]) -> str:
 
 
 def load_current_build(spark: SparkSession, identifier: str) -> tuple[str, int] | None:
-    """(what the table's current rows were built from, how many there are), or None when unknown."""
-    current = current_snapshot(spark, identifier)
-    if current == "none":
+    """(what the table's current rows were built from, how many there are), or None when unknown.
+
+    Read from the snapshot's summary in the table's metadata on the driver (no Spark job)."""
+    current = session_snapshot(spark, identifier)
+    summary = snapshot_summary(current) if current is not None else {}
+    if BUILT_FROM not in summary:
         return None
-    summary = spark.sql(
-        f"SELECT summary['{BUILT_FROM}'] AS source, summary['total-records'] AS total "
-        f"FROM {identifier}.snapshots WHERE snapshot_id = {int(current)}"
-    ).first()
-    if summary is None or summary["source"] is None:
-        return None
-    return str(summary["source"]), int(summary["total"])
+    return summary[BUILT_FROM], int(summary["total-records"])
 
 
 def silver_view(dataset: str) -> str:
@@ -308,10 +319,9 @@ def save(aggregate: DataFrame, table: TableDefinition, database: str, source: st
     records what they were built from (`source`, see built_from)."""
     identifier = table_identifier(database, table.name)
     aggregate.writeTo(identifier).option(f"snapshot-property.{BUILT_FROM}", source).overwrite(F.lit(True))
-    spark = aggregate.sparkSession
-    latest_snapshot = f"SELECT summary FROM {identifier}.snapshots ORDER BY committed_at DESC LIMIT 1"
-    summary = spark.sql(f"SELECT summary['total-records'] AS total FROM ({latest_snapshot})").first()
-    return int(summary["total"]) if summary is not None else 0
+    # The commit just made is the head the session reads: its summary counts the rows (no Spark job).
+    written = session_snapshot(aggregate.sparkSession, identifier)
+    return int(snapshot_summary(written).get("total-records", 0)) if written is not None else 0
 
 
 if __name__ == "__main__":

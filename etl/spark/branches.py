@@ -4,10 +4,11 @@ With the session setting `spark.wap.branch` and the table property `write.wap.en
 etl/tables.py), Iceberg sends every write of the session to that branch and reads the branch where the
 table has it, else `main`; a write creates the branch from `main`. So the jobs' reads and writes stay as
 they are: `on_branch` sets the branch around a job, `etl.spark.jobs.ensure_tables` creates it on the
-tables the job writes, and the few places that look at a table's current
+tables the job writes (the Gold job: on each table just before rebuilding it, so that a table it keeps has
+no branch to publish), and the few places that look at a table's current
 snapshot ask `current_snapshot`, which answers for the session's branch. Publishing fast-forwards `main`
 to the branch (`main` must still be its ancestor: nothing else may commit to `main` meanwhile, not even
-maintenance) and drops the branch.
+maintenance) and drops the branch, in one commit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from etl.catalog import CATALOG, table_identifier
+from etl.catalog import table_identifier
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -91,8 +92,12 @@ def branch_snapshots(spark: SparkSession, identifier: str) -> dict[str, int]:
 
     Read from the table's metadata on the driver: the `.refs` metadata table would cost a Spark job, and
     a run asks this of every table several times."""
-    refs = iceberg_table(spark, identifier).refs()
-    return {str(name): int(ref.snapshotId()) for name, ref in refs.items() if ref.isBranch()}
+    return heads(iceberg_table(spark, identifier))
+
+
+def heads(table: Any) -> dict[str, int]:
+    """The head snapshot of each branch of a table loaded with `iceberg_table`."""
+    return {str(name): int(ref.snapshotId()) for name, ref in table.refs().items() if ref.isBranch()}
 
 
 def iceberg_table(spark: SparkSession, identifier: str) -> Any:
@@ -107,11 +112,23 @@ def iceberg_table(spark: SparkSession, identifier: str) -> Any:
 def current_snapshot(spark: SparkSession, identifier: str) -> str:
     """The snapshot the session reads (of its branch where the table has it, else of `main`), as a
     string; "none" for a table without one."""
+    snapshot = session_snapshot(spark, identifier)
+    return str(snapshot.snapshotId()) if snapshot is not None else "none"
+
+
+def session_snapshot(spark: SparkSession, identifier: str) -> Any | None:
+    """The snapshot the session reads (see current_snapshot) as Iceberg's Java API sees it, None for a
+    table without one: its summary answers what a `.snapshots` query would, without a Spark job."""
+    table = iceberg_table(spark, identifier)
     branch = session_branch(spark)
-    heads = branch_snapshots(spark, identifier)
-    if branch is not None and branch in heads:
-        return str(heads[branch])
-    return str(heads[MAIN]) if MAIN in heads else "none"
+    refs = heads(table)
+    head = refs.get(branch, refs.get(MAIN)) if branch is not None else refs.get(MAIN)
+    return table.snapshot(head) if head is not None else None
+
+
+def snapshot_summary(snapshot: Any) -> dict[str, str]:
+    """A Java snapshot's summary properties."""
+    return {str(key): str(value) for key, value in snapshot.summary().items()}
 
 
 def create_branch(spark: SparkSession, identifier: str, branch: str) -> None:
@@ -124,14 +141,15 @@ def create_branch(spark: SparkSession, identifier: str, branch: str) -> None:
 def publish(spark: SparkSession, database: str, table: str, branch: str) -> bool:
     """Move the table's `main` to the head of `branch` and drop the branch; False when the table has no
     such branch (the run wrote nothing to it, or it was published already)."""
-    identifier = table_identifier(database, table)
-    heads = branch_snapshots(spark, identifier)
-    if branch not in heads:
+    loaded = iceberg_table(spark, table_identifier(database, table))
+    refs = heads(loaded)
+    if branch not in refs:
         return False
-    if heads.get(MAIN) != heads[branch]:
-        spark.sql(
-            f"CALL {CATALOG}.system.fast_forward(table => '{database}.{table}', branch => '{MAIN}', "
-            f"to => '{require_branch_name(branch)}')"
-        )
-    spark.sql(f"ALTER TABLE {identifier} DROP BRANCH IF EXISTS `{branch}`")
+    update = loaded.manageSnapshots()
+    if refs.get(MAIN) != refs[branch]:
+        # Iceberg checks that `main` is an ancestor of the branch, as the `fast_forward` procedure does.
+        update = update.fastForwardBranch(MAIN, require_branch_name(branch))
+    # Both changes in one commit (one catalog update instead of two): `main` moves and the branch goes
+    # together or not at all, and a retry finds either the branch or nothing to do.
+    update.removeBranch(branch).commit()
     return True

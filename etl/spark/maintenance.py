@@ -12,15 +12,18 @@ every run). Without maintenance reads slow down and storage grows with each run,
   This lists the whole table location, so it runs at most once per `orphan_sweep_interval` per table (the
   time of the last sweep is a table property).
 Each table also keeps at most `etl.tables.METADATA_VERSIONS_KEPT` old metadata files (table properties).
+Whether a step is due is read from the table's metadata on the driver (snapshot summaries, snapshot times,
+properties): a run that has nothing to maintain costs no Spark job and no commit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from etl.catalog import CATALOG, table_identifier
+from etl.spark.branches import iceberg_table
 from etl.timestamps import format_rfc3339, parse_rfc3339, utc_now
 
 if TYPE_CHECKING:
@@ -77,9 +80,8 @@ def orphan_sweep_due(
     spark: SparkSession, database: str, table: str, interval: timedelta, now: datetime
 ) -> bool:
     """True when the table's orphan files were never removed, or longer than `interval` ago."""
-    rows = spark.sql(f"SHOW TBLPROPERTIES {table_identifier(database, table)}").collect()
-    last = next((row["value"] for row in rows if row["key"] == ORPHANS_REMOVED_AT), None)
-    swept = parse_rfc3339(last) if last is not None else None
+    last = iceberg_table(spark, table_identifier(database, table)).properties().get(ORPHANS_REMOVED_AT)
+    swept = parse_rfc3339(str(last)) if last is not None else None
     return swept is None or swept <= now - interval
 
 
@@ -87,7 +89,7 @@ def compact_delete_files(spark: SparkSession, database: str, table: str, thresho
     """Rewrite the data files that have delete files, when the table has `threshold` or more; the number
     of delete files gone afterwards."""
     identifier = table_identifier(database, table)
-    before = spark.sql(f"SELECT * FROM {identifier}.delete_files").count()
+    before = delete_file_count(spark, identifier)
     if before < threshold:
         return 0
     procedures, name = f"{CATALOG}.system", f"{database}.{table}"
@@ -99,7 +101,19 @@ def compact_delete_files(spark: SparkSession, database: str, table: str, thresho
     # rewriting the position deletes drops those that no longer point at a live data file.
     rewrite_all = "map('rewrite-all', 'true')"
     spark.sql(f"CALL {procedures}.rewrite_position_delete_files(table => '{name}', options => {rewrite_all})")
-    return before - spark.sql(f"SELECT * FROM {identifier}.delete_files").count()
+    return before - delete_file_count(spark, identifier)
+
+
+def delete_file_count(spark: SparkSession, identifier: str) -> int:
+    """The delete files of the table's current snapshot: its summary's total, else counted (a Spark job)
+    when the summary has none."""
+    current = iceberg_table(spark, identifier).currentSnapshot()
+    if current is None:
+        return 0
+    total = current.summary().get("total-delete-files")
+    if total is not None:
+        return int(total)
+    return spark.sql(f"SELECT * FROM {identifier}.delete_files").count()
 
 
 def expire_snapshots(
@@ -107,20 +121,28 @@ def expire_snapshots(
 ) -> int:
     """Expire the snapshots the policy no longer keeps; the number expired."""
     identifier = table_identifier(database, table)
-    cutoff = (now - policy.snapshot_retention).strftime("%Y-%m-%d %H:%M:%S.%f")
-    # Ask the metadata table first: the procedure costs a commit even when it has nothing to do.
-    snapshots = spark.sql(
-        f"SELECT count(*) AS total, count_if(committed_at < TIMESTAMP '{cutoff}') AS old "
-        f"FROM {identifier}.snapshots"
-    ).first()
-    if snapshots is None or min(snapshots["old"], snapshots["total"] - policy.retain_last) <= 0:
+    older_than = now - policy.snapshot_retention
+    cutoff = older_than.strftime("%Y-%m-%d %H:%M:%S.%f")  # UTC, the sessions' time zone
+    # Ask the metadata first (on the driver): the procedure costs a commit even when it has nothing to do.
+    committed = snapshot_times(spark, identifier)
+    aware = older_than if older_than.tzinfo is not None else older_than.replace(tzinfo=UTC)
+    old = sum(1 for at in committed if at < aware)
+    if min(old, len(committed) - policy.retain_last) <= 0:
         return 0
-    before = int(snapshots["total"])
     spark.sql(
         f"CALL {CATALOG}.system.expire_snapshots(table => '{database}.{table}', "
         f"older_than => TIMESTAMP '{cutoff}', retain_last => {policy.retain_last})"
     )
-    return before - spark.sql(f"SELECT * FROM {identifier}.snapshots").count()
+    return len(committed) - len(snapshot_times(spark, identifier))
+
+
+def snapshot_times(spark: SparkSession, identifier: str) -> list[datetime]:
+    """When each of the table's snapshots was committed (UTC), from its metadata."""
+    snapshots = iceberg_table(spark, identifier).snapshots()
+    return [EPOCH + timedelta(milliseconds=s.timestampMillis()) for s in snapshots]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def remove_orphan_files(spark: SparkSession, database: str, table: str, older_than: datetime) -> int:
