@@ -241,6 +241,7 @@ class TableVersions:
     def __init__(self, spark: SparkSession, branch: str) -> None:
         self.spark, self.branch = spark, branch
         self._heads: dict[str, dict[str, int]] = {}
+        self._read: dict[str, DataFrame] = {}
 
     def heads(self, identifier: str) -> dict[str, int]:
         if identifier not in self._heads:
@@ -256,10 +257,14 @@ class TableVersions:
         """(a name for the table version, its rows) as `branch` has them, else as `main` has them; no
         rows before the table's first snapshot."""
         snapshot = self.snapshot(identifier, branch)
-        if snapshot is None:
-            return f"{identifier}@none", self.spark.table(identifier)  # no snapshot: no rows
-        rows = self.spark.sql(f"SELECT * FROM {identifier} VERSION AS OF {snapshot}")
-        return f"{identifier}@{snapshot}", rows
+        source = f"{identifier}@{snapshot if snapshot is not None else 'none'}"
+        if source not in self._read:
+            self._read[source] = (
+                self.spark.table(identifier)  # no snapshot: no rows
+                if snapshot is None
+                else self.spark.sql(f"SELECT * FROM {identifier} VERSION AS OF {snapshot}")
+            )
+        return source, self._read[source]
 
 
 def load_new_runs(versions: TableVersions, database: str) -> DataFrame:
