@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from etl.bronze.layout import raw_bytes_of
+from etl.bronze.layout import RAW_BYTES_PREFIX, raw_bytes_of
 from etl.dataset import Dataset, Field
 from etl.json_nesting import MAX_NESTING, nesting_depth
 from etl.timestamps import parse_rfc3339
@@ -46,8 +46,48 @@ class Validator:
         self._readers = tuple(_reader(f) for f in dataset.fields)
 
     def __call__(self, line: str) -> tuple[Any, ...]:
-        record = parse_record(line)
+        return self.typed(parse_record(line))
+
+    def typed(self, record: dict[str, Any]) -> tuple[Any, ...]:
+        """The typed values of a parsed record (parse_record), or Rejected."""
         return tuple([read(record) for read in self._readers])  # a list is quicker than a generator
+
+
+def unknown_fields(line: str, record: dict[str, Any] | None, known: frozenset[str]) -> list[str] | None:
+    """The top-level field names of a Bronze line's record outside `known`, each once, or None for none.
+
+    `record` is the line as parse_record read it, None when it could not: a record with a field given
+    twice is read again for its names, anything else that is not a JSON object carries no fields (a
+    record kept as raw bytes is not JSON text; one nested too deep is not parsed).
+    """
+    if record is None:
+        if line.startswith(RAW_BYTES_PREFIX) or nesting_depth(line) > MAX_NESTING:
+            return None
+        try:
+            names = json.loads(line, object_pairs_hook=_field_names)
+        except ValueError:
+            return None
+        if not isinstance(names, _FieldNames):
+            return None
+    elif line.startswith(RAW_BYTES_PREFIX):
+        return None
+    else:
+        names = record
+    unknown = [_storable(name) for name in names if name not in known]
+    return list(dict.fromkeys(unknown)) or None
+
+
+class _FieldNames(tuple[str, ...]):
+    """The field names of a JSON object, in the order given."""
+
+
+def _field_names(pairs: list[tuple[str, Any]]) -> _FieldNames:
+    return _FieldNames(name for name, _ in pairs)
+
+
+def _storable(name: str) -> str:
+    """`name` as a Spark string can hold it: a lone surrogate (from an escape) becomes "?", as in the JVM."""
+    return name if _is_unicode(name) else name.encode("utf-8", "replace").decode("utf-8")
 
 
 def parse_record(line: str) -> dict[str, Any]:
