@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from datasets.orders import DATASET as ORDERS
 from etl.silver import records
 from etl.silver.records import RAW_SCHEMA, quarantined_records
+from etl.silver.rules import parse_record
 from tests.reference import unknown_fields
 
 
@@ -163,12 +164,10 @@ def test_a_rule_that_raises_quarantines_its_record_and_validation_goes_on(
 ) -> None:
     valid = order(1, "2026-01-01T10:00:00Z")
 
-    parse = records.parse_record
-
     def fragile(text: str) -> object:
         if text == "boom":
             raise ZeroDivisionError("a bug in a rule")
-        return parse(text)
+        return parse_record(text)
 
     monkeypatch.setattr(records, "parse_record", fragile)
     batch = pa.RecordBatch.from_pydict({"raw_record": ["boom", valid]})
