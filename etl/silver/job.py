@@ -66,7 +66,7 @@ from etl.spark.jobs import (
     parse_job_arguments,
 )
 from etl.spark.maintenance import MaintenancePolicy, maintain
-from etl.spark.source_drift import unknown_fields_per_run
+from etl.spark.source_drift import unknown_fields_of_validated, unknown_fields_per_run
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import format_rfc3339, require_rfc3339
@@ -233,7 +233,7 @@ def merge_runs(
         raw = load_raw_records(spark, store, manifests)
         validated = validate_records(raw, dataset).checkpoint(eager=True)
         per_run = _count_per_run(validated, manifests)
-        unknown_fields = unknown_fields_per_run(validated, frozenset(dataset.field_names))
+        unknown_fields = unknown_fields_of_validated(validated)
         save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
