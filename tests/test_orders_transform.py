@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,8 +14,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from datasets.orders import DATASET as ORDERS
-from etl.silver import records, rules
+from etl.silver import records
 from etl.silver.records import RAW_SCHEMA, quarantined_records
+from etl.silver.rules import parse_record
+from tests.reference import unknown_fields
 
 
 def validate_orders(raw: DataFrame) -> DataFrame:
@@ -161,15 +164,55 @@ def test_a_rule_that_raises_quarantines_its_record_and_validation_goes_on(
 ) -> None:
     valid = order(1, "2026-01-01T10:00:00Z")
 
-    parse = rules.parse_record
-
     def fragile(text: str) -> object:
         if text == "boom":
             raise ZeroDivisionError("a bug in a rule")
-        return parse(text)
+        return parse_record(text)
 
-    monkeypatch.setattr(rules, "parse_record", fragile)
+    monkeypatch.setattr(records, "parse_record", fragile)
     batch = pa.RecordBatch.from_pydict({"raw_record": ["boom", valid]})
     [checked] = list(records.check_batches(ORDERS)([batch]))
     assert checked.column("reason").to_pylist() == ["check_failed", None]
     assert checked.column("order_id").to_pylist() == [None, 1]
+
+
+def test_each_record_carries_the_names_of_its_fields_the_dataset_does_not_know(spark: SparkSession) -> None:
+    lines = [
+        order(1, "2026-01-01T10:00:00Z", channel="web", coupon=None),  # valid
+        order("x", "2026-01-01T10:00:00Z", channel="app"),  # invalid, still counted
+        '{"channel": "x", "channel": "y"}',  # a field given twice: rejected, carried once
+        '{"chan\\u006eel": 1, "": 2, "\\ud800": 3}',  # escaped names are the names they spell
+        '{"items": [{"gift": true}], "order_id": {"nested": 1}}',  # nested fields are not top-level
+        '"not an object"',
+        '[{"channel": 1}]',
+        "{",
+        "base64:" + base64.b64encode(b'{"channel": "web", "\\xff": 1}').decode(),  # raw bytes: none
+        '{"deep": ' + "[" * 70 + "]" * 70 + "}",  # nests too deep to parse: none
+        "{}",
+    ]
+    rows = [(line, "o", n, "r1", RUN_1) for n, line in enumerate(lines, start=1)]
+
+    validated = validate_orders(raw(spark, rows)).orderBy("line_number")
+
+    carried = [row.unknown_fields for row in validated.collect()]
+    assert carried == [
+        ["channel", "coupon"],
+        ["channel"],
+        ["channel"],
+        ["channel", "", "?"],
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+    counted: dict[str, int] = {}
+    for names in carried:
+        for name in names or ():
+            counted[name] = counted.get(name, 0) + 1
+    # The reference reads the record nested too deep, and keeps a lone surrogate that Spark cannot hold.
+    plain = unknown_fields([line for line in lines if not line.startswith('{"deep"')])
+    plain["?"] = plain.pop("\ud800")
+    assert counted == plain

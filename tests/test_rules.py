@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,7 +13,7 @@ import pytest
 from datasets.orders import DATASET as ORDERS
 from etl.bronze.layout import raw_bytes_line
 from etl.json_nesting import MAX_NESTING
-from etl.silver.rules import Rejected, Validator
+from etl.silver.rules import Rejected, Validator, _compact_json, compact_json
 
 REASONS = ORDERS.reasons
 _VALIDATE = Validator(ORDERS)
@@ -199,3 +200,38 @@ def test_a_raw_bytes_line_that_is_valid_utf8_is_checked_as_a_record() -> None:
 
 def test_a_record_just_within_the_nesting_limit_is_accepted() -> None:
     assert validate_order(nested(MAX_NESTING - 1)).items == "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1)
+
+
+def test_the_quick_json_writer_writes_what_the_field_by_field_writer_writes() -> None:
+    # compact_json hands values without Decimals to the json module's C encoder; _compact_json is the
+    # reference (and the writer for values with Decimals).
+    generate = random.Random(20261127)
+    texts = ["", "a", "é", "日本", "\ud800", '"', "\\", "\n\t", "\x00", "💡", "/"]
+
+    def value(depth: int) -> object:
+        kind = generate.randrange(9 if depth < 4 else 6)
+        if kind == 0:
+            return generate.choice(texts) + generate.choice(texts)
+        if kind == 1:
+            return generate.choice([0, -1, 7, 2**63, -(2**80)])
+        if kind == 2:
+            return generate.choice([True, False, None])
+        if kind == 3:
+            return generate.choice([float("nan"), float("inf"), float("-inf")])  # how json reads NaN
+        if kind in (4, 5):
+            return generate.choice(texts)
+        if kind == 6:
+            return [value(depth + 1) for _ in range(generate.randrange(4))]
+        return {generate.choice(texts) + str(n): value(depth + 1) for n in range(generate.randrange(4))}
+
+    for _ in range(2_000):
+        written = value(0)
+        assert compact_json(written) == _compact_json(written)
+    with_decimals = {"p": Decimal("1.10"), "q": [Decimal("1E+400"), "é"]}
+    assert compact_json(with_decimals) == '{"p":1.10,"q":[1E+400,"\\u00e9"]}'
+
+
+def test_brackets_inside_strings_do_not_make_a_record_too_deep() -> None:
+    # More brackets than the limit, but all in a string: the nesting is measured, not just counted.
+    text = record().replace('"amount": 12.5', '"amount": 12.5, "items": ["' + "[{" * MAX_NESTING + '"]')
+    assert validate_order(text).items == '["' + "[{" * MAX_NESTING + '"]'

@@ -307,3 +307,23 @@ def test_the_lines_of_a_single_page_are_spread_over_every_core_with_their_number
     cores = lake.spark.sparkContext.defaultParallelism
     assert raw.rdd.getNumPartitions() >= cores
     assert sorted((r.line_number, r.raw_record) for r in raw.collect()) == list(enumerate(lines, start=1))
+
+
+def test_lines_end_where_spark_text_reader_ends_them_with_or_without_carriage_returns(lake: Lake) -> None:
+    lake.land("r1", ["a", "b"], ["c"])
+    store = LocalStore(Path(lake.bronze))
+    manifest = read_manifest(store, BronzeLayout("orders"), "r1")
+    assert manifest is not None
+    with_returns, without = (obj.key for obj in manifest.objects)
+    store.put(with_returns, gzip.compress(b'{"a": 1}\r\n{"b":\r 2}\r\r{"c": 3}\n\n{"d": 4}\r\n'))
+    store.put(without, gzip.compress(b'{"e": 5}\n\n {"f": 6}'))
+
+    raw = silver.load_raw_records(lake.spark, store, [manifest])
+
+    read = {(r.source_object, r.line_number, r.raw_record) for r in raw.collect()}
+    by_spark = [
+        (key, [row.value for row in lake.spark.read.text(store.uri(key)).collect()])
+        for key in (with_returns, without)
+    ]
+    assert read == {(key, n, line) for key, lines in by_spark for n, line in enumerate(lines, start=1)}
+    assert len(read) == 10

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 
-from etl.timestamps import format_rfc3339, parse_rfc3339
+from etl.timestamps import _RFC3339, _instant, format_rfc3339, parse_rfc3339
 
 
 @pytest.mark.parametrize(
@@ -49,3 +50,20 @@ def test_formats_utc_with_z_and_microseconds_only_when_present() -> None:
     assert parse_rfc3339(format_rfc3339(datetime(2026, 3, 1, 10, 0, 0, 7, tzinfo=UTC))) == datetime(
         2026, 3, 1, 10, 0, 0, 7, tzinfo=UTC
     )
+
+
+def test_the_quick_path_for_utc_reads_every_instant_as_the_field_by_field_reader() -> None:
+    # parse_rfc3339 hands the usual form (T, Z) to datetime.fromisoformat; _instant is the reference.
+    generate = random.Random(20261127)
+    fractions = ["", *(f".{generate.randrange(10**digits):0{digits}d}" for digits in range(1, 10))]
+    for _ in range(5_000):
+        text = (
+            f"{generate.choice([0, 1, 1970, 2024, 2025, 9999]):04d}-{generate.randrange(14):02d}-"
+            f"{generate.randrange(33):02d}T{generate.randrange(26):02d}:{generate.randrange(62):02d}:"
+            f"{generate.randrange(62):02d}{generate.choice(fractions)}Z"
+        )
+        match = _RFC3339.fullmatch(text)
+        assert match is not None
+        quick, reference = parse_rfc3339(text), _instant(match)
+        assert quick == reference, text
+        assert quick is None or quick.tzinfo == reference.tzinfo == UTC, text  # type: ignore[union-attr]

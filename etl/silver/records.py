@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from etl.bronze.layout import MAX_CLOCK_SKEW
 from etl.dataset import CHECK_FAILED, Dataset
-from etl.silver.rules import Rejected, Validator
+from etl.silver.rules import Rejected, Validator, parse_record, unknown_fields
 
 # What the Bronze reader produces: one row per line of a Bronze object.
 RAW_SCHEMA = (
@@ -42,14 +42,18 @@ _ARROW_TYPES = {
 def validate_records(
     raw: DataFrame, dataset: Dataset, max_clock_skew: timedelta = MAX_CLOCK_SKEW
 ) -> DataFrame:
-    """Every raw row with the dataset's typed columns, or null columns and the reason it was rejected.
+    """Every raw row with the dataset's typed columns, or null columns and the reason it was rejected,
+    and the names of its record's fields the dataset does not know (`unknown_fields`, null for none).
+    The raw text is kept on rejected rows only (for the quarantine).
 
     The rules run in Python (see rules.py) over Arrow batches; the raw columns pass through unchanged.
     """
     typed = ", ".join(f"{f.name} {f.type}" for f in dataset.fields)
-    schema = f"{RAW_SCHEMA}, {typed}, reason STRING"
+    schema = f"{RAW_SCHEMA}, {typed}, reason STRING, unknown_fields ARRAY<STRING>"
     checked = raw.select(*_RAW_NAMES).mapInArrow(check_batches(dataset), schema)
-    return reject_future_versions(checked, dataset, max_clock_skew)
+    validated = reject_future_versions(checked, dataset, max_clock_skew)
+    # Only the quarantine needs the text: an accepted row without it is a fraction of the size to keep.
+    return validated.withColumn("raw_record", F.when(F.col("reason").isNotNull(), F.col("raw_record")))
 
 
 def reject_future_versions(validated: DataFrame, dataset: Dataset, max_clock_skew: timedelta) -> DataFrame:
@@ -104,8 +108,9 @@ def latest_versions(records: DataFrame, dataset: Dataset) -> DataFrame:
 
 def check_batches(dataset: Dataset) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The Arrow function that validates raw batches against the dataset (run on the executors)."""
-    names = [*dataset.field_names, "reason"]
-    types = [*(_arrow_type(f.type) for f in dataset.fields), pa.string()]
+    names = [*dataset.field_names, "reason", "unknown_fields"]
+    types = [*(_arrow_type(f.type) for f in dataset.fields), pa.string(), pa.list_(pa.string())]
+    known = frozenset(dataset.field_names)
 
     def check(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         validate = Validator(dataset)
@@ -113,20 +118,27 @@ def check_batches(dataset: Dataset) -> Callable[[Iterable[pa.RecordBatch]], Iter
         for batch in batches:
             columns: list[list[object]] = [[] for _ in range(width)]
             reasons: list[str | None] = []
+            unknown: list[list[str] | None] = []
             for text in batch.column("raw_record").to_pylist():
+                record = None
                 try:
-                    values = validate(text)
+                    record = parse_record(text)
+                    values = validate.typed(record)
                 except Rejected as rejected:
                     _append_rejected(columns, reasons, rejected.reason)
+                    unknown.append(unknown_fields(text, record, known))
                     continue
                 except Exception:  # a bug in a rule: quarantine the record rather than fail every run on it
                     _append_rejected(columns, reasons, CHECK_FAILED)
+                    unknown.append(None)
                     continue
                 for column, value in zip(columns, values, strict=True):
                     column.append(value)
                 reasons.append(None)
+                unknown.append(unknown_fields(text, record, known))
             typed = [
-                pa.array(values, type=arrow) for values, arrow in zip([*columns, reasons], types, strict=True)
+                pa.array(values, type=arrow)
+                for values, arrow in zip([*columns, reasons, unknown], types, strict=True)
             ]
             yield pa.RecordBatch.from_arrays([*batch.columns, *typed], names=[*batch.schema.names, *names])
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from etl.bronze.layout import raw_bytes_of
+from etl.bronze.layout import RAW_BYTES_PREFIX, raw_bytes_of
 from etl.dataset import Dataset, Field
 from etl.json_nesting import MAX_NESTING, nesting_depth
 from etl.timestamps import parse_rfc3339
@@ -23,6 +23,8 @@ from etl.timestamps import parse_rfc3339
 _DIGITS = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DECIMAL_TYPE = re.compile(r"DECIMAL\(\s*([0-9]+)\s*,\s*([0-9]+)\s*\)")
+# What compact_json writes for a value without Decimals, byte for byte (ASCII, no spaces).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 _INTEGER_BITS = {"TINYINT": 8, "SMALLINT": 16, "INT": 32, "INTEGER": 32, "BIGINT": 64}
 
 
@@ -44,19 +46,59 @@ class Validator:
         self._readers = tuple(_reader(f) for f in dataset.fields)
 
     def __call__(self, line: str) -> tuple[Any, ...]:
-        record = parse_record(line)
+        return self.typed(parse_record(line))
+
+    def typed(self, record: dict[str, Any]) -> tuple[Any, ...]:
+        """The typed values of a parsed record (parse_record), or Rejected."""
         return tuple([read(record) for read in self._readers])  # a list is quicker than a generator
+
+
+def unknown_fields(line: str, record: dict[str, Any] | None, known: frozenset[str]) -> list[str] | None:
+    """The top-level field names of a Bronze line's record outside `known`, each once, or None for none.
+
+    `record` is the line as parse_record read it, None when it could not: a record with a field given
+    twice is read again for its names, anything else that is not a JSON object carries no fields (a
+    record kept as raw bytes is not JSON text; one nested too deep is not parsed).
+    """
+    if record is None:
+        if line.startswith(RAW_BYTES_PREFIX) or nesting_depth(line) > MAX_NESTING:
+            return None
+        try:
+            names = json.loads(line, object_pairs_hook=_field_names)
+        except ValueError:
+            return None
+        if not isinstance(names, _FieldNames):
+            return None
+    elif line.startswith(RAW_BYTES_PREFIX):
+        return None
+    else:
+        names = record
+    unknown = [_storable(name) for name in names if name not in known]
+    return list(dict.fromkeys(unknown)) or None
+
+
+class _FieldNames(tuple[str, ...]):
+    """The field names of a JSON object, in the order given."""
+
+
+def _field_names(pairs: list[tuple[str, Any]]) -> _FieldNames:
+    return _FieldNames(name for name, _ in pairs)
+
+
+def _storable(name: str) -> str:
+    """`name` as a Spark string can hold it: a lone surrogate (from an escape) becomes "?", as in the JVM."""
+    return name if _is_unicode(name) else name.encode("utf-8", "replace").decode("utf-8")
 
 
 def parse_record(line: str) -> dict[str, Any]:
     """The JSON object in a Bronze line, or Rejected with why it is not one."""
     text = _record_text(line)
-    # Measured without recursion first: json.loads and compact_json recurse once per level.
-    if nesting_depth(text) > MAX_NESTING:
+    # Measured without recursion first: json.loads and compact_json recurse once per level. A text with
+    # no more brackets than the limit cannot nest deeper: counting them (C speed) spares the scan.
+    if text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(text) > MAX_NESTING:
         raise Rejected("too_deep")
     try:
-        # Decimals straight from the JSON text: 0.1 stays 0.1, never a binary float.
-        record = json.loads(text, parse_float=Decimal, object_pairs_hook=_without_duplicate_keys)
+        record = _DECODER.decode(text)
     except _DuplicateKey as e:
         raise Rejected("duplicate_key") from e
     except ValueError as e:
@@ -252,12 +294,24 @@ def _without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return record
 
 
+# Built once (json.loads with arguments builds a decoder per call). Decimals straight from the JSON text:
+# 0.1 stays 0.1, never a binary float.
+_DECODER = json.JSONDecoder(parse_float=Decimal, object_pairs_hook=_without_duplicate_keys)
+
+
 def compact_json(value: Any) -> str:
     """`value` as compact JSON, numbers written with the digits they were received with."""
+    try:
+        return _COMPACT.encode(value)  # the json module's C encoder: the usual value has no Decimal
+    except TypeError:  # a Decimal (any number with a fraction or exponent): its digits as received
+        return _compact_json(value)
+
+
+def _compact_json(value: Any) -> str:
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(key)}:{compact_json(item)}" for key, item in value.items()) + "}"
+        return "{" + ",".join(f"{json.dumps(key)}:{_compact_json(item)}" for key, item in value.items()) + "}"
     if isinstance(value, list):
-        return "[" + ",".join(compact_json(item) for item in value) + "]"
+        return "[" + ",".join(_compact_json(item) for item in value) + "]"
     if isinstance(value, Decimal):
         return str(value)
     return json.dumps(value)
@@ -265,6 +319,8 @@ def compact_json(value: Any) -> str:
 
 def _is_unicode(text: str) -> bool:
     """False for text with lone surrogates (from escapes such as \\ud800): valid JSON, but not storable."""
+    if text.isascii():  # the usual case, and a quick one: a surrogate is not ASCII
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -36,3 +36,17 @@ def unknown_fields_per_run(raw: DataFrame, known_fields: Collection[str]) -> dic
     for row in unknown_field_counts(raw, known_fields).collect():
         per_run.setdefault(row.ingestion_run_id, {})[row.field] = row.records
     return per_run
+
+
+def unknown_fields_of_validated(validated: DataFrame) -> dict[str, dict[str, int]]:
+    """{run id: {field: records}} from the `unknown_fields` that validation names on every row
+    (etl/silver/records.py), by the rules above."""
+    counts = (
+        validated.select("ingestion_run_id", F.explode("unknown_fields").alias("field"))
+        .groupBy("ingestion_run_id", "field")
+        .agg(F.count(F.lit(1)).alias("records"))
+    )
+    per_run: dict[str, dict[str, int]] = {}
+    for row in counts.collect():
+        per_run.setdefault(row.ingestion_run_id, {})[row.field] = row.records
+    return per_run
