@@ -17,7 +17,9 @@ from etl.bronze.layout import BronzeLayout, read_manifest
 from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.registry import silver_tables
 from etl.silver import job as silver
+from etl.spark.branches import MAIN, branch_snapshots
 from etl.spark.jobs import ensure_tables
+from etl.spark.maintenance import ORPHANS_REMOVED_AT
 from etl.storage import LocalStore
 from tests import reference
 from tests.fixed_api import FixedPagesApi
@@ -353,3 +355,28 @@ def test_the_ledger_counts_every_run_as_a_plain_count_of_its_lines(lake: Lake) -
     assert [row[1:4] for row in plain] == [(5, 1, 4), (0, 0, 0), (2, 1, 1)]
     assert summary.unknown_fields == {"Channel": 1, "channel": 2, "coupon": 1}
     assert (summary.records, summary.accepted, summary.quarantined) == (7, 2, 5)
+
+
+def test_a_run_on_a_branch_leaves_the_maintenance_to_the_publishing(lake: Lake) -> None:
+    tables = [f"{lake.database}.{name}" for name in ("orders", "orders_quarantine", "ingestion_runs")]
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), '"oops"'])
+    lake.merge()  # on main: maintained, each table's orphan files swept once
+    lake.land("r2", [order(1, "2026-01-01T06:00:00Z", status="paid"), '"again"'], day=2)
+    before = {table: (table_properties(lake, table), branch_snapshots(lake.spark, table)) for table in tables}
+    # A policy that would compact the update's delete file and sweep again, were it applied.
+    argv = ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--branch", "r2"]
+    policy = ["--compact-at-delete-files", "1", "--orphan-sweep-days", "0"]
+
+    summary = silver.run(lake.spark, silver.parse_args(argv + policy))
+
+    assert (summary.runs, summary.updated, summary.maintenance) == (("r2",), 1, ())
+    for table in tables:
+        properties, heads = before[table]
+        assert ORPHANS_REMOVED_AT in properties
+        assert table_properties(lake, table) == properties
+        assert branch_snapshots(lake.spark, table)[MAIN] == heads[MAIN]  # main is as it was
+        assert "r2" in branch_snapshots(lake.spark, table)
+
+
+def table_properties(lake: Lake, table: str) -> dict[str, str]:
+    return {row.key: row.value for row in lake.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
