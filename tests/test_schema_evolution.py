@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql.catalog import Catalog
-from pyspark.sql.types import DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType, StringType
+from pyspark.sql.types import (
+    DataType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    StringType,
+    _parse_datatype_string,
+)
 
 from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
 from datasets.orders import DATASET as ORDERS
@@ -26,9 +35,15 @@ from etl.catalog import table_identifier
 from etl.gold import job as gold
 from etl.silver import job as silver
 from etl.silver.job import SilverSummary
+from etl.silver.records import RAW_SCHEMA, validate_records
 from etl.spark.jobs import ensure_tables
-from etl.spark.schema_evolution import SchemaChangeRefused, forget_tables, is_widening, plan_changes
-from etl.spark.source_drift import unknown_fields_per_run
+from etl.spark.schema_evolution import (
+    SchemaChangeRefused,
+    definition_schema,
+    forget_tables,
+    is_widening,
+    plan_changes,
+)
 from etl.storage import LocalStore
 from etl.tables import SILVER_INGESTION_RUNS, Column, Layer, TableDefinition
 from local.report import run_summary
@@ -353,11 +368,15 @@ def test_unknown_fields_are_counted_per_run_exactly_as_a_plain_count_of_the_reco
         "c": ['{"order_id": 3}'],
     }
     raw = spark.createDataFrame(
-        [(line, run) for run, lines in runs.items() for line in lines],
-        "raw_record STRING, ingestion_run_id STRING",
+        [(line, "o", n, run, None) for run, lines in runs.items() for n, line in enumerate(lines, start=1)],
+        RAW_SCHEMA,
     )
 
-    counted = unknown_fields_per_run(raw, reference.ORDER_FIELDS)
+    counted: dict[str, dict[str, int]] = {}
+    for row in validate_records(raw, ORDERS).collect():
+        for name in row.unknown_fields or ():
+            fields = counted.setdefault(row.ingestion_run_id, {})
+            fields[name] = fields.get(name, 0) + 1
 
     plain = {run: reference.unknown_fields(lines) for run, lines in runs.items()}
     assert counted == {run: fields for run, fields in plain.items() if fields}
@@ -409,3 +428,23 @@ def test_runs_merged_before_the_ledger_named_their_dataset_are_known_by_their_ma
     )
     assert customers.runs == ()
     assert spark.catalog.tableExists(table_identifier(lake.database, "customers"))
+
+
+def test_a_definition_parses_to_the_types_of_its_columns_parsed_one_by_one(spark: SparkSession) -> None:
+    tables = [*registry.silver_tables(), *(model.table for model in registry.gold_models())]
+    nested = TableDefinition(
+        Layer.SILVER,
+        "t",
+        "c",
+        (
+            Column("items", "ARRAY<STRUCT<sku: STRING, `from`: DECIMAL(12,2)>>", "i", nullable=False),
+            Column("tags", "MAP<STRING, BIGINT>", "m"),
+            Column("select", "DATE", "a keyword as a name"),
+        ),
+    )
+    for table in (*tables, nested):
+        schema = definition_schema(table)
+        assert [(f.name, f.nullable, f.metadata) for f in schema.fields] == [
+            (c.name, c.nullable, {"comment": c.comment}) for c in table.columns
+        ]
+        assert [f.dataType for f in schema.fields] == [_parse_datatype_string(c.type) for c in table.columns]

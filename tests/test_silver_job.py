@@ -17,8 +17,11 @@ from etl.bronze.layout import BronzeLayout, read_manifest
 from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.registry import silver_tables
 from etl.silver import job as silver
+from etl.spark.branches import MAIN, branch_snapshots
 from etl.spark.jobs import ensure_tables
+from etl.spark.maintenance import ORPHANS_REMOVED_AT
 from etl.storage import LocalStore
+from tests import reference
 from tests.fixed_api import FixedPagesApi
 
 pytestmark = pytest.mark.spark
@@ -327,3 +330,73 @@ def test_lines_end_where_spark_text_reader_ends_them_with_or_without_carriage_re
     ]
     assert read == {(key, n, line) for key, lines in by_spark for n, line in enumerate(lines, start=1)}
     assert len(read) == 10
+
+
+def test_a_batch_without_a_rejected_record_makes_no_quarantine_commit(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z")])
+    lake.merge()
+    assert lake.snapshots("orders_quarantine") == 0  # never written: no MERGE of an empty batch either
+    lake.land("r2", [order(1, "2026-01-01T06:00:00Z", status="paid"), '"oops"'], day=2)
+    lake.merge()
+    quarantine = lake.snapshots("orders_quarantine")
+    lake.land("r3", [order(2, "2026-01-01T07:00:00Z")], day=3)
+
+    summary = lake.merge()
+
+    assert (summary.records, summary.quarantined, summary.inserted) == (1, 0, 1)
+    assert quarantine == 1
+    assert lake.snapshots("orders_quarantine") == quarantine
+    assert lake.quarantine() == [("not_an_object", '"oops"', "r2", 2)]
+    assert [row[0] for row in lake.orders()] == [1, 2]
+
+
+def test_the_ledger_counts_every_run_as_a_plain_count_of_its_lines(lake: Lake) -> None:
+    runs = {
+        "r1": [
+            json.dumps({**json.loads(order(1, "2026-01-01T05:00:00Z")), "channel": "web", "coupon": None}),
+            order(2, "2026-01-01T05:00:00Z", status="lost"),
+            '{"order_id": 3, "channel": "x", "channel": "y"}',
+            '"not an object"',
+            "[1, 2]",
+        ],
+        "r2": [],  # an empty run: a row with zero counts
+        "r3": [json.dumps({**json.loads(order(4, "2026-01-01T05:00:00Z")), "Channel": 1}), "{}"],
+    }
+    for day, (run_id, lines) in enumerate(runs.items(), start=1):
+        lake.land(run_id, lines, day=day)
+
+    summary = lake.merge()
+
+    plain = []
+    for run_id, lines in runs.items():
+        accepted = sum(1 for line in lines if reference.check(line)[1] is None)
+        plain.append((run_id, len(lines), accepted, len(lines) - accepted, reference.unknown_fields(lines)))
+    assert ledger_rows(lake) == plain
+    assert [row[1:4] for row in plain] == [(5, 1, 4), (0, 0, 0), (2, 1, 1)]
+    assert summary.unknown_fields == {"Channel": 1, "channel": 2, "coupon": 1}
+    assert (summary.records, summary.accepted, summary.quarantined) == (7, 2, 5)
+
+
+def test_a_run_on_a_branch_leaves_the_maintenance_to_the_publishing(lake: Lake) -> None:
+    tables = [f"{lake.database}.{name}" for name in ("orders", "orders_quarantine", "ingestion_runs")]
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), '"oops"'])
+    lake.merge()  # on main: maintained, each table's orphan files swept once
+    lake.land("r2", [order(1, "2026-01-01T06:00:00Z", status="paid"), '"again"'], day=2)
+    before = {table: (table_properties(lake, table), branch_snapshots(lake.spark, table)) for table in tables}
+    # A policy that would compact the update's delete file and sweep again, were it applied.
+    argv = ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--branch", "r2"]
+    policy = ["--compact-at-delete-files", "1", "--orphan-sweep-days", "0"]
+
+    summary = silver.run(lake.spark, silver.parse_args(argv + policy))
+
+    assert (summary.runs, summary.updated, summary.maintenance) == (("r2",), 1, ())
+    for table in tables:
+        properties, heads = before[table]
+        assert ORPHANS_REMOVED_AT in properties
+        assert table_properties(lake, table) == properties
+        assert branch_snapshots(lake.spark, table)[MAIN] == heads[MAIN]  # main is as it was
+        assert "r2" in branch_snapshots(lake.spark, table)
+
+
+def table_properties(lake: Lake, table: str) -> dict[str, str]:
+    return {row.key: row.value for row in lake.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}

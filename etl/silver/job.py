@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
 from etl import metrics, pipeline, registry
@@ -66,7 +66,6 @@ from etl.spark.jobs import (
     parse_job_arguments,
 )
 from etl.spark.maintenance import MaintenancePolicy, maintain
-from etl.spark.source_drift import unknown_fields_of_validated, unknown_fields_per_run
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import format_rfc3339, require_rfc3339
@@ -232,22 +231,21 @@ def merge_runs(
     with checkpoint_directory(spark, args.checkpoint_root, manifests[-1].run_id):
         raw = load_raw_records(spark, store, manifests)
         validated = validate_records(raw, dataset).checkpoint(eager=True)
-        per_run = _count_per_run(validated, manifests)
-        unknown_fields = unknown_fields_of_validated(validated)
-        save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
+        per_run, unknown_fields = count_per_run(validated, manifests)
+        # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
+        if any(counts.quarantined for counts in per_run.values()):
+            save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
         inserted, updated = save_latest(spark, latest, args.silver_database, dataset)
         save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
-    # Only the dataset's table takes merge-on-read deletes; the other tables are appended to.
-    maintenance = [
-        done
-        for table in (dataset.silver_table, dataset.quarantine_table, SILVER_INGESTION_RUNS)
-        for done in maintain(
-            spark, args.silver_database, table.name, args.maintenance, table.name == dataset.name
-        )
-        if args.branch is None
-    ]
+    # On a branch the maintenance waits for the publishing (the Audit step), which must find `main`
+    # unchanged: a compaction commits to `main`.
+    maintenance = (
+        ()
+        if args.branch is not None
+        else save_maintenance(spark, args.silver_database, dataset, args.maintenance)
+    )
 
     return SilverSummary(
         runs=tuple(m.run_id for m in manifests),
@@ -257,7 +255,7 @@ def merge_runs(
         inserted=inserted,
         updated=updated,
         per_run=per_run,
-        maintenance=tuple(maintenance),
+        maintenance=maintenance,
         unknown_fields=_totals(unknown_fields.values()),
     )
 
@@ -267,12 +265,19 @@ def load_merged_runs(spark: SparkSession, database: str, dataset: Dataset) -> li
     ledger = table_identifier(database, SILVER_INGESTION_RUNS.name)
     if not spark.catalog.tableExists(ledger):
         return []
-    rows = (
-        _ledger_of(spark, ledger, dataset.name)
-        .select("run_id")
-        .orderBy(F.col("ingested_at").desc(), F.col("run_id").desc())
+    # Sorted here, not by Spark: a sort costs a shuffle (two Spark jobs) for a few rows per run.
+    rows = _ledger_of(spark, ledger, dataset.name).select("run_id", "ingested_at").collect()
+    return [row.run_id for row in sorted(rows, key=_ledger_order, reverse=True)]
+
+
+def _ledger_order(row: Row) -> tuple[bool, datetime, bool, str]:
+    """Reversed, Spark's `ORDER BY ingested_at DESC, run_id DESC`: newest first, nulls last."""
+    return (
+        row.ingested_at is not None,
+        row.ingested_at or datetime.min,
+        row.run_id is not None,
+        row.run_id or "",
     )
-    return [row.run_id for row in rows.collect()]
 
 
 def load_pending_runs(
@@ -416,9 +421,9 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
     keys = [obj.key for m in manifests for obj in m.objects]
     if not keys:
         return spark.createDataFrame([], RAW_SCHEMA)
-    runs = spark.createDataFrame(
-        [(m.run_id, _instant(m.started_at)) for m in manifests],
-        "ingestion_run_id STRING, ingested_at TIMESTAMP",
+    # Each run's start as a literal map: a join with a table of the runs would cost a broadcast job.
+    started_at = F.create_map(
+        *(F.lit(value) for m in manifests for value in (m.run_id, _instant(m.started_at)))
     )
     # Each run's objects share one directory: Spark lists a few directories on the driver, where a list
     # of every object would make it start a listing job with a task per object. An object the manifest
@@ -432,10 +437,10 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
             "value",
         )
         .where(F.col("source_object").isin(keys))
-        # Per object, not per line: a regular expression and a join once for each of its lines cost more
-        # than the reading.
+        # Per object, not per line: a regular expression for each line costs more than the reading.
         .withColumn("ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1))
-        .join(F.broadcast(runs), "ingestion_run_id")
+        .withColumn("ingested_at", started_at[F.col("ingestion_run_id")])
+        .where(F.col("ingested_at").isNotNull())
     )
     # Numbering the lines of a whole object needs no shuffle. They end as Spark's text reader ends them,
     # at \n, \r\n or \r, and the end of the object ends the last one. Split at \n alone (a plain split,
@@ -541,14 +546,7 @@ def save_redelivery(
         for m in manifests
     }
     lines = [(run_id, line) for run_id, found in redelivery.lines.items() for line in found]
-    unknown_fields = (
-        unknown_fields_per_run(
-            spark.createDataFrame(lines, "ingestion_run_id STRING, raw_record STRING"),
-            frozenset(dataset.field_names),
-        )
-        if lines
-        else {}
-    )
+    unknown_fields = redelivery.unknown_fields
     save_ledger(spark, manifests, per_run, unknown_fields, database, store)
     accepted = sum(redelivery.accepted.values())
     return SilverSummary(
@@ -590,6 +588,18 @@ def save_ledger(
     ledger.writeTo(table_identifier(database, SILVER_INGESTION_RUNS.name)).append()
 
 
+def save_maintenance(
+    spark: SparkSession, database: str, dataset: Dataset, policy: MaintenancePolicy
+) -> tuple[str, ...]:
+    """Maintain the tables the job wrote (etl/spark/maintenance.py); what was done."""
+    # Only the dataset's table takes merge-on-read deletes; the other tables are appended to.
+    return tuple(
+        done
+        for table in (dataset.silver_table, dataset.quarantine_table, SILVER_INGESTION_RUNS)
+        for done in maintain(spark, database, table.name, policy, table.name == dataset.name)
+    )
+
+
 def _ledger_of(spark: SparkSession, ledger: str, dataset: str) -> DataFrame:
     """The ledger's rows for one dataset. Rows merged before the ledger recorded the dataset (or by a
     ledger not yet given the column) are known by their manifest's path, which names the dataset."""
@@ -599,18 +609,33 @@ def _ledger_of(spark: SparkSession, ledger: str, dataset: str) -> DataFrame:
     return rows.where(recorded == dataset)
 
 
-def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> dict[str, RunCounts]:
+def count_per_run(
+    validated: DataFrame, manifests: Sequence[RunManifest]
+) -> tuple[dict[str, RunCounts], dict[str, dict[str, int]]]:
+    """What each run's records came to, and the fields the dataset does not know with how many of the
+    run's records carried each (named by validation: etl/silver/records.py), in one aggregation of the
+    validated batch.
+
+    Each record counts once under a null field, and once under each unknown field it carries.
+    """
+    carried = F.coalesce(F.col("unknown_fields"), F.array().cast("array<string>"))
+    fields = F.concat(F.array(F.lit(None).cast("string")), carried)
     rows = (
-        validated.groupBy("ingestion_run_id")
+        validated.select("ingestion_run_id", "reason", F.explode(fields).alias("field"))
+        .groupBy("ingestion_run_id", "field")
         .agg(
             F.count(F.lit(1)).alias("records"),
             F.count(F.when(F.col("reason").isNull(), 1)).alias("accepted"),
         )
         .collect()
     )
-    counted = {
-        row.ingestion_run_id: RunCounts(row.records, row.accepted, row.records - row.accepted) for row in rows
-    }
+    counted: dict[str, RunCounts] = {}
+    unknown: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row.field is None:
+            counted[row.ingestion_run_id] = RunCounts(row.records, row.accepted, row.records - row.accepted)
+        else:
+            unknown.setdefault(row.ingestion_run_id, {})[row.field] = row.records
     per_run = {m.run_id: counted.get(m.run_id, RunCounts(0, 0, 0)) for m in manifests}
     for m in manifests:
         held = per_run[m.run_id].records
@@ -618,7 +643,7 @@ def _count_per_run(validated: DataFrame, manifests: Sequence[RunManifest]) -> di
             raise BronzeMismatch(
                 f"run {m.run_id}: its manifest lists {m.records} records, Bronze holds {held}"
             )
-    return per_run
+    return per_run, unknown
 
 
 def _totals(counts: Iterable[dict[str, int]]) -> dict[str, int]:

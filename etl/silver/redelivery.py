@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -40,6 +42,8 @@ class Redelivery:
 
     lines: dict[str, list[str]]  # run id -> its lines, in order
     accepted: dict[str, int]  # run id -> valid records
+    # run id -> {field the dataset does not know: records carrying it}, as validation names them
+    unknown_fields: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def find_redelivery(
@@ -66,23 +70,29 @@ def find_redelivery(
     watermark = _instant(newest_merged.watermark)
     future_for_merged = _instant(newest_merged.started_at) + MAX_CLOCK_SKEW
     accepted: dict[str, int] = {}
+    unknown_fields: dict[str, dict[str, int]] = {}
     for run_id, found in lines.items():
-        valid = _valid_rows(found, dataset)
+        checked = _checked_rows(found, dataset)
+        valid = [row for row in checked if row["reason"] is None]
         for row in valid:
             version = row[dataset.version]
             if not isinstance(version, datetime) or version > watermark or version > future_for_merged:
                 return None
         accepted[run_id] = len(valid)
-    return Redelivery(lines, accepted)
+        carried = Counter(name for row in checked for name in row["unknown_fields"] or ())
+        if carried:
+            unknown_fields[run_id] = dict(carried)
+    return Redelivery(lines, accepted, unknown_fields)
 
 
-def _valid_rows(lines: list[str], dataset: Dataset) -> list[dict[str, object]]:
-    """The typed values of the valid lines, by the same function the executors run."""
+def _checked_rows(lines: list[str], dataset: Dataset) -> list[dict[str, Any]]:
+    """The lines as validation leaves them (typed values, reason, unknown fields), by the same function
+    the executors run."""
     if not lines:
         return []
     batch = pa.RecordBatch.from_arrays([pa.array(lines, pa.string())], names=["raw_record"])
-    checked = pa.Table.from_batches(list(check_batches(dataset)([batch]))).to_pylist()
-    return [row for row in checked if row["reason"] is None]
+    rows: list[dict[str, Any]] = pa.Table.from_batches(list(check_batches(dataset)([batch]))).to_pylist()
+    return rows
 
 
 def _lines(store: ObjectStore, manifest: RunManifest, objects: Sequence[BronzeObject]) -> list[str] | None:

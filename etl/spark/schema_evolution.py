@@ -139,10 +139,14 @@ def definition_schema(table: TableDefinition) -> StructType:
     """The table's columns as Spark types (needs a running SparkContext to parse the DDL types)."""
     from pyspark.sql.types import StructField, _parse_datatype_string
 
+    # The types parsed in one call to Spark's parser, not one per column (each call crosses to the JVM),
+    # under placeholder names: a column name needs no quoting then.
+    parsed = _parse_datatype_string(", ".join(f"c{n} {c.type}" for n, c in enumerate(table.columns)))
+    assert isinstance(parsed, StructType)
     return StructType(
         [
-            StructField(c.name, _parse_datatype_string(c.type), c.nullable, {"comment": c.comment})
-            for c in table.columns
+            StructField(c.name, parsed_column.dataType, c.nullable, {"comment": c.comment})
+            for c, parsed_column in zip(table.columns, parsed.fields, strict=True)
         ]
     )
 
