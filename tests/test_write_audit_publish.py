@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from threading import Barrier
 from typing import Any
 
 import pytest
@@ -99,6 +101,26 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Iterator[Lakehouse]:
 TABLES = ("silver.orders", "silver.orders_quarantine", "silver.ingestion_runs", "gold.daily_sales")
 
 
+def test_a_rejected_record_delivered_again_does_not_fail_the_next_runs_quarantine_audit(
+    lakehouse: Lakehouse,
+) -> None:
+    # The source re-sends the record at its watermark on every run; here that record is a rejected one.
+    rejected = order(99, amount=-1.0)
+    first = lakehouse.run([[*(order(i) for i in range(1, 30)), rejected]], run_id="run-1")  # 1 of 30
+    assert first.result("Audit").failed == ()
+    quarantined = lakehouse.main_rows("silver.orders_quarantine")
+
+    again = lakehouse.run([[rejected]], run_id="run-2")
+
+    audit: AuditSummary = again.result("Audit")
+    assert audit.failed == ()
+    orders = f"{lakehouse.layout.silver_database}.orders"
+    [rate] = [r for r in audit.results if (r.audit, r.table) == ("quarantine_rate", orders)]
+    assert (rate.value, rate.detail) == (0, "0 of 1 records this run newly quarantined")
+    assert lakehouse.main_rows("silver.orders_quarantine") == quarantined
+    assert len(quarantined) == 1
+
+
 def test_a_bad_batch_never_reaches_main_and_a_good_one_does(lakehouse: Lakehouse) -> None:
     good = lakehouse.run([GOOD], run_id="run-good")
     audit: AuditSummary = good.result("Audit")
@@ -116,7 +138,7 @@ def test_a_bad_batch_never_reaches_main_and_a_good_one_does(lakehouse: Lakehouse
     assert "\n" not in message
     assert (
         f"quarantine_rate on {lakehouse.layout.silver_database}.orders FAILED: "
-        "80% (8 of 10 records this run), threshold <= 5%"
+        "80% (8 of 10 records this run newly quarantined), threshold <= 5%"
     ) in message
     # main is unchanged, to the snapshot; the branch keeps the run for inspection.
     for name in TABLES:
@@ -297,3 +319,25 @@ def test_every_audit_of_a_branch_is_measured_in_one_spark_action(
     monkeypatch.undo()
     again = measure(lakehouse.spark, silver, gold, "run-bad", AuditThresholds())
     assert again == list(failure.value.results)
+
+
+def test_jobs_creating_the_run_branch_on_a_shared_table_at_once_all_succeed(spark: SparkSession) -> None:
+    # Each dataset's Silver job creates the run's branch on the ledger, at the same time in AWS. Separate
+    # sessions hold separate catalog caches, as separate jobs do, so their commits race.
+    database = f"wap_race_{uuid.uuid4().hex[:8]}"
+    ensure_tables(spark, database, registry.dataset("orders").tables)
+    identifier = table_identifier(database, "orders")
+    sessions = [spark.newSession() for _ in range(4)]
+    for attempt in range(5):
+        branch = f"run-{attempt}"
+        start = Barrier(len(sessions))
+
+        def create(session: SparkSession, branch: str = branch, start: Barrier = start) -> None:
+            session.table(identifier).schema  # noqa: B018 (loads the table's metadata before the race)
+            start.wait()
+            create_branch(session, identifier, branch)
+
+        with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+            for each in [pool.submit(create, session) for session in sessions]:
+                each.result()  # a lost race would raise CommitFailedException here
+        assert branch in branch_snapshots(spark, identifier)

@@ -185,7 +185,8 @@ def run_metrics(summary: SilverSummary) -> dict[str, int]:
     counts = {
         metrics.RECORDS_READ: summary.records,
         metrics.RECORDS_ACCEPTED: summary.accepted,
-        metrics.RECORDS_QUARANTINED: summary.quarantined,
+        # Re-delivered runs write nothing to the quarantine: their rejected records are there already.
+        metrics.RECORDS_QUARANTINED: 0 if summary.redelivered else summary.quarantined,
     }
     if summary.merged is not None:  # a copy-on-write commit does not record it
         counts[metrics.RECORDS_MERGED] = summary.merged

@@ -24,7 +24,7 @@ _DIGITS = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DECIMAL_TYPE = re.compile(r"DECIMAL\(\s*([0-9]+)\s*,\s*([0-9]+)\s*\)")
 # What compact_json writes for a value without Decimals, byte for byte (ASCII, no spaces).
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _INTEGER_BITS = {"TINYINT": 8, "SMALLINT": 16, "INT": 32, "INTEGER": 32, "BIGINT": 64}
 
 
@@ -300,7 +300,8 @@ _DECODER = json.JSONDecoder(parse_float=Decimal, object_pairs_hook=_without_dupl
 
 
 def compact_json(value: Any) -> str:
-    """`value` as compact JSON, numbers written with the digits they were received with."""
+    """`value` as compact JSON, numbers written with the digits they were received with; ValueError for
+    NaN or Infinity, which Python's json module reads but JSON does not have."""
     try:
         return _COMPACT.encode(value)  # the json module's C encoder: the usual value has no Decimal
     except TypeError:  # a Decimal (any number with a fraction or exponent): its digits as received
@@ -314,7 +315,7 @@ def _compact_json(value: Any) -> str:
         return "[" + ",".join(_compact_json(item) for item in value) + "]"
     if isinstance(value, Decimal):
         return str(value)
-    return json.dumps(value)
+    return json.dumps(value, allow_nan=False)
 
 
 def _is_unicode(text: str) -> bool:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from etl.catalog import table_identifier
+from etl.spark.commit_conflicts import retry_on_conflict
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -134,8 +135,12 @@ def snapshot_summary(snapshot: Any) -> dict[str, str]:
 def create_branch(spark: SparkSession, identifier: str, branch: str) -> None:
     """Start `branch` at `main`'s head (an empty snapshot when `main` has none). Created by the first
     write instead, the branch's first snapshot would count its rows from zero (Iceberg 1.10 sums the
-    `total-records` of that commit as if the branch had been empty)."""
-    spark.sql(f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS `{require_branch_name(branch)}`")
+    `total-records` of that commit as if the branch had been empty).
+
+    Jobs of one run create the same branch on a table they share (each dataset's Silver job on the
+    ledger, at the same time in AWS): the loser of that race retries, and finds the branch there."""
+    create = f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS `{require_branch_name(branch)}`"
+    retry_on_conflict(spark, identifier, lambda: spark.sql(create))
 
 
 def publish(spark: SparkSession, database: str, table: str, branch: str) -> bool:
