@@ -163,7 +163,7 @@ def _describe(result: Any) -> str:
         verdict = f"{passed} of {len(result.results)} audits passed"
         if result.failed:
             verdict += f", published anyway (--publish-anyway): {', '.join(r.audit for r in result.failed)}"
-        moved = f"main of {len(result.published)} tables moved to branch {result.branch}"
+        moved = f"branch {result.branch} published on {len(result.published)} tables"
         return "; ".join([verdict, moved, *result.maintenance])
     return ""
 

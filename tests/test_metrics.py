@@ -179,3 +179,14 @@ def test_the_silver_and_gold_jobs_publish_their_counts_from_main(
         )
     (document,) = emf_lines(capsys.readouterr().out)
     assert published(document)[metrics.FAILURES] == 1
+
+
+def test_a_run_that_only_re_delivers_rejected_records_publishes_none_quarantined() -> None:
+    # The quarantine holds them from the run that first delivered them; the quarantine-rate alarm must
+    # not fire on every run of a source whose record at the watermark is a rejected one.
+    redelivered = silver.SilverSummary(runs=("r2",), records=1, accepted=0, quarantined=1, redelivered=True)
+    merged = silver.SilverSummary(runs=("r1",), records=1, accepted=0, quarantined=1)
+
+    assert silver.run_metrics(redelivered)[metrics.RECORDS_QUARANTINED] == 0
+    assert silver.run_metrics(merged)[metrics.RECORDS_QUARANTINED] == 1
+    assert silver.run_metrics(redelivered)[metrics.RECORDS_READ] == 1

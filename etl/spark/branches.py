@@ -2,11 +2,11 @@
 
 With the session setting `spark.wap.branch` and the table property `write.wap.enabled` (every table has it,
 etl/tables.py), Iceberg sends every write of the session to that branch and reads the branch where the
-table has it, else `main`; a write creates the branch from `main`. So the jobs' reads and writes stay as
-they are: `on_branch` sets the branch around a job, `etl.spark.jobs.ensure_tables` creates it on the
-tables the job writes (the Gold job: on each table just before rebuilding it, so that a table it keeps has
-no branch to publish), and the few places that look at a table's current
-snapshot ask `current_snapshot`, which answers for the session's branch. Publishing fast-forwards `main`
+table has it, else `main`. So the jobs' reads and writes stay as they are: `on_branch` sets the branch
+around a job, `etl.spark.jobs.ensure_tables` creates it from `main` (create_branch) on the tables the job
+writes before it writes (the Gold job: on each table just before rebuilding it, so that a table it keeps
+has no branch to publish), and the few places that look at a table's current snapshot ask
+`current_snapshot`, which answers for the session's branch. Publishing fast-forwards `main`
 to the branch (`main` must still be its ancestor: nothing else may commit to `main` meanwhile, not even
 maintenance) and drops the branch, in one commit.
 """
