@@ -22,13 +22,9 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from benchmarks.sample_process import sample_api_process
+from benchmarks.sample_process import land_orders
 from etl import pipeline
-from etl.bronze.ingest import ingest
-from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.silver import job as silver
-from etl.timestamps import utc_now
-from local.sample_api.generator import SampleSource
 
 KINDS = ("local", "reliable")
 
@@ -64,11 +60,9 @@ def main() -> None:
     spark.sparkContext.setLogLevel("ERROR")
     print(f"landing {args.orders:,} orders in Bronze ...", flush=True)
     bronze = args.work_dir / "bronze"
-    with sample_api_process(SampleSource(initial_orders=args.orders)) as url:
-        ingest(IngestionSettings(SourceSettings(url, page_size=1000), str(bronze)), "full", utc_now())
+    land_orders(bronze, args.orders, "full")
     warm_up = args.work_dir / "warm-up-bronze"
-    with sample_api_process(SampleSource(initial_orders=2_000)) as url:
-        ingest(IngestionSettings(SourceSettings(url), str(warm_up)), "warm-up", utc_now())
+    land_orders(warm_up, 2_000, "warm-up")
     for kind in KINDS:
         merge(spark, warm_up, args.work_dir, f"warm_up_{kind}", kind)
 

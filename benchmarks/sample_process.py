@@ -7,7 +7,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from etl.bronze.ingest import ingest
+from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.timestamps import utc_now
 from local.sample_api.generator import SampleSource
 
 
@@ -30,3 +34,9 @@ def sample_api_process(source: SampleSource) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def land_orders(bronze: Path, orders: int, run_id: str) -> None:
+    """Ingest `orders` sample orders into `bronze` as the run `run_id`, served from a process of its own."""
+    with sample_api_process(SampleSource(initial_orders=orders)) as url:
+        ingest(IngestionSettings(SourceSettings(url), str(bronze)), run_id, utc_now())

@@ -19,16 +19,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from benchmarks.sample_process import sample_api_process
+from benchmarks.sample_process import land_orders
 from etl import registry
-from etl.bronze.ingest import ingest
 from etl.bronze.layout import BronzeLayout, list_run_ids, read_manifest
-from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.silver.job import load_raw_records
 from etl.silver.records import check_batches, validate_records
 from etl.storage import open_store
-from etl.timestamps import utc_now
-from local.sample_api.generator import SampleSource
 
 PYTHON_LINES = 40_000
 
@@ -49,8 +45,7 @@ def main() -> None:
     spark.sparkContext.setLogLevel("ERROR")
     print(f"landing {args.orders:,} orders in Bronze ...", flush=True)
     bronze = args.work_dir / "bronze"
-    with sample_api_process(SampleSource(initial_orders=args.orders)) as url:
-        ingest(IngestionSettings(SourceSettings(url, page_size=1000), str(bronze)), "full", utc_now())
+    land_orders(bronze, args.orders, "full")
     store = open_store(str(bronze))
     layout = BronzeLayout("orders")
     manifests = [m for m in (read_manifest(store, layout, r) for r in list_run_ids(store, layout)) if m]

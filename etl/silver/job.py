@@ -207,7 +207,7 @@ def run(spark: SparkSession, args: SilverArguments) -> SilverSummary:
         return SilverSummary(schema_changes=schema_changes)
     redelivery = find_redelivery(store, manifests, newest_merged, dataset)
     if redelivery is not None:
-        summary = save_redelivery(spark, store, manifests, redelivery, args.silver_database, dataset)
+        summary = save_redelivery(spark, store, manifests, redelivery, args.silver_database)
         return replace(summary, schema_changes=schema_changes)
     try:
         return replace(merge_runs(spark, store, manifests, args, dataset), schema_changes=schema_changes)
@@ -537,7 +537,6 @@ def save_redelivery(
     manifests: Sequence[RunManifest],
     redelivery: Redelivery,
     database: str,
-    dataset: Dataset,
 ) -> SilverSummary:
     """Record re-delivered runs in the ledger with the counts a merge would have given them."""
     per_run = {
@@ -546,17 +545,16 @@ def save_redelivery(
         )
         for m in manifests
     }
-    lines = [(run_id, line) for run_id, found in redelivery.lines.items() for line in found]
-    unknown_fields = redelivery.unknown_fields
-    save_ledger(spark, manifests, per_run, unknown_fields, database, store)
+    save_ledger(spark, manifests, per_run, redelivery.unknown_fields, database, store)
+    records = sum(len(found) for found in redelivery.lines.values())
     accepted = sum(redelivery.accepted.values())
     return SilverSummary(
         runs=tuple(m.run_id for m in manifests),
-        records=len(lines),
+        records=records,
         accepted=accepted,
-        quarantined=len(lines) - accepted,
+        quarantined=records - accepted,
         per_run=per_run,
-        unknown_fields=_totals(unknown_fields.values()),
+        unknown_fields=_totals(redelivery.unknown_fields.values()),
         redelivered=True,
     )
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from etl.bronze.layout import RAW_BYTES_PREFIX, raw_bytes_of
 from etl.dataset import Dataset, Field
-from etl.json_nesting import MAX_NESTING, nesting_depth
+from etl.json_nesting import too_deep
 from etl.timestamps import parse_rfc3339
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -60,19 +60,15 @@ def unknown_fields(line: str, record: dict[str, Any] | None, known: frozenset[st
     twice is read again for its names, anything else that is not a JSON object carries no fields (a
     record kept as raw bytes is not JSON text; one nested too deep is not parsed).
     """
-    if record is None:
-        if line.startswith(RAW_BYTES_PREFIX) or nesting_depth(line) > MAX_NESTING:
-            return None
+    if line.startswith(RAW_BYTES_PREFIX):
+        return None
+    names: Iterable[str] = record if record is not None else ()
+    if record is None and not too_deep(line):
         try:
-            names = json.loads(line, object_pairs_hook=_field_names)
+            parsed = json.loads(line, object_pairs_hook=_field_names)
         except ValueError:
             return None
-        if not isinstance(names, _FieldNames):
-            return None
-    elif line.startswith(RAW_BYTES_PREFIX):
-        return None
-    else:
-        names = record
+        names = parsed if isinstance(parsed, _FieldNames) else ()
     unknown = [_storable(name) for name in names if name not in known]
     return list(dict.fromkeys(unknown)) or None
 
@@ -93,9 +89,8 @@ def _storable(name: str) -> str:
 def parse_record(line: str) -> dict[str, Any]:
     """The JSON object in a Bronze line, or Rejected with why it is not one."""
     text = _record_text(line)
-    # Measured without recursion first: json.loads and compact_json recurse once per level. A text with
-    # no more brackets than the limit cannot nest deeper: counting them (C speed) spares the scan.
-    if text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(text) > MAX_NESTING:
+    # Measured without recursion first: json.loads and compact_json recurse once per level.
+    if too_deep(text):
         raise Rejected("too_deep")
     try:
         record = _DECODER.decode(text)
