@@ -230,6 +230,27 @@ def test_a_rebuild_from_bronze_gives_back_exactly_the_tables_merged_run_by_run(l
     assert rebuilt.gold.rows == {"daily_sales": 1, "customer_summary": 3, "sales_by_country": 1}
 
 
+def test_a_rebuild_refuses_a_damaged_bronze_object_before_it_drops_any_table(lake: Lake) -> None:
+    gold_database = lake.database.replace("silver", "gold")
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z")], day=1)
+    lake.land("r2", [order(2, "2026-01-02T05:00:00Z")], day=2)
+    lake.merge()
+    before = whole_table(lake.spark, f"{lake.database}.orders")
+    path = object_path(lake, "r2")
+    path.write_bytes(path.read_bytes()[:20])
+
+    with pytest.raises(silver.DamagedBronzeObject) as refused:
+        rebuild(lake.spark, lake.bronze, lake.database, gold_database)
+
+    message = str(refused.value)
+    assert message.startswith(f"Bronze object {path} of run r2 is damaged: it is not a complete gzip object")
+    assert message.endswith(
+        f"Nothing was dropped. Set the run aside and ingest its window again: `lakehouse bronze repair r2 "
+        f"--dataset orders --bronze-root {lake.bronze}`, then rebuild"
+    )
+    assert whole_table(lake.spark, f"{lake.database}.orders") == before
+
+
 def test_a_table_directory_that_cannot_be_written_is_named_in_the_one_line_error(lake: Lake) -> None:
     lake.land("r1", [order(1, "2026-01-01T05:00:00Z")], day=1)
     lake.merge()
