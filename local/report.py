@@ -107,6 +107,8 @@ def _dataset_figures(run: PipelineRun, dataset: str | None) -> dict[str, int | N
     return {
         "ingestion runs": len(ingestions),
         "records ingested": sum(ingestion["records"] for ingestion in ingestions),
+        # More than this run ingested when earlier runs were held back (a failed audit, a repair).
+        "Bronze runs read by Silver": len(silver.runs),
         "records read by Silver": silver.records,
         # Records carrying a field the dataset does not know (silver.ingestion_runs.unknown_fields).
         **{f"  unknown field {name}": records for name, records in silver.unknown_fields.items()},

@@ -8,6 +8,7 @@ Audit jobs) in the shared Spark session, each test in its own databases.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -185,6 +186,14 @@ def test_a_retry_after_a_failed_audit_publishes_what_the_failed_run_held_back(la
     ledger = [(row[0], row[7]) for row in lakehouse.main_rows("silver.ingestion_runs")]
     assert len(ledger) == len(ledger_before) + 4 and len(set(ledger)) == len(ledger)
     assert ("run-2-001", "orders") in ledger
+    # The summary says where Silver's records came from: this run's ingestion and the one held back.
+    # The summary says where Silver's records came from: this run's ingestion and the one held back
+    # (customers, orders).
+    assert re.search(
+        r"\ningestion runs +1 +1\nrecords ingested +0 +5\nBronze runs read by Silver +2 +2\n"
+        r"records read by Silver +0 +5\n",
+        run_summary(retry),
+    )
     revenue = lakehouse.spark.sql(
         f"SELECT sum(gross_revenue) FROM {lakehouse.table('gold.daily_sales')}"
     ).first()
