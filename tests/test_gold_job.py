@@ -236,35 +236,3 @@ def test_on_a_branch_only_a_rebuilt_table_gets_the_branch_and_a_kept_one_costs_n
     assert kept.rows == changed.rows
     assert jobs == []
     assert not any("run-3" in branch_snapshots(spark, f"{gold_db}.{table}") for table in kept.rows)
-
-
-def test_rebuilds_read_a_silver_table_they_share_from_one_kept_copy_released_when_the_run_ends(
-    spark: SparkSession, databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    silver_db, gold_db = databases
-    leaves: dict[str, list[tuple[str, list[str]]]] = {}
-    save = gold.save
-
-    def save_and_note_what_it_reads(aggregate, table, database, source):  # type: ignore[no-untyped-def]
-        found = aggregate._jdf.queryExecution().optimizedPlan().collectLeaves()
-        leaves[table.name] = [
-            (
-                found.apply(i).getClass().getSimpleName(),
-                [found.apply(i).output().apply(j).name() for j in range(found.apply(i).output().size())],
-            )
-            for i in range(found.size())
-        ]
-        return save(aggregate, table, database, source)
-
-    monkeypatch.setattr(gold, "save", save_and_note_what_it_reads)
-    summary = gold.run(spark, gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db]))
-
-    assert sorted(leaves) == ["customer_summary", "daily_sales", "sales_by_country"]
-    for table, read in leaves.items():
-        # Both Silver tables are read by two rebuilds or more: every rebuild reads the kept copies, none
-        # scans a table itself, and the copies hold only the columns the SQL names.
-        assert {kind for kind, _ in read} == {"InMemoryRelation"}, table
-        for _, columns in read:
-            assert "customer_id" in columns and "ingestion_run_id" not in columns, table
-    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # released
-    assert summary.rows == {"daily_sales": 3, "customer_summary": 3, "sales_by_country": 3}
