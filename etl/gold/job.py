@@ -42,7 +42,6 @@ from etl import metrics, pipeline, registry
 from etl.catalog import table_identifier
 from etl.dataset import GoldModel
 from etl.gold.changes import ChangesUnavailable, changed_rows
-from etl.gold.shared_reads import SharedReads, shared_datasets
 from etl.spark.branches import (
     create_branch,
     current_snapshot,
@@ -152,7 +151,6 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     incremental: dict[str, int] = {}
     full_rebuilds: dict[str, str] = {}
     changes = SilverChanges(spark, args.silver_database, snapshots)
-    rebuilds = []
     for model in models:
         table = model.table
         identifier = table_identifier(args.gold_database, table.name)
@@ -161,34 +159,26 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
         if current is not None and current[0] == source:
             rows[table.name] = current[1]
             up_to_date.append(table.name)
-        else:
-            rebuilds.append((model, identifier, source, current))
-    shared = share_silver_reads(spark, args.silver_database, [model for model, *_ in rebuilds])
-    try:
-        for model, identifier, source, current in rebuilds:
-            table = model.table
-            if args.branch is not None:
-                create_branch(spark, identifier, args.branch)
-            aggregate = transform(spark, model)
-            plan = (
-                plan_refresh(model, source, current[0] if current else None, changes)
-                if args.incremental
-                else None
-            )
-            if isinstance(plan, str):
-                full_rebuilds[table.name] = plan
-            elif plan is not None:
-                aggregate = refresh_touched(spark.table(identifier), aggregate, plan, model.key)
-                incremental[table.name] = plan.count()
-            rows[table.name] = save(aggregate, table, args.gold_database, source)
-            if isinstance(plan, DataFrame):
-                plan.unpersist()
-            if args.branch is None:
-                policy = args.maintenance
-                maintenance += maintain(spark, args.gold_database, table.name, policy, compact=False)
-    finally:
-        shared.release()
-        changes.release()
+            continue
+        if args.branch is not None:
+            create_branch(spark, identifier, args.branch)
+        aggregate = transform(spark, model)
+        plan = (
+            plan_refresh(model, source, current[0] if current else None, changes)
+            if args.incremental
+            else None
+        )
+        if isinstance(plan, str):
+            full_rebuilds[table.name] = plan
+        elif plan is not None:
+            aggregate = refresh_touched(spark.table(identifier), aggregate, plan, model.key)
+            incremental[table.name] = plan.count()
+        rows[table.name] = save(aggregate, table, args.gold_database, source)
+        if isinstance(plan, DataFrame):
+            plan.unpersist()
+        if args.branch is None:
+            maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
+    changes.release()
     return GoldSummary(
         rows=rows,
         up_to_date=tuple(up_to_date),
@@ -315,18 +305,6 @@ def load_silver_views(spark: SparkSession, database: str, datasets: Sequence[str
     for name in datasets:
         identifier = table_identifier(database, name)
         spark.table(identifier).createOrReplaceTempView(silver_view(name))
-
-
-def share_silver_reads(spark: SparkSession, database: str, rebuilds: Sequence[GoldModel]) -> SharedReads:
-    """Point the view of each Silver table that more than one of the rebuilds reads at one kept copy of
-    it (etl/gold/shared_reads.py), cut to the columns their SQL names; the caller releases them."""
-    shared = SharedReads()
-    for name in shared_datasets(model.reads for model in rebuilds):
-        readers = [model for model in rebuilds if name in model.reads]
-        sql = [text for model in readers for text in (registry.gold_sql(model), model.touched or "")]
-        rows = spark.table(table_identifier(database, name))
-        shared.share(rows, sql).createOrReplaceTempView(silver_view(name))
-    return shared
 
 
 def transform(spark: SparkSession, model: GoldModel) -> DataFrame:
