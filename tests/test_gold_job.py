@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
 from datasets.gold.daily_sales import MODEL as DAILY_SALES
@@ -236,3 +237,49 @@ def test_on_a_branch_only_a_rebuilt_table_gets_the_branch_and_a_kept_one_costs_n
     assert kept.rows == changed.rows
     assert jobs == []
     assert not any("run-3" in branch_snapshots(spark, f"{gold_db}.{table}") for table in kept.rows)
+
+
+# What gold.customer_summary stands for, written the plain way: every order joined to its customer, then
+# grouped (the model aggregates the orders first, which gives the same rows: see its SQL).
+EVERY_ORDER_JOINED_FIRST = """
+SELECT
+    o.customer_id,
+    COUNT(*) AS orders,
+    COALESCE(SUM(CASE WHEN o.status IN ('paid', 'shipped', 'delivered') THEN o.amount END), 0)
+        AS lifetime_value,
+    MIN(o.created_at) AS first_order_at,
+    MAX(o.created_at) AS last_order_at,
+    MAX(c.country) AS country,
+    MAX(c.segment) AS segment
+FROM {silver}.orders AS o
+LEFT JOIN {silver}.customers AS c ON c.customer_id = o.customer_id
+GROUP BY o.customer_id
+"""
+
+
+def test_customer_summary_equals_every_order_joined_to_its_customer_then_grouped(
+    spark: SparkSession, databases: tuple[str, str]
+) -> None:
+    silver_db, gold_db = databases
+    known = datetime(2025, 12, 1, tzinfo=UTC)
+    customers = registry.dataset("customers").silver_table
+    more = [
+        ("B", "Bo", None, "FR", "consumer", known, known, "r1", RUN, "c/1"),
+        ("Z", "Zed", None, "PL", "consumer", known, known, "r1", RUN, "c/1"),  # no orders: no row
+    ]
+    spark.createDataFrame(more, ", ".join(f"{c.name} {c.type}" for c in customers.columns)).writeTo(
+        f"{silver_db}.customers"
+    ).append()
+
+    gold.run(spark, gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db]))
+
+    plain = spark.sql(EVERY_ORDER_JOINED_FIRST.format(silver=silver_db))
+    expected = plain.select(*(F.col(c.name).cast(c.type) for c in GOLD_CUSTOMER_SUMMARY.columns))
+    assert_df_equality(
+        spark.table(f"{gold_db}.customer_summary"),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+    assert {row.customer_id for row in expected.collect()} == {"A", "B", "C"}
