@@ -10,6 +10,10 @@ Runs that only re-deliver records already merged (what a run over a source with 
 the records at the watermark again) are recognised on the driver and only recorded in the ledger
 (etl/silver/redelivery.py): no Spark job reads, validates or merges them.
 
+On a run's branch (`--branch`, etl/spark/branches.py) each save_* creates the branch on its table just
+before writing it, so a table the run leaves alone (the quarantine of a batch without a rejected record,
+all but the ledger in a re-delivery, every table when nothing is pending) gets no branch and no commit.
+
 Re-running is safe at every point: runs listed in silver.ingestion_runs are skipped, the quarantine is
 written with an insert-if-absent MERGE keyed by the record's text and reason (a record delivered again,
 by any run, is quarantined once), and the MERGE only takes versions newer than the stored ones.
