@@ -31,8 +31,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import reduce
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, Row, SparkSession, Window
@@ -244,12 +246,16 @@ def merge_runs(
         spark, validate_records(raw, dataset), args.checkpoint_root, manifests[-1].run_id, large
     ) as validated:
         per_run, unknown_fields = count_per_run(validated, manifests)
-        # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
-        if any(counts.quarantined for counts in per_run.values()):
-            save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
-        inserted, updated = save_latest(spark, latest, args.silver_database, dataset)
+        # The two MERGEs write two tables, side by side: on a small batch each spends most of its time
+        # planning and committing rather than computing, so they overlap. The ledger waits for both.
+        with ThreadPoolExecutor(max_workers=2) as writers:
+            merged = writers.submit(save_latest, spark, latest, args.silver_database, dataset)
+            # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
+            if any(counts.quarantined for counts in per_run.values()):
+                save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
+            inserted, updated = merged.result()
         save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
     # On a branch the maintenance waits for the publishing (the Audit step), which must find `main`
     # unchanged: a compaction commits to `main`.
@@ -574,6 +580,19 @@ def save_redelivery(
     )
 
 
+# The ledger columns save_ledger writes, and their types (merged_at is the time of writing).
+_LEDGER = (
+    ("run_id", "STRING"),
+    ("dataset", "STRING"),
+    ("manifest", "STRING"),
+    ("ingested_at", "TIMESTAMP"),
+    ("records", "BIGINT"),
+    ("accepted", "BIGINT"),
+    ("quarantined", "BIGINT"),
+    ("unknown_fields", "MAP<STRING, BIGINT>"),
+)
+
+
 def save_ledger(
     spark: SparkSession,
     manifests: Sequence[RunManifest],
@@ -590,14 +609,23 @@ def save_ledger(
             store.uri(layout.manifest_key(m.run_id)),
             _instant(m.started_at),
             *per_run[m.run_id],
-            unknown_fields.get(m.run_id, {}),
+            F.create_map(*(F.lit(v) for item in unknown_fields.get(m.run_id, {}).items() for v in item)),
         )
         for m in manifests
     ]
-    ledger = spark.createDataFrame(
-        rows,
-        "run_id STRING, dataset STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, "
-        "accepted BIGINT, quarantined BIGINT, unknown_fields MAP<STRING, BIGINT>",
+    # Literals, not spark.createDataFrame: rows handed over from Python cost a Python worker on the
+    # executors to unpickle them, for a few rows.
+    ledger = reduce(
+        DataFrame.union,
+        (
+            spark.range(1).select(
+                *(
+                    F.lit(value).cast(kind).alias(name)
+                    for value, (name, kind) in zip(row, _LEDGER, strict=True)
+                )
+            )
+            for row in rows
+        ),
     ).withColumn("merged_at", F.current_timestamp())
     table = table_identifier(database, SILVER_INGESTION_RUNS.name)
     create_session_branch(spark, table)
