@@ -17,7 +17,7 @@ from etl.bronze.layout import BronzeLayout, read_manifest
 from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.registry import silver_tables
 from etl.silver import job as silver
-from etl.spark.branches import MAIN, branch_snapshots
+from etl.spark.branches import MAIN, branch_snapshots, iceberg_table
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import ORPHANS_REMOVED_AT
 from etl.storage import LocalStore
@@ -400,3 +400,82 @@ def test_a_run_on_a_branch_leaves_the_maintenance_to_the_publishing(lake: Lake) 
 
 def table_properties(lake: Lake, table: str) -> dict[str, str]:
     return {row.key: row.value for row in lake.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
+
+
+SILVER = ("orders", "orders_quarantine", "ingestion_runs")
+
+
+def merge_on_branch(lake: Lake, branch: str) -> silver.SilverSummary:
+    argv = ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--branch", branch]
+    return silver.run(lake.spark, silver.parse_args(argv))
+
+
+def metadata_files(lake: Lake) -> dict[str, str]:
+    """Each Silver table's current metadata file: every commit (a write, a new branch) writes one."""
+    return {
+        name: str(
+            iceberg_table(lake.spark, f"{lake.database}.{name}").operations().current().metadataFileLocation()
+        )
+        for name in SILVER
+    }
+
+
+def branches(lake: Lake) -> dict[str, set[str]]:
+    return {name: set(branch_snapshots(lake.spark, f"{lake.database}.{name}")) for name in SILVER}
+
+
+def test_on_a_branch_a_run_with_nothing_to_merge_creates_no_branch_and_commits_nothing(lake: Lake) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), '"oops"'])
+    lake.merge()
+    before = metadata_files(lake)
+
+    summary = merge_on_branch(lake, "r2")
+
+    assert summary == silver.SilverSummary()
+    assert metadata_files(lake) == before
+    assert branches(lake) == {name: {MAIN} for name in SILVER}
+
+
+def test_on_a_branch_a_run_that_only_re_delivers_records_writes_the_ledger_alone(lake: Lake) -> None:
+    at_watermark = order(2, "2026-01-01T06:00:00Z")
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), '"oops"', at_watermark])
+    lake.merge()
+    lake.land("r2", [at_watermark, '"oops"'], day=2)
+    before = metadata_files(lake)
+    main_ledger = branch_snapshots(lake.spark, f"{lake.database}.ingestion_runs")[MAIN]
+
+    summary = merge_on_branch(lake, "r2")
+
+    assert summary.redelivered and (summary.records, summary.accepted) == (2, 1)
+    after = metadata_files(lake)
+    assert {name for name in SILVER if after[name] != before[name]} == {"ingestion_runs"}
+    assert branches(lake) == {"orders": {MAIN}, "orders_quarantine": {MAIN}, "ingestion_runs": {MAIN, "r2"}}
+    ledger = f"{lake.database}.ingestion_runs"
+    assert branch_snapshots(lake.spark, ledger)[MAIN] == main_ledger
+    on_branch = lake.spark.sql(f"SELECT run_id, records, accepted FROM {ledger} VERSION AS OF 'r2'").collect()
+    assert sorted(tuple(row) for row in on_branch) == [("r1", 3, 2), ("r2", 2, 1)]
+
+
+def test_on_a_branch_a_batch_without_a_rejected_record_leaves_the_quarantine_without_the_branch(
+    lake: Lake,
+) -> None:
+    lake.land("r1", [order(1, "2026-01-01T05:00:00Z"), '"oops"'])
+    lake.merge()
+    lake.land(
+        "r2", [order(1, "2026-01-01T06:00:00Z", status="paid"), order(2, "2026-01-01T06:00:00Z")], day=2
+    )
+    quarantine = metadata_files(lake)["orders_quarantine"]
+
+    summary = merge_on_branch(lake, "r2")
+
+    assert (summary.inserted, summary.updated, summary.quarantined) == (1, 1, 0)
+    assert branches(lake) == {
+        "orders": {MAIN, "r2"},
+        "orders_quarantine": {MAIN},
+        "ingestion_runs": {MAIN, "r2"},
+    }
+    assert metadata_files(lake)["orders_quarantine"] == quarantine
+    orders = f"{lake.database}.orders"
+    on_branch = lake.spark.sql(f"SELECT order_id, status FROM {orders} VERSION AS OF 'r2'").collect()
+    assert sorted(tuple(row) for row in on_branch) == [(1, "paid"), (2, "placed")]
+    assert [(row[0], row[1]) for row in lake.orders()] == [(1, "placed")]  # main is as it was

@@ -1,7 +1,9 @@
-"""A retried Silver run on real Iceberg: no double merge, and a reliable checkpoint deleted after each run."""
+"""A retried Silver run on real Iceberg: no double merge, and a reliable checkpoint deleted after each run
+(a large batch's; a small one is cached, and leaves nothing in storage)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
@@ -117,9 +119,10 @@ def test_a_run_that_fails_after_the_merge_and_is_retried_equals_one_clean_run(
     assert merge(spark, bronze, retried, checkpoints) == silver.SilverSummary()  # nothing left to merge
 
 
-def test_the_validated_batch_is_checkpointed_under_the_run_and_deleted_after_it(
+def test_a_large_validated_batch_is_checkpointed_under_the_run_and_deleted_after_it(
     spark: SparkSession, bronze: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(silver, "CHECKPOINT_ABOVE_RECORDS", 7)  # the fixture's runs hold 8 records
     checkpoints = tmp_path / "checkpoints"
     seen: list[list[Path]] = []
     quarantine_write = silver.save_quarantine
@@ -144,6 +147,7 @@ def test_the_validated_batch_is_checkpointed_under_the_run_and_deleted_after_it(
 def test_a_failed_run_deletes_its_checkpoint_too(
     spark: SparkSession, bronze: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(silver, "CHECKPOINT_ABOVE_RECORDS", 0)
     checkpoints = tmp_path / "checkpoints"
 
     def fail(*args: Any, **kwargs: Any) -> None:
@@ -153,3 +157,45 @@ def test_a_failed_run_deletes_its_checkpoint_too(
     with pytest.raises(RuntimeError, match="MERGE failed"):
         merge(spark, bronze, f"silver_{uuid.uuid4().hex[:8]}", checkpoints)
     assert list(checkpoints.iterdir()) == []
+
+
+def test_a_small_batch_is_cached_not_checkpointed_and_merges_what_a_checkpointed_one_does(
+    spark: SparkSession, bronze: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    written: list[Path] = []
+    cached: list[bool] = []
+    quarantine_write = silver.save_quarantine
+
+    def look_then_save(spark: SparkSession, rejected: DataFrame, database: str, dataset: Dataset) -> None:
+        written.extend(path for path in checkpoints.rglob("*") if path.is_file())
+        cached.append(any(frame.is_cached for frame in kept))
+        quarantine_write(spark, rejected, database, dataset)
+
+    kept: list[DataFrame] = []
+    count_per_run = silver.count_per_run
+
+    def remember(validated: DataFrame, *args: Any) -> Any:
+        kept.append(validated)
+        return count_per_run(validated, *args)
+
+    monkeypatch.setattr(silver, "save_quarantine", look_then_save)
+    monkeypatch.setattr(silver, "count_per_run", remember)
+    small, limit = f"silver_{uuid.uuid4().hex[:8]}", silver.CHECKPOINT_ABOVE_RECORDS
+    summary = merge(spark, bronze, small, checkpoints)
+    monkeypatch.undo()
+    monkeypatch.setattr(silver, "CHECKPOINT_ABOVE_RECORDS", 0)  # the oracle: the same runs checkpointed
+    large = f"silver_{uuid.uuid4().hex[:8]}"
+    checkpointed = merge(spark, bronze, large, checkpoints)
+
+    assert summary.records == 8 <= limit
+    assert (written, cached) == ([], [True])
+    assert not kept[0].is_cached  # released after the run
+    assert replace_maintenance(summary) == replace_maintenance(checkpointed)
+    assert tables(spark, small) == tables(spark, large)
+    assert len(tables(spark, small)["orders"]) == 3
+
+
+def replace_maintenance(summary: silver.SilverSummary) -> silver.SilverSummary:
+    """The summary without what the maintenance did (each database's first orphan sweep)."""
+    return dataclasses.replace(summary, maintenance=())

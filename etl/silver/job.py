@@ -10,6 +10,10 @@ Runs that only re-deliver records already merged (what a run over a source with 
 the records at the watermark again) are recognised on the driver and only recorded in the ledger
 (etl/silver/redelivery.py): no Spark job reads, validates or merges them.
 
+On a run's branch (`--branch`, etl/spark/branches.py) each save_* creates the branch on its table just
+before writing it, so a table the run leaves alone (the quarantine of a batch without a rejected record,
+all but the ledger in a re-delivery, every table when nothing is pending) gets no branch and no commit.
+
 Re-running is safe at every point: runs listed in silver.ingestion_runs are skipped, the quarantine is
 written with an insert-if-absent MERGE keyed by the record's text and reason (a record delivered again,
 by any run, is quarantined once), and the MERGE only takes versions newer than the stored ones.
@@ -27,8 +31,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import reduce
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, Row, SparkSession, Window
@@ -55,8 +61,8 @@ from etl.silver.records import (
     validate_records,
 )
 from etl.silver.redelivery import Redelivery, find_redelivery
-from etl.spark.branches import writes_on_branch
-from etl.spark.checkpoints import checkpoint_directory
+from etl.spark.branches import create_session_branch, writes_on_branch
+from etl.spark.checkpoints import kept_once
 from etl.spark.commit_conflicts import retry_on_conflict
 from etl.spark.jobs import (
     add_maintenance_arguments,
@@ -75,6 +81,10 @@ MANIFEST_DATASET = r"_manifests/([^/]+)/[^/]+\.json$"
 # Bronze object keys, as BronzeLayout.page_key writes them.
 _OBJECT_KEY = r"([^/]+/ingestion_date=[^/]+/run_id=[^/]+/page-[0-9]+\.jsonl\.gz)$"
 _RUN_ID_IN_KEY = r"/run_id=([^/]+)/"
+# A batch of more records than this is checkpointed to storage, a smaller one (an incremental run) cached:
+# writing a few thousand rows out and reading them back costs more than computing them again would, on
+# the rare loss of an executor that held them.
+CHECKPOINT_ABOVE_RECORDS = 100_000
 
 
 class BronzeMismatch(RuntimeError):
@@ -226,19 +236,26 @@ def merge_runs(
     dataset: Dataset,
 ) -> SilverSummary:
     """Validate, quarantine and MERGE the runs' records, then record the runs in the ledger."""
-    # Checkpointed: every later step reads it, and its rows must not be re-read nor re-validated; the
-    # checkpoint also cuts the plan, which a copy-on-write MERGE needs to be deterministic. A reliable
-    # checkpoint (written to the run's directory, not kept on the executors): FLEX may take executors away.
-    with checkpoint_directory(spark, args.checkpoint_root, manifests[-1].run_id):
-        raw = load_raw_records(spark, store, manifests)
-        validated = validate_records(raw, dataset).checkpoint(eager=True)
+    # Kept once: every later step reads it, and its rows must not be re-read nor re-validated. A large
+    # batch is checkpointed, reliably (to the run's directory, not kept on the executors: FLEX may take
+    # executors away), which also cuts its long plan; a small one is cached, and computed again from
+    # Bronze should an executor take cached blocks away (etl/spark/checkpoints.py).
+    raw = load_raw_records(spark, store, manifests)
+    large = sum(m.records for m in manifests) > CHECKPOINT_ABOVE_RECORDS
+    with kept_once(
+        spark, validate_records(raw, dataset), args.checkpoint_root, manifests[-1].run_id, large
+    ) as validated:
         per_run, unknown_fields = count_per_run(validated, manifests)
-        # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
-        if any(counts.quarantined for counts in per_run.values()):
-            save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
-        inserted, updated = save_latest(spark, latest, args.silver_database, dataset)
+        # The two MERGEs write two tables, side by side: on a small batch each spends most of its time
+        # planning and committing rather than computing, so they overlap. The ledger waits for both.
+        with ThreadPoolExecutor(max_workers=2) as writers:
+            merged = writers.submit(save_latest, spark, latest, args.silver_database, dataset)
+            # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
+            if any(counts.quarantined for counts in per_run.values()):
+                save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
+            inserted, updated = merged.result()
         save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
     # On a branch the maintenance waits for the publishing (the Audit step), which must find `main`
     # unchanged: a compaction commits to `main`.
@@ -433,8 +450,10 @@ def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequenc
     objects = (
         spark.read.text(directories, wholetext=True)
         .select(
-            # input_file_name is a URI (file:/..., s3://...) that ends with the object's key.
-            F.regexp_extract(F.input_file_name(), _OBJECT_KEY, 1).alias("source_object"),
+            # The file's path is a URI (file:/..., s3://...) that ends with the object's key. Read from the
+            # file metadata column, not input_file_name(): Spark counts that function as nondeterministic,
+            # and refuses a MERGE whose source plan holds one unless a checkpoint cut the plan before it.
+            F.regexp_extract(F.col("_metadata.file_path"), _OBJECT_KEY, 1).alias("source_object"),
             "value",
         )
         .where(F.col("source_object").isin(keys))
@@ -496,6 +515,7 @@ def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str, dat
     distinct = rejected.withColumn("_rank", F.row_number().over(first_received)).where("_rank = 1")
     distinct.drop("_rank").createOrReplaceTempView("rejected_records")
     table = table_identifier(database, dataset.quarantine_table.name)
+    create_session_branch(spark, table)
     # The MATCHED clause never acts, but makes Spark plan a row-level MERGE, which Iceberg checks against
     # commits made since it read the table: an insert-only MERGE is planned as a plain append, which two
     # racing writers would both commit. The loser is run again, and then finds its records there.
@@ -526,6 +546,7 @@ def save_latest(spark: SparkSession, latest: DataFrame, database: str, dataset: 
         WHEN MATCHED AND s.{version} > t.{version} THEN UPDATE SET *
         WHEN NOT MATCHED THEN INSERT *
         """
+    create_session_branch(spark, target)
     # Another writer's conflicting commit makes Iceberg refuse this one; run again, the MERGE re-reads the
     # table and its snapshot is looked for again.
     return retry_on_conflict(spark, target, lambda: merge_and_count(spark, target, lambda: spark.sql(merge)))
@@ -559,6 +580,19 @@ def save_redelivery(
     )
 
 
+# The ledger columns save_ledger writes, and their types (merged_at is the time of writing).
+_LEDGER = (
+    ("run_id", "STRING"),
+    ("dataset", "STRING"),
+    ("manifest", "STRING"),
+    ("ingested_at", "TIMESTAMP"),
+    ("records", "BIGINT"),
+    ("accepted", "BIGINT"),
+    ("quarantined", "BIGINT"),
+    ("unknown_fields", "MAP<STRING, BIGINT>"),
+)
+
+
 def save_ledger(
     spark: SparkSession,
     manifests: Sequence[RunManifest],
@@ -575,16 +609,27 @@ def save_ledger(
             store.uri(layout.manifest_key(m.run_id)),
             _instant(m.started_at),
             *per_run[m.run_id],
-            unknown_fields.get(m.run_id, {}),
+            F.create_map(*(F.lit(v) for item in unknown_fields.get(m.run_id, {}).items() for v in item)),
         )
         for m in manifests
     ]
-    ledger = spark.createDataFrame(
-        rows,
-        "run_id STRING, dataset STRING, manifest STRING, ingested_at TIMESTAMP, records BIGINT, "
-        "accepted BIGINT, quarantined BIGINT, unknown_fields MAP<STRING, BIGINT>",
+    # Literals, not spark.createDataFrame: rows handed over from Python cost a Python worker on the
+    # executors to unpickle them, for a few rows.
+    ledger = reduce(
+        DataFrame.union,
+        (
+            spark.range(1).select(
+                *(
+                    F.lit(value).cast(kind).alias(name)
+                    for value, (name, kind) in zip(row, _LEDGER, strict=True)
+                )
+            )
+            for row in rows
+        ),
     ).withColumn("merged_at", F.current_timestamp())
-    ledger.writeTo(table_identifier(database, SILVER_INGESTION_RUNS.name)).append()
+    table = table_identifier(database, SILVER_INGESTION_RUNS.name)
+    create_session_branch(spark, table)
+    ledger.writeTo(table).append()
 
 
 def save_maintenance(

@@ -3,10 +3,10 @@
 With the session setting `spark.wap.branch` and the table property `write.wap.enabled` (every table has it,
 etl/tables.py), Iceberg sends every write of the session to that branch and reads the branch where the
 table has it, else `main`. So the jobs' reads and writes stay as they are: `on_branch` sets the branch
-around a job, `etl.spark.jobs.ensure_tables` creates it from `main` (create_branch) on the tables the job
-writes before it writes (the Gold job: on each table just before rebuilding it, so that a table it keeps
-has no branch to publish), and the few places that look at a table's current snapshot ask
-`current_snapshot`, which answers for the session's branch. Publishing fast-forwards `main`
+around a job, a job creates it from `main` (create_branch) on a table just before its first write to it
+(`create_session_branch`), so that a table the run does not write has no branch to publish, and the few
+places that look at a table's current snapshot ask `current_snapshot`, which answers for the session's
+branch. Publishing fast-forwards `main`
 to the branch (`main` must still be its ancestor: nothing else may commit to `main` meanwhile, not even
 maintenance) and drops the branch, in one commit.
 """
@@ -141,6 +141,14 @@ def create_branch(spark: SparkSession, identifier: str, branch: str) -> None:
     ledger, at the same time in AWS): the loser of that race retries, and finds the branch there."""
     create = f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS `{require_branch_name(branch)}`"
     retry_on_conflict(spark, identifier, lambda: spark.sql(create))
+
+
+def create_session_branch(spark: SparkSession, identifier: str) -> None:
+    """Before a job's first write to a table: create the session's branch on it (nothing on `main`).
+    Until then the session reads the table's `main`, where the branch would start."""
+    branch = session_branch(spark)
+    if branch is not None:
+        create_branch(spark, identifier, branch)
 
 
 def publish(spark: SparkSession, database: str, table: str, branch: str) -> bool:

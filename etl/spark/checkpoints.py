@@ -3,6 +3,8 @@
 A local checkpoint keeps its blocks on the executors, so losing one (which AWS Glue FLEX does when it
 reclaims capacity) fails the job: the checkpoint cut the lineage that would have recomputed them. A
 reliable checkpoint writes the rows to S3 (locally, a directory), where any executor can read them back.
+A small batch is cached instead (`kept_once`): a lost block of a cache is recomputed from its lineage,
+which for a small batch costs less than writing the rows out and reading them back on every run.
 """
 
 from __future__ import annotations
@@ -13,10 +15,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from pyspark import StorageLevel
+
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def kept_once(
+    spark: SparkSession, rows: DataFrame, root: str | None, run_id: str, checkpoint: bool
+) -> Iterator[DataFrame]:
+    """`rows` computed once for the block's several reads: checkpointed under `<root>/<run_id>` (computed
+    now; the plan is cut), or else cached (computed by the first read; the plan is kept, so that a block an
+    executor takes away with it is computed again). Deleted or uncached when the block ends."""
+    if checkpoint:
+        with checkpoint_directory(spark, root, run_id):
+            yield rows.checkpoint(eager=True)
+        return
+    cached = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield cached
+    finally:
+        cached.unpersist()
 
 
 @contextmanager

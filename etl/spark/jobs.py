@@ -7,8 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from etl.catalog import table_identifier
-from etl.spark.branches import create_branch, session_branch
 from etl.spark.maintenance import MaintenancePolicy
 from etl.spark.schema_evolution import reconcile_tables
 from etl.tables import TableDefinition
@@ -61,12 +59,7 @@ def ensure_tables(
     """Create the database's missing tables from their definitions and bring the existing ones to them
     (etl/spark/schema_evolution.py): new columns and type widenings are applied, any other change is refused
     before anything is written. The changes applied, one line each; each table is checked once per session.
-    A session writing to a branch (etl/spark/branches.py) gets it on every table.
+    No branch is created here (etl/spark/branches.py): a job creates the session's branch on a table just
+    before it writes to it (`create_session_branch`), so that a table it leaves alone has none to publish.
     """
-    tables = tuple(tables)
-    applied = reconcile_tables(spark, database, tables, property_overrides)
-    branch = session_branch(spark)
-    if branch is not None:
-        for table in tables:
-            create_branch(spark, table_identifier(database, table.name), branch)
-    return applied
+    return reconcile_tables(spark, database, tables, property_overrides)
