@@ -45,7 +45,6 @@ from etl.gold.changes import ChangesUnavailable, changed_rows
 from etl.spark.branches import (
     create_branch,
     current_snapshot,
-    on_branch,
     session_snapshot,
     snapshot_summary,
     writes_on_branch,
@@ -136,11 +135,10 @@ BUILT_FROM = "lakehouse.built-from"
 @writes_on_branch
 def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     models = registry.gold_models()
-    # Off the branch: it is created on a table only when the table is rebuilt (below), so that a table the
+    # No branch here: it is created on a table only when the table is rebuilt (below), so that a table the
     # run keeps has no branch for the Audit step to measure and drop.
-    with on_branch(spark, None):
-        tables = tuple(model.table for model in models)
-        schema_changes = tuple(ensure_tables(spark, args.gold_database, tables))
+    tables = tuple(model.table for model in models)
+    schema_changes = tuple(ensure_tables(spark, args.gold_database, tables))
     silver = sorted({name for m in models for name in m.reads})
     # Read before the views: a Silver commit in between makes the next run rebuild again, never miss it.
     snapshots = silver_snapshots(spark, args.silver_database, silver)

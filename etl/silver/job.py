@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import reduce
@@ -248,14 +247,10 @@ def merge_runs(
         per_run, unknown_fields = count_per_run(validated, manifests)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
-        # The two MERGEs write two tables, side by side: on a small batch each spends most of its time
-        # planning and committing rather than computing, so they overlap. The ledger waits for both.
-        with ThreadPoolExecutor(max_workers=2) as writers:
-            merged = writers.submit(save_latest, spark, latest, args.silver_database, dataset)
-            # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
-            if any(counts.quarantined for counts in per_run.values()):
-                save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
-            inserted, updated = merged.result()
+        # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
+        if any(counts.quarantined for counts in per_run.values()):
+            save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
+        inserted, updated = save_latest(spark, latest, args.silver_database, dataset)
         save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
     # On a branch the maintenance waits for the publishing (the Audit step), which must find `main`
     # unchanged: a compaction commits to `main`.
