@@ -33,7 +33,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import reduce
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, Row, SparkSession, Window
@@ -609,19 +608,15 @@ def save_ledger(
         for m in manifests
     ]
     # Literals, not spark.createDataFrame: rows handed over from Python cost a Python worker on the
-    # executors to unpickle them, for a few rows.
-    ledger = reduce(
-        DataFrame.union,
-        (
-            spark.range(1).select(
-                *(
-                    F.lit(value).cast(kind).alias(name)
-                    for value, (name, kind) in zip(row, _LEDGER, strict=True)
-                )
-            )
-            for row in rows
-        ),
-    ).withColumn("merged_at", F.current_timestamp())
+    # executors to unpickle them. One array of rows, not a union of one-row plans: a replay of thousands of
+    # runs would make Spark analyse a plan thousands of unions deep (1,500 runs: 250 s against 6 s).
+    records = (
+        F.struct(
+            *(F.lit(value).cast(kind).alias(name) for value, (name, kind) in zip(row, _LEDGER, strict=True))
+        )
+        for row in rows
+    )
+    ledger = spark.range(1).select(F.inline(F.array(*records))).withColumn("merged_at", F.current_timestamp())
     table = table_identifier(database, SILVER_INGESTION_RUNS.name)
     create_session_branch(spark, table)
     ledger.writeTo(table).append()
