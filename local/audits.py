@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from etl import registry
 from etl.catalog import table_identifier
-from etl.spark.branches import MAIN, branch_snapshots
+from etl.spark.branches import MAIN, branch_snapshots, heads, iceberg_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -27,3 +27,22 @@ def kept_branches(spark: SparkSession, silver_database: str, gold_database: str)
         if name != MAIN
     }
     return sorted(names)
+
+
+def moved_on(spark: SparkSession, silver_database: str, gold_database: str, branch: str) -> list[str]:
+    """The tables whose `main` moved on since `branch` was made from it (a later run published): their
+    audits cannot be measured against `main` any more, and publishing the branch would fail."""
+    tables = [
+        *(table_identifier(silver_database, t.name) for t in registry.silver_tables()),
+        *(table_identifier(gold_database, t.name) for t in registry.gold_tables()),
+    ]
+    snapshots = spark.sparkContext._jvm.org.apache.iceberg.util.SnapshotUtil  # type: ignore[union-attr]
+    moved = []
+    for identifier in tables:
+        if not spark.catalog.tableExists(identifier):
+            continue
+        table = iceberg_table(spark, identifier)
+        head = heads(table)
+        if branch in head and MAIN in head and not snapshots.isAncestorOf(table, head[branch], head[MAIN]):
+            moved.append(identifier)
+    return moved

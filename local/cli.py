@@ -136,7 +136,7 @@ def query_command(args: argparse.Namespace) -> int:
 
 def audits_command(args: argparse.Namespace) -> int:
     from etl.audit.job import measure
-    from local.audits import kept_branches
+    from local.audits import kept_branches, moved_on
     from local.report import audit_table
     from local.runner import LocalLayout
     from local.session import build_session
@@ -146,12 +146,26 @@ def audits_command(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
     spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-audits"), args.verbose)
     kept = kept_branches(spark, layout.silver_database, layout.gold_database)
-    branch = args.branch or (kept[-1] if kept else None)
+    # A branch whose main moved on (a later run published what it held back) has nothing left to measure.
+    moved = {name: moved_on(spark, layout.silver_database, layout.gold_database, name) for name in kept}
+    waiting = [name for name in kept if not moved[name]]
+    branch = args.branch or (waiting[-1] if waiting else None)
     if branch is None:
-        print("No branch is waiting: every run's branch passed its audits and was published to main")
+        print(
+            "No branch is waiting: every run's branch passed its audits and was published to main"
+            if not kept
+            else f"No branch is waiting; out of date: {', '.join(kept)} (main moved on since a later run "
+            "published): drop them with ALTER TABLE <table> DROP BRANCH `<branch>`"
+        )
         return 0
     if branch not in kept:
         raise ValueError(f"no table has a branch {branch!r}; kept branches: {', '.join(kept) or 'none'}")
+    if moved[branch]:
+        raise ValueError(
+            f"branch {branch} is out of date: main of {', '.join(moved[branch])} moved on since it was made "
+            f"(a later run published), so its audits cannot be measured against main; drop it with "
+            f"ALTER TABLE <table> DROP BRANCH `{branch}`"
+        )
     others = [name for name in kept if name != branch]
     print(
         f"Branch {branch}, not published to main"

@@ -15,7 +15,7 @@ from etl.bronze.layout import BronzeLayout, list_run_ids, read_manifest, read_wa
 from etl.silver import job as silver
 from etl.storage import LocalStore
 from local.cli import _one_line
-from local.rebuild import rebuild
+from local.rebuild import RebuildRefused, rebuild
 from local.repair import RepairRefused, repair_run, rewind_watermark
 from tests.test_silver_job import Lake, order
 
@@ -230,7 +230,9 @@ def test_a_rebuild_from_bronze_gives_back_exactly_the_tables_merged_run_by_run(l
     assert rebuilt.gold.rows == {"daily_sales": 1, "customer_summary": 3, "sales_by_country": 1}
 
 
-def test_a_rebuild_refuses_a_damaged_bronze_object_before_it_drops_any_table(lake: Lake) -> None:
+def test_a_rebuild_refuses_a_damaged_object_and_a_window_still_to_ingest_before_it_drops_any_table(
+    lake: Lake,
+) -> None:
     gold_database = lake.database.replace("silver", "gold")
     lake.land("r1", [order(1, "2026-01-01T05:00:00Z")], day=1)
     lake.land("r2", [order(2, "2026-01-02T05:00:00Z")], day=2)
@@ -239,16 +241,30 @@ def test_a_rebuild_refuses_a_damaged_bronze_object_before_it_drops_any_table(lak
     path = object_path(lake, "r2")
     path.write_bytes(path.read_bytes()[:20])
 
-    with pytest.raises(silver.DamagedBronzeObject) as refused:
+    with pytest.raises(silver.DamagedBronzeObject) as damaged:
         rebuild(lake.spark, lake.bronze, lake.database, gold_database)
-
-    message = str(refused.value)
+    message = str(damaged.value)
     assert message.startswith(f"Bronze object {path} of run r2 is damaged: it is not a complete gzip object")
     assert message.endswith(
-        f"Nothing was dropped. Set the run aside and ingest its window again: `lakehouse bronze repair r2 "
-        f"--dataset orders --bronze-root {lake.bronze}`, then rebuild"
+        f"Nothing was dropped. Set the run aside: `lakehouse bronze repair r2 --dataset orders --bronze-root "
+        f"{lake.bronze}`, then run the pipeline, which ingests its window again; rebuild after that if you "
+        "still need to"
     )
     assert whole_table(lake.spark, f"{lake.database}.orders") == before
+
+    # Set aside, r2's window waits for the next ingestion run: a replay now would lose order 2.
+    repair_run(store_of(lake), LAYOUT, "r2")
+    with pytest.raises(
+        RebuildRefused, match=r"the orders watermark \(2026-01-01T05:00:00Z\) is behind"
+    ) as early:
+        rebuild(lake.spark, lake.bronze, lake.database, gold_database)
+    assert str(early.value).endswith("Nothing was dropped. Run the pipeline first, then rebuild")
+    assert whole_table(lake.spark, f"{lake.database}.orders") == before
+
+    lake.land("r3", [order(2, "2026-01-02T05:00:00Z")], day=3)  # the window ingested again
+    rebuilt = rebuild(lake.spark, lake.bronze, lake.database, gold_database)
+    assert rebuilt.silver["orders"].runs == ("r1", "r3")
+    assert sorted(row[0] for row in lake.spark.table(f"{lake.database}.orders").collect()) == [1, 2]
 
 
 def test_a_table_directory_that_cannot_be_written_is_named_in_the_one_line_error(lake: Lake) -> None:

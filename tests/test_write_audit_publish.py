@@ -29,7 +29,7 @@ from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch,
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
 from etl.timestamps import utc_now
-from local.audits import kept_branches
+from local.audits import kept_branches, moved_on
 from local.report import run_summary
 from local.runner import LocalLayout, LocalRunner, PipelineRun
 from tests.fixed_api import FixedPagesApi
@@ -178,6 +178,8 @@ def test_a_retry_after_a_failed_audit_publishes_what_the_failed_run_held_back(la
     ):
         lakehouse.run([[]], run_id="run-2", audits=audits)
     ledger_before = lakehouse.main_rows("silver.ingestion_runs")
+    databases = (lakehouse.spark, lakehouse.layout.silver_database, lakehouse.layout.gold_database)
+    assert moved_on(*databases, "run-2") == []  # still measurable against main
 
     more = [order(i) for i in range(21, 26)]
     retry = lakehouse.run([more], run_id="run-3", audits=audits)
@@ -188,6 +190,9 @@ def test_a_retry_after_a_failed_audit_publishes_what_the_failed_run_held_back(la
     ledger = [(row[0], row[7]) for row in lakehouse.main_rows("silver.ingestion_runs")]
     assert len(ledger) == len(ledger_before) + 4 and len(set(ledger)) == len(ledger)
     assert ("run-2-001", "orders") in ledger
+    # run-2's kept branch is out of date now: main moved on when run-3 published.
+    assert "run-2" in kept_branches(*databases)
+    assert f"{CATALOG}.{lakehouse.table('silver.orders')}" in moved_on(*databases, "run-2")
     # The summary says where Silver's records came from: this run's ingestion and the one held back.
     # The summary says where Silver's records came from: this run's ingestion and the one held back
     # (customers, orders).
