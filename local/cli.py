@@ -98,7 +98,8 @@ def run_command(args: argparse.Namespace) -> int:
         except AuditFailed as failure:
             data_dir = "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
             source = f" --source-url {args.source_url}" if args.source_url else ""
-            raise AuditFailed(failure.branch, failure.results, data_dir, source) from failure
+            thresholds = AuditThresholds.from_arguments(args).options_changed()
+            raise AuditFailed(failure.branch, failure.results, data_dir, source, thresholds) from failure
     print()
     print(run_summary(result))
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
@@ -196,7 +197,8 @@ def rebuild_command(args: argparse.Namespace) -> int:
         print(
             f"Replayed {runs} run{'s' if runs != 1 else ''} of {dataset}: {merged.records:,} records, "
             # Into empty tables every row is an insert (copy-on-write commits do not count updates).
-            f"{merged.inserted:,} rows in silver.{dataset}, {merged.quarantined:,} rejections"
+            f"{merged.inserted:,} rows in silver.{dataset}, {merged.quarantined:,} rejected deliveries "
+            "(the quarantine keeps each record once)"
         )
     print(", ".join(f"{rows:,} rows in gold.{table}" for table, rows in rebuilt.gold.rows.items()))
     return 0

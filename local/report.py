@@ -161,11 +161,16 @@ def _describe(result: Any) -> str:
             done.append(f"kept {kept}: the Silver tables they read are unchanged")
         return "; ".join([*result.schema_changes, *done, *result.maintenance])
     if isinstance(result, AuditSummary):
-        passed = len(result.results) - len(result.failed)
-        verdict = f"{passed} of {len(result.results)} audits passed"
+        unmeasured = sum(1 for r in result.results if r.detail.startswith("not measured"))
+        passed = len(result.results) - len(result.failed) - unmeasured
+        verdict = f"{passed} of {len(result.results) - unmeasured} audits passed"
+        if unmeasured:
+            verdict += f" ({unmeasured} not measured: tables unchanged)"
         if result.failed:
-            verdict += f", published anyway (--publish-anyway): {', '.join(r.audit for r in result.failed)}"
-        moved = f"branch {result.branch} published on {len(result.published)} tables"
+            failed = ", ".join(f"{r.audit} on {r.table}" for r in result.failed)
+            verdict += f", published anyway (--publish-anyway): {failed}"
+        tables = len(result.published)
+        moved = f"branch {result.branch} published on {tables} table{'' if tables == 1 else 's'}"
         return "; ".join([verdict, moved, *result.maintenance])
     return ""
 

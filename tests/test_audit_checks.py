@@ -76,6 +76,17 @@ def test_the_commands_a_failure_suggests_name_the_runs_data_dir_and_source() -> 
     )
 
 
+def test_the_commands_a_failure_suggests_measure_with_the_thresholds_the_run_used() -> None:
+    thresholds = AuditThresholds(max_quarantine_percent=0, max_staleness_hours=48)
+    assert thresholds.options_changed() == " --audit-max-quarantine-percent 0 --audit-max-staleness-hours 48"
+    assert AuditThresholds().options_changed() == ""
+    message = str(AuditFailed("run-2", [FAILED], " --data-dir /tmp/d", "", thresholds.options_changed()))
+    assert "`lakehouse audits --branch run-2 --data-dir /tmp/d --audit-max-quarantine-percent 0 " in message
+    assert message.endswith(
+        "--publish-anyway --data-dir /tmp/d --audit-max-quarantine-percent 0 --audit-max-staleness-hours 48`"
+    )
+
+
 def test_audit_results_are_published_as_emf_metrics_of_the_audit_step() -> None:
     published: list[metrics.RunMetrics] = []
     with metrics.published_run("Lakehouse/dev", pipeline.AUDIT.name, publish=published.append) as run:

@@ -46,6 +46,14 @@ class AuditThresholds:
         """The thresholds as the Audit job's `--name value` arguments."""
         return {argument_name(f.name): str(getattr(self, f.name)) for f in fields(self)}
 
+    def options_changed(self) -> str:
+        """The thresholds that differ from the defaults as command-line options (" --audit-... N"), for a
+        command that must measure as this run did."""
+        defaults = AuditThresholds().arguments()
+        return "".join(
+            f" {name} {value}" for name, value in self.arguments().items() if value != defaults[name]
+        )
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         defaults = cls()

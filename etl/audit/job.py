@@ -84,18 +84,24 @@ class AuditFailed(RuntimeError):
     """An audit of the run's branch failed: `main` is unchanged, the branch is kept."""
 
     def __init__(
-        self, branch: str, results: Sequence[AuditResult], data_dir: str = "", source: str = ""
+        self,
+        branch: str,
+        results: Sequence[AuditResult],
+        data_dir: str = "",
+        source: str = "",
+        thresholds: str = "",
     ) -> None:
-        """`data_dir` and `source`: the options (" --data-dir DIR", " --source-url URL") the suggested
-        commands need to act on the same data and source; none in AWS."""
+        """`data_dir`, `source` and `thresholds`: the options (" --data-dir DIR", " --source-url URL",
+        " --audit-... N" where not the default) the suggested commands need to act on the same data and
+        source, and to measure as the run did; none in AWS."""
         self.branch = branch
         self.results = tuple(results)
         failed = [result for result in results if not result.passed]
         super().__init__(
             f"audit failed on branch {branch}: {'; '.join(result.line() for result in failed)}. main is "
             f"unchanged and the branch is kept: inspect it with `lakehouse audits --branch {branch}"
-            f"{data_dir}`, fix the cause and run again, or publish anyway with `lakehouse run "
-            f"--publish-anyway{data_dir}{source}`"
+            f"{data_dir}{thresholds}`, fix the cause and run again, or publish anyway with `lakehouse run "
+            f"--publish-anyway{data_dir}{source}{thresholds}`"
         )
 
 
