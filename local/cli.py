@@ -156,7 +156,8 @@ def audits_command(args: argparse.Namespace) -> int:
             "No branch is waiting: every run's branch passed its audits and was published to main"
             if not kept
             else f"No branch is waiting; out of date: {', '.join(kept)} (main moved on since a later run "
-            "published): drop them with ALTER TABLE <table> DROP BRANCH `<branch>`"
+            "published): `lakehouse audits --branch <branch>` names its tables, and `lakehouse query "
+            '"ALTER TABLE <table> DROP BRANCH `<branch>`" --allow-writes` drops it from one'
         )
         return 0
     if branch not in kept:
@@ -164,8 +165,8 @@ def audits_command(args: argparse.Namespace) -> int:
     if moved[branch]:
         raise ValueError(
             f"branch {branch} is out of date: main of {', '.join(moved[branch])} moved on since it was made "
-            f"(a later run published), so its audits cannot be measured against main; drop it with "
-            f"ALTER TABLE <table> DROP BRANCH `{branch}`"
+            f"(a later run published), so its audits cannot be measured against main; drop it from each "
+            f'with `lakehouse query "ALTER TABLE <table> DROP BRANCH `{branch}`" --allow-writes`'
         )
     others = [name for name in kept if name != branch]
     print(
@@ -197,7 +198,8 @@ def rebuild_command(args: argparse.Namespace) -> int:
         print(
             f"Replayed {runs} run{'s' if runs != 1 else ''} of {dataset}: {merged.records:,} records, "
             # Into empty tables every row is an insert (copy-on-write commits do not count updates).
-            f"{merged.inserted:,} rows in silver.{dataset}, {merged.quarantined:,} rejected deliveries "
+            f"{merged.inserted:,} rows in silver.{dataset}, {merged.quarantined:,} rejected "
+            f"deliver{'y' if merged.quarantined == 1 else 'ies'} "
             "(the quarantine keeps each record once)"
         )
     print(", ".join(f"{rows:,} rows in gold.{table}" for table, rows in rebuilt.gold.rows.items()))
