@@ -15,14 +15,9 @@ if TYPE_CHECKING:
 def kept_branches(spark: SparkSession, silver_database: str, gold_database: str) -> list[str]:
     """Every branch other than `main` on any Silver or Gold table, oldest first (run ids sort as they
     started)."""
-    tables = [
-        *(table_identifier(silver_database, t.name) for t in registry.silver_tables()),
-        *(table_identifier(gold_database, t.name) for t in registry.gold_tables()),
-    ]
     names = {
         name
-        for identifier in tables
-        if spark.catalog.tableExists(identifier)
+        for identifier in _existing_tables(spark, silver_database, gold_database)
         for name in branch_snapshots(spark, identifier)
         if name != MAIN
     }
@@ -32,17 +27,20 @@ def kept_branches(spark: SparkSession, silver_database: str, gold_database: str)
 def moved_on(spark: SparkSession, silver_database: str, gold_database: str, branch: str) -> list[str]:
     """The tables whose `main` moved on since `branch` was made from it (a later run published): their
     audits cannot be measured against `main` any more, and publishing the branch would fail."""
-    tables = [
-        *(table_identifier(silver_database, t.name) for t in registry.silver_tables()),
-        *(table_identifier(gold_database, t.name) for t in registry.gold_tables()),
-    ]
     snapshots = spark.sparkContext._jvm.org.apache.iceberg.util.SnapshotUtil  # type: ignore[union-attr]
     moved = []
-    for identifier in tables:
-        if not spark.catalog.tableExists(identifier):
-            continue
+    for identifier in _existing_tables(spark, silver_database, gold_database):
         table = iceberg_table(spark, identifier)
         head = heads(table)
         if branch in head and MAIN in head and not snapshots.isAncestorOf(table, head[branch], head[MAIN]):
             moved.append(identifier)
     return moved
+
+
+def _existing_tables(spark: SparkSession, silver_database: str, gold_database: str) -> list[str]:
+    """Every declared Silver and Gold table that exists."""
+    tables = [
+        *(table_identifier(silver_database, t.name) for t in registry.silver_tables()),
+        *(table_identifier(gold_database, t.name) for t in registry.gold_tables()),
+    ]
+    return [identifier for identifier in tables if spark.catalog.tableExists(identifier)]

@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import Row
 
 from etl.audit.checks import AuditResult
-from etl.audit.job import AuditSummary
+from etl.audit.job import UNCHANGED_SINCE_PUBLISHED, AuditSummary
 from etl.gold.job import GoldSummary
 from etl.silver.job import SilverSummary
 from etl.timestamps import format_rfc3339
@@ -161,7 +161,7 @@ def _describe(result: Any) -> str:
             done.append(f"kept {kept}: the Silver tables they read are unchanged")
         return "; ".join([*result.schema_changes, *done, *result.maintenance])
     if isinstance(result, AuditSummary):
-        unmeasured = sum(1 for r in result.results if r.detail.startswith("not measured"))
+        unmeasured = sum(1 for r in result.results if r.detail == UNCHANGED_SINCE_PUBLISHED)
         passed = len(result.results) - len(result.failed) - unmeasured
         verdict = f"{passed} of {len(result.results) - unmeasured} audits passed"
         if unmeasured:

@@ -80,6 +80,10 @@ class AuditSummary:
         return tuple(result for result in self.results if not result.passed)
 
 
+# The detail of an audit of a table the run kept as published: passed, but not measured again.
+UNCHANGED_SINCE_PUBLISHED = "not measured: unchanged since published"
+
+
 class AuditFailed(RuntimeError):
     """An audit of the run's branch failed: `main` is unchanged, the branch is kept."""
 
@@ -406,9 +410,7 @@ def plan_gold_audit(
     if versions.snapshot(identifier, branch) == versions.heads(identifier).get(MAIN):
         # The run kept the table as published (the Gold job rebuilds it whenever a Silver table it reads
         # changed): it was audited when it was published, and measuring it again costs a scan.
-        return lambda: AuditResult(
-            audit.name, table, 0, "-", True, detail="not measured: unchanged since published"
-        )
+        return lambda: AuditResult(audit.name, table, 0, "-", True, detail=UNCHANGED_SINCE_PUBLISHED)
     source, rows = versions.read(identifier, branch)
     if isinstance(audit, NoNullKeys):
         any_null = " OR ".join(f"{column} IS NULL" for column in audit.columns)
