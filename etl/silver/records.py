@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from etl.bronze.layout import MAX_CLOCK_SKEW
 from etl.dataset import CHECK_FAILED, Dataset
+from etl.silver import quick_path
 from etl.silver.rules import Rejected, Validator, parse_record, unknown_fields
 
 # What the Bronze reader produces: one row per line of a Bronze object.
@@ -106,36 +107,52 @@ def latest_versions(records: DataFrame, dataset: Dataset) -> DataFrame:
     return ranked.where(F.col("_rank") == 1).drop("_rank").drop("line_number")
 
 
-def check_batches(dataset: Dataset) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The Arrow function that validates raw batches against the dataset (run on the executors)."""
+def check_batches(
+    dataset: Dataset, quick: bool = True
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The Arrow function that validates raw batches against the dataset (run on the executors).
+
+    A record in the usual form takes the quick path (quick_path.py) when msgspec is installed and
+    `quick` is set; the rules decide every other one, with the same results either way.
+    """
     names = [*dataset.field_names, "reason", "unknown_fields"]
     types = [*(_arrow_type(f.type) for f in dataset.fields), pa.string(), pa.list_(pa.string())]
     known = frozenset(dataset.field_names)
+    quickly = quick and quick_path.available()
 
     def check(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         validate = Validator(dataset)
-        width = len(dataset.fields)
+        decode = quick_path.QuickPath(dataset) if quickly else None
+        rejected = (None,) * len(dataset.fields)
         for batch in batches:
-            columns: list[list[object]] = [[] for _ in range(width)]
+            rows: list[tuple[object, ...]] = []
             reasons: list[str | None] = []
             unknown: list[list[str] | None] = []
             for text in batch.column("raw_record").to_pylist():
+                values = decode(text) if decode is not None else None
+                if values is not None:  # no unknown field: the quick path refuses those
+                    rows.append(values)
+                    reasons.append(None)
+                    unknown.append(None)
+                    continue
                 record = None
                 try:
                     record = parse_record(text)
                     values = validate.typed(record)
-                except Rejected as rejected:
-                    _append_rejected(columns, reasons, rejected.reason)
+                except Rejected as e:
+                    rows.append(rejected)
+                    reasons.append(e.reason)
                     unknown.append(unknown_fields(text, record, known))
                     continue
                 except Exception:  # a bug in a rule: quarantine the record rather than fail every run on it
-                    _append_rejected(columns, reasons, CHECK_FAILED)
+                    rows.append(rejected)
+                    reasons.append(CHECK_FAILED)
                     unknown.append(None)
                     continue
-                for column, value in zip(columns, values, strict=True):
-                    column.append(value)
+                rows.append(values)
                 reasons.append(None)
                 unknown.append(unknown_fields(text, record, known))
+            columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in rejected]
             typed = [
                 pa.array(values, type=arrow)
                 for values, arrow in zip([*columns, reasons, unknown], types, strict=True)
@@ -143,12 +160,6 @@ def check_batches(dataset: Dataset) -> Callable[[Iterable[pa.RecordBatch]], Iter
             yield pa.RecordBatch.from_arrays([*batch.columns, *typed], names=[*batch.schema.names, *names])
 
     return check
-
-
-def _append_rejected(columns: list[list[object]], reasons: list[str | None], reason: str) -> None:
-    for column in columns:
-        column.append(None)
-    reasons.append(reason)
 
 
 def _arrow_type(spark_type: str) -> pa.DataType:

@@ -25,7 +25,7 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 _DECIMAL_TYPE = re.compile(r"DECIMAL\(\s*([0-9]+)\s*,\s*([0-9]+)\s*\)")
 # What compact_json writes for a value without Decimals, byte for byte (ASCII, no spaces).
 _COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_INTEGER_BITS = {"TINYINT": 8, "SMALLINT": 16, "INT": 32, "INTEGER": 32, "BIGINT": 64}
+INTEGER_BITS = {"TINYINT": 8, "SMALLINT": 16, "INT": 32, "INTEGER": 32, "BIGINT": 64}
 
 
 class Rejected(Exception):
@@ -107,10 +107,10 @@ def _reader(field: Field) -> Callable[[dict[str, Any]], Any]:
     """Reads, checks and types one field of a parsed record (built once per field, run per record)."""
     name, required = field.name, field.required
     missing, invalid = f"missing_{name}", f"invalid_{name}"
-    parse, store = _typing(field)
+    parse, store = field_typing(field)
     constraints = tuple((c.checker(), c.reason or invalid) for c in field.constraints)
 
-    if not constraints and store is _same:  # the common case, without the loop and the extra call
+    if not constraints and store is same:  # the common case, without the loop and the extra call
 
         def read_plain(record: dict[str, Any]) -> Any:
             value = record.get(name)
@@ -166,22 +166,22 @@ def _reader(field: Field) -> Callable[[dict[str, Any]], Any]:
     return read
 
 
-def _typing(field: Field) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+def field_typing(field: Field) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """(parse, store) for the field's type: parse raises ValueError for a value of the wrong kind,
     store turns a checked value into what the column holds (or rejects what it cannot hold)."""
     kind = field.type.strip().upper()
     if field.json:
-        return compact_json, _same
+        return compact_json, same
     if kind == "STRING":
-        return _string, _same
+        return _string, same
     if kind == "TIMESTAMP":
-        return _timestamp, _same
-    if kind in _INTEGER_BITS:
-        return _integer(_INTEGER_BITS[kind]), _same
+        return _timestamp, same
+    if kind in INTEGER_BITS:
+        return _integer(INTEGER_BITS[kind]), same
     if kind == "BOOLEAN":
-        return _boolean, _same
+        return _boolean, same
     if kind in ("DOUBLE", "FLOAT"):
-        return _double, _same
+        return _double, same
     decimal = _DECIMAL_TYPE.fullmatch(kind)
     if decimal:
         precision, scale = int(decimal.group(1)), int(decimal.group(2))
@@ -189,7 +189,7 @@ def _typing(field: Field) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     raise ValueError(f"field {field.name}: type {field.type} is not supported (see etl/silver/rules.py)")
 
 
-def _same(value: Any) -> Any:
+def same(value: Any) -> Any:
     return value
 
 
