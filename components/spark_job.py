@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+from packaging.utils import canonicalize_name
 
 from components.archive import Artifact
 from components.arns import Account, log_streams
+from components.bundles import pinned_versions
 from components.data_access import LayerAccess
 from components.iam import ANY_RESOURCE, Statement, service_role
 from components.log_group import LogSettings, log_group
@@ -126,6 +128,7 @@ class SparkJob(pulumi.ComponentResource):
                 # which carry the stack's retention.
                 "--enable-continuous-cloudwatch-log": "true",
                 "--custom-logGroup-prefix": log_prefix,
+                **_python_modules(args.step),
                 **args.arguments,
             },
             worker_type=args.sizing.worker_type,
@@ -144,6 +147,20 @@ class SparkJob(pulumi.ComponentResource):
         self.register_outputs(
             {"job_name": self.job_name, "script_location": self.script_location, "role_arn": self.role_arn}
         )
+
+
+def _python_modules(step: Step) -> dict[str, str]:
+    """`--additional-python-modules` for the step's python_modules, pinned as requirements.txt pins them:
+    Glue installs them with pip when the job starts (from PyPI, or the index set with Glue's
+    `--python-modules-installer-option`)."""
+    if not step.python_modules:
+        return {}
+    pins = pinned_versions()
+    unpinned = [name for name in step.python_modules if canonicalize_name(name) not in pins]
+    if unpinned:
+        raise ValueError(f"step {step.name} installs {unpinned}, which requirements.txt does not pin")
+    modules = ",".join(f"{name}=={pins[canonicalize_name(name)]}" for name in step.python_modules)
+    return {"--additional-python-modules": modules}
 
 
 def _job_statements(args: SparkJobArgs, log_group_arns: Sequence[pulumi.Output[str]]) -> list[Statement]:

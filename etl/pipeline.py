@@ -108,6 +108,9 @@ class Step:
     # The counts the step publishes per run besides its duration and failures (etl/metrics.py); the
     # dashboard and the alarms are declared from them. metrics.TABLE_ROWS: one per table it writes.
     metrics: tuple[str, ...] = ()
+    # Distributions a SPARK_JOB installs at start beyond what Glue has, by name: the versions are
+    # requirements.txt's pins. The code runs without them (slower), so a missing one costs no result.
+    python_modules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,8 @@ SILVER = Step(
         metrics.RECORDS_QUARANTINED,
         metrics.RECORDS_MERGED,
     ),
+    # The quick path of validation (etl/silver/quick_path.py).
+    python_modules=("msgspec",),
 )
 
 GOLD = Step(

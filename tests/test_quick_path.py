@@ -34,8 +34,16 @@ EVERY_TYPE = Dataset(
         Field("tiny", "TINYINT", "Tiny", required=False),
         Field("big", "BIGINT", "Big", required=False),
         Field("flag", "BOOLEAN", "Flag", required=False),
-        Field("ratio", "DOUBLE", "Ratio", required=False, constraints=(Range(minimum=0, maximum=Decimal("1.5")),)),
-        Field("third", "DOUBLE", "Inexact bound", required=False, constraints=(Range(maximum=Decimal("0.3")),)),
+        Field(
+            "ratio",
+            "DOUBLE",
+            "Ratio",
+            required=False,
+            constraints=(Range(minimum=0, maximum=Decimal("1.5")),),
+        ),
+        Field(
+            "third", "DOUBLE", "Inexact bound", required=False, constraints=(Range(maximum=Decimal("0.3")),)
+        ),
         Field("single", "FLOAT", "Float", required=False),
         Field(
             "price",
@@ -44,18 +52,32 @@ EVERY_TYPE = Dataset(
             required=False,
             constraints=(Range(minimum=Decimal("-1.5"), maximum=Decimal("999.9994"), reason="price_range"),),
         ),
-        Field("label", "STRING", "Label", required=False, constraints=(OneOf(values=("ALPHA", "BETA"), fold="upper"),)),
-        Field("code", "STRING", "Code", required=False, constraints=(Pattern(regex=r"[A-Z]{2}\d+", fold="lower"),)),
+        Field(
+            "label",
+            "STRING",
+            "Label",
+            required=False,
+            constraints=(OneOf(values=("ALPHA", "BETA"), fold="upper"),),
+        ),
+        Field(
+            "code",
+            "STRING",
+            "Code",
+            required=False,
+            constraints=(Pattern(regex=r"[A-Z]{2}\d+", fold="lower"),),
+        ),
         Field("mail", "STRING", "Mail", required=False, constraints=(Pattern(regex="[^@]+@[^@]+"),)),
         Field("note", "STRING", "Note", required=False, constraints=(Length(minimum=1, maximum=5),)),
-        Field("checked", "STRING", "Checked", required=False, constraints=(Check(test=lambda v: v != "bad"),)),
+        Field(
+            "checked", "STRING", "Checked", required=False, constraints=(Check(test=lambda v: v != "bad"),)
+        ),
         Field("class", "STRING", "A Python keyword", required=False),
         Field("at", "TIMESTAMP", "Version"),
         Field("payload", "STRING", "JSON", required=False, json=True),
     ),
     keys=("id",),
     version="at",
-)  # fmt: skip
+)
 
 TIMESTAMPS = [
     "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2024-04-31T10:00:00Z", "2024-01-01T24:00:00Z",

@@ -41,7 +41,7 @@ from etl.silver.rules import INTEGER_BITS, field_typing, same
 try:
     import msgspec
 except ImportError:  # pragma: no cover - the Glue job may run without it (see README, "Versions")
-    msgspec = None
+    msgspec = None  # type: ignore[assignment]
 
 Values = tuple[Any, ...]
 # One step of a field's reading: its value in, its value out, ValueError (or any error) for the rules to see.

@@ -41,17 +41,18 @@ _ARROW_TYPES = {
 
 
 def validate_records(
-    raw: DataFrame, dataset: Dataset, max_clock_skew: timedelta = MAX_CLOCK_SKEW
+    raw: DataFrame, dataset: Dataset, max_clock_skew: timedelta = MAX_CLOCK_SKEW, quick: bool = True
 ) -> DataFrame:
     """Every raw row with the dataset's typed columns, or null columns and the reason it was rejected,
     and the names of its record's fields the dataset does not know (`unknown_fields`, null for none).
     The raw text is kept on rejected rows only (for the quarantine).
 
-    The rules run in Python (see rules.py) over Arrow batches; the raw columns pass through unchanged.
+    The rules run in Python (see rules.py) over Arrow batches, most records on their quick path
+    (quick_path.py, unless `quick` is False); the raw columns pass through unchanged.
     """
     typed = ", ".join(f"{f.name} {f.type}" for f in dataset.fields)
     schema = f"{RAW_SCHEMA}, {typed}, reason STRING, unknown_fields ARRAY<STRING>"
-    checked = raw.select(*_RAW_NAMES).mapInArrow(check_batches(dataset), schema)
+    checked = raw.select(*_RAW_NAMES).mapInArrow(check_batches(dataset, quick), schema)
     validated = reject_future_versions(checked, dataset, max_clock_skew)
     # Only the quarantine needs the text: an accepted row without it is a fraction of the size to keep.
     return validated.withColumn("raw_record", F.when(F.col("reason").isNotNull(), F.col("raw_record")))

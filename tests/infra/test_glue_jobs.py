@@ -104,6 +104,22 @@ def test_job_arguments_are_the_step_settings_and_the_iceberg_catalog(stack: Stac
 
 
 @pytest.mark.parametrize("step", SPARK_STEPS, ids=lambda s: s.name)
+def test_a_job_installs_the_python_modules_its_step_names_at_the_pinned_versions(
+    stack: StackRun, step: Step
+) -> None:
+    arguments = _job(stack, step).inputs["defaultArguments"]
+    pins = dict(
+        line.split("==")
+        for line in Path("requirements.txt").read_text(encoding="utf-8").splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    expected = ",".join(f"{name}=={pins[name]}" for name in step.python_modules)
+    assert arguments.get("--additional-python-modules", "") == expected
+    # Silver validates records, with the quick path; the other jobs install nothing.
+    assert (step is SILVER) == (expected.startswith("msgspec==")), expected
+
+
+@pytest.mark.parametrize("step", SPARK_STEPS, ids=lambda s: s.name)
 def test_job_logs_go_to_groups_with_the_stack_retention(stack: StackRun, step: Step) -> None:
     prefix = _job(stack, step).inputs["defaultArguments"]["--custom-logGroup-prefix"]
     groups = {g.inputs["name"]: g for g in stack.of_type("aws:cloudwatch/logGroup:LogGroup")}
