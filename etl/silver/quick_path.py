@@ -18,8 +18,9 @@ took a record. The proof, for a line that is:
 - decoded by msgspec into the declared fields: valid JSON (msgspec and the json module refuse the same
   malformed text, and msgspec refuses NaN and Infinity, which the json module reads), an object, no field
   the dataset does not know (the rules name those), each field of the JSON type its rules take first;
-- holding each key once: the count of `":` is the fields present plus the keys inside JSON-text fields
-  (which are checked for duplicates on their own: see `_compact_text`);
+- holding each key once: the count of `":` is the fields present (a field given as null counts as absent,
+  so such a record goes to the rules) plus the keys inside JSON-text fields (checked for duplicates on
+  their own: see `_compact_text`);
 and whose values then pass the rules' own parse, constraint and store functions.
 
 A field's value reaches those functions as the json module would give it: a number as an int, or a
@@ -59,7 +60,7 @@ class QuickPath:
         # Attributes f0, f1...: a field's name need not be a Python identifier.
         record = msgspec.defstruct(
             "Record",
-            [(f"f{i}", _decoded_type(f), msgspec.UNSET) for i, f in enumerate(fields)],
+            [(f"f{i}", _decoded_type(f), None) for i, f in enumerate(fields)],
             rename={f"f{i}": f.name for i, f in enumerate(fields)},
             forbid_unknown_fields=True,
         )
@@ -79,23 +80,21 @@ class QuickPath:
             values = list(self._astuple(self._decode(line)))
         except Exception:  # not in the quick form (msgspec's DecodeError and ValidationError)
             return None
-        unset = msgspec.UNSET
-        keys = self._width - values.count(unset)
+        # The fields present: a typed field given as null decodes as absent (None), so its record, like
+        # one with a key twice, counts fewer fields than the line has keys and goes to the rules.
+        keys = self._width - values.count(None)
         for i in self._json_text:
-            if values[i] is not unset:
+            if values[i] is not None:
                 keys += bytes(values[i]).count(b'":')  # its nesting is checked in _compact_text
-        if line.count('":') != keys:  # a key given twice
+        if line.count('":') != keys:
             return None
         try:
             for i, read in self._readers:
                 value = values[i]
-                if value is not unset and value is not None:
+                if value is not None:
                     values[i] = read(value)
         except Exception:  # a value the rules refuse, or read otherwise: they decide
             return None
-        for i, value in enumerate(values):
-            if value is unset:
-                values[i] = None
         for i in self._required:
             if values[i] is None:
                 return None

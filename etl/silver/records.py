@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
@@ -120,39 +121,21 @@ def check_batches(
     types = [*(_arrow_type(f.type) for f in dataset.fields), pa.string(), pa.list_(pa.string())]
     known = frozenset(dataset.field_names)
     quickly = quick and quick_path.available()
+    rejected = (None,) * len(dataset.fields)
 
     def check(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         validate = Validator(dataset)
-        decode = quick_path.QuickPath(dataset) if quickly else None
-        rejected = (None,) * len(dataset.fields)
+        decide = quick_path.QuickPath(dataset) if quickly else None
         for batch in batches:
-            rows: list[tuple[object, ...]] = []
-            reasons: list[str | None] = []
-            unknown: list[list[str] | None] = []
-            for text in batch.column("raw_record").to_pylist():
-                values = decode(text) if decode is not None else None
-                if values is not None:  # no unknown field: the quick path refuses those
-                    rows.append(values)
-                    reasons.append(None)
-                    unknown.append(None)
-                    continue
-                record = None
-                try:
-                    record = parse_record(text)
-                    values = validate.typed(record)
-                except Rejected as e:
-                    rows.append(rejected)
-                    reasons.append(e.reason)
-                    unknown.append(unknown_fields(text, record, known))
-                    continue
-                except Exception:  # a bug in a rule: quarantine the record rather than fail every run on it
-                    rows.append(rejected)
-                    reasons.append(CHECK_FAILED)
-                    unknown.append(None)
-                    continue
-                rows.append(values)
-                reasons.append(None)
-                unknown.append(unknown_fields(text, record, known))
+            texts = batch.column("raw_record").to_pylist()
+            # The quick path first, over the whole batch (a record it decides is valid and has no unknown
+            # field); then the rules, for the records it left.
+            rows: list[tuple[Any, ...] | None] = [decide(t) for t in texts] if decide else [None] * len(texts)
+            reasons: list[str | None] = [None] * len(texts)
+            unknown: list[list[str] | None] = [None] * len(texts)
+            for at, text in enumerate(texts):
+                if rows[at] is None:
+                    rows[at], reasons[at], unknown[at] = _checked(text, validate, known, rejected)
             columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in rejected]
             typed = [
                 pa.array(values, type=arrow)
@@ -161,6 +144,21 @@ def check_batches(
             yield pa.RecordBatch.from_arrays([*batch.columns, *typed], names=[*batch.schema.names, *names])
 
     return check
+
+
+def _checked(
+    text: str, validate: Validator, known: frozenset[str], rejected: tuple[None, ...]
+) -> tuple[tuple[Any, ...], str | None, list[str] | None]:
+    """(typed values, reason, unknown fields) of a record, by the rules."""
+    record = None
+    try:
+        record = parse_record(text)
+        values = validate.typed(record)
+    except Rejected as e:
+        return rejected, e.reason, unknown_fields(text, record, known)
+    except Exception:  # a bug in a rule: quarantine the record rather than fail every run on it
+        return rejected, CHECK_FAILED, None
+    return values, None, unknown_fields(text, record, known)
 
 
 def _arrow_type(spark_type: str) -> pa.DataType:
