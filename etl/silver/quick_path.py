@@ -16,11 +16,11 @@ took a record. The proof, for a line that is:
 - nested at most MAX_NESTING deep, the record's own object included (brackets counted in its JSON-text
   fields, the only ones that can hold arrays and objects);
 - decoded by msgspec into the declared fields: valid JSON (msgspec and the json module refuse the same
-  malformed text, and msgspec refuses NaN and Infinity, which the json module reads), an object, no field
-  the dataset does not know (the rules name those), each field of the JSON type its rules take first;
-- holding each key once: the count of `":` is the fields present (a field given as null counts as absent,
-  so such a record goes to the rules) plus the keys inside JSON-text fields (checked for duplicates on
-  their own: see `_compact_text`);
+  malformed text, and msgspec refuses NaN and Infinity, which the json module reads), an object, each
+  declared field of the JSON type its rules take first;
+- holding each key once: the count of `":` is the declared fields present plus the keys inside JSON-text
+  fields (checked for duplicates on their own: see `_compact_text`), or else the keys of every object of
+  the record decoded as a whole (which also names the fields the dataset does not know, as the rules do);
 and whose values then pass the rules' own parse, constraint and store functions.
 
 A field's value reaches those functions as the json module would give it: a number as an int, or a
@@ -50,8 +50,9 @@ Step = Callable[[Any], Any]
 
 
 class QuickPath:
-    """`quick(line)`: the typed values of the dataset's fields, as `Validator` would give them, or None
-    when the line is not in the form the quick path proves (the rules then decide it)."""
+    """`quick(line)`: the typed values of the dataset's fields and the names of the record's fields the
+    dataset does not know (None for none), as the rules would give them, or None when the line is not in
+    the form the quick path proves (the rules then decide it)."""
 
     def __init__(self, dataset: Dataset) -> None:
         if msgspec is None:
@@ -62,16 +63,16 @@ class QuickPath:
             "Record",
             [(f"f{i}", _decoded_type(f), None) for i, f in enumerate(fields)],
             rename={f"f{i}": f.name for i, f in enumerate(fields)},
-            forbid_unknown_fields=True,
         )
         self._decode = msgspec.json.Decoder(record).decode
         self._astuple = msgspec.structs.astuple
+        self._known = frozenset(dataset.field_names)
         self._width = len(fields)
         self._required = tuple(i for i, f in enumerate(fields) if f.required)
         self._readers = tuple((i, read) for i, read in enumerate(map(_reader, fields)) if read is not None)
         self._json_text = tuple(i for i, f in enumerate(fields) if f.json)
 
-    def __call__(self, line: str) -> Values | None:
+    def __call__(self, line: str) -> tuple[Values, list[str] | None] | None:
         # isprintable: no tab, CR or LF (nor other control characters) anywhere, so only a space can
         # follow a `"` as whitespace.
         if "\\" in line or '" ' in line or not line.isprintable():
@@ -80,14 +81,18 @@ class QuickPath:
             values = list(self._astuple(self._decode(line)))
         except Exception:  # not in the quick form (msgspec's DecodeError and ValidationError)
             return None
-        # The fields present: a typed field given as null decodes as absent (None), so its record, like
-        # one with a key twice, counts fewer fields than the line has keys and goes to the rules.
+        # The usual record: every key a declared field with a value. Otherwise (a field the dataset does
+        # not know, a declared one given as null, a key twice) the record is looked at once more.
         keys = self._width - values.count(None)
         for i in self._json_text:
             if values[i] is not None:
                 keys += bytes(values[i]).count(b'":')  # its nesting is checked in _compact_text
+        unknown = None
         if line.count('":') != keys:
-            return None
+            found = self._unknown_fields(line)
+            if found is None:
+                return None
+            unknown = found or None
         try:
             for i, read in self._readers:
                 value = values[i]
@@ -98,7 +103,30 @@ class QuickPath:
         for i in self._required:
             if values[i] is None:
                 return None
-        return tuple(values)
+        return tuple(values), unknown
+
+    def _unknown_fields(self, line: str) -> list[str] | None:
+        """The names of the record's top-level fields the dataset does not know, in their order; None
+        (for the rules) when a key is given twice at any depth or the record nests too deep.
+
+        msgspec keeps one value of a key given twice, so each object holds one key less than the line
+        has: counted over the whole record, the keys are as many as the line's `":` only without one.
+        """
+        if line.count("[") + line.count("{") > MAX_NESTING:  # an unknown field may nest: count it all
+            return None
+        record = _GENERIC.decode(line)
+        if _keys(record) != line.count('":'):
+            return None
+        return [name for name in record if name not in self._known]
+
+
+def _keys(value: Any) -> int:
+    """How many keys the objects in a decoded JSON value hold, at every depth."""
+    if isinstance(value, dict):
+        return len(value) + sum(_keys(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_keys(item) for item in value)
+    return 0
 
 
 def available() -> bool:

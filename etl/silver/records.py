@@ -128,14 +128,19 @@ def check_batches(
         decide = quick_path.QuickPath(dataset) if quickly else None
         for batch in batches:
             texts = batch.column("raw_record").to_pylist()
-            # The quick path first, over the whole batch (a record it decides is valid and has no unknown
-            # field); then the rules, for the records it left.
-            rows: list[tuple[Any, ...] | None] = [decide(t) for t in texts] if decide else [None] * len(texts)
+            # The quick path first, over the whole batch (a record it decides is valid); then the rules,
+            # for the records it left.
+            decided = [decide(t) for t in texts] if decide else [None] * len(texts)
+            rows: list[tuple[Any, ...]] = []
             reasons: list[str | None] = [None] * len(texts)
-            unknown: list[list[str] | None] = [None] * len(texts)
-            for at, text in enumerate(texts):
-                if rows[at] is None:
-                    rows[at], reasons[at], unknown[at] = _checked(text, validate, known, rejected)
+            unknown: list[list[str] | None] = []
+            for at, quickly_decided in enumerate(decided):
+                if quickly_decided is None:
+                    values, reasons[at], fields = _checked(texts[at], validate, known, rejected)
+                else:
+                    values, fields = quickly_decided
+                rows.append(values)
+                unknown.append(fields)
             columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in rejected]
             typed = [
                 pa.array(values, type=arrow)
