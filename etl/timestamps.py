@@ -16,6 +16,9 @@ _RFC3339 = re.compile(
     re.ASCII,  # \d is [0-9] only: int() would read other scripts' digits too
 )
 
+# The usual form, a date-time in UTC with "T" and "Z": a match of _RFC3339 that needs none of its groups.
+_ZULU = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z")
+
 
 def parse_rfc3339(text: str) -> datetime | None:
     """The instant `text` names, in UTC, or None when it is not an RFC 3339 date-time.
@@ -23,14 +26,14 @@ def parse_rfc3339(text: str) -> datetime | None:
     Fractions beyond microseconds are truncated (Spark and Iceberg store microseconds). Leap seconds
     (:60) are not accepted.
     """
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        return None
-    if text[10] == "T" and text[-1] == "Z":  # the usual form: the C parser reads it the same, 7 times quicker
+    if _ZULU.fullmatch(text):  # the usual form: the C parser reads it the same, 7 times quicker
         try:
             return datetime.fromisoformat(text)
         except ValueError:  # a day, hour, minute or second out of range
             return None
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        return None
     return _instant(match)
 
 
