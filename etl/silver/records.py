@@ -120,12 +120,12 @@ def check_batches(
     names = [*dataset.field_names, "reason", "unknown_fields"]
     types = [*(_arrow_type(f.type) for f in dataset.fields), pa.string(), pa.list_(pa.string())]
     known = frozenset(dataset.field_names)
-    quickly = quick and quick_path.available()
     rejected = (None,) * len(dataset.fields)
 
     def check(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         validate = Validator(dataset)
-        decide = quick_path.QuickPath(dataset) if quickly else None
+        # Decided where the batches are checked: an executor without msgspec takes the rules alone.
+        decide = quick_path.QuickPath(dataset) if quick and quick_path.available() else None
         for batch in batches:
             texts = batch.column("raw_record").to_pylist()
             # The quick path first, over the whole batch (a record it decides is valid); then the rules,
