@@ -386,7 +386,8 @@ def test_the_gold_step_says_what_it_does_before_it_runs_whether_it_rebuilds_or_k
     lakehouse: Lakehouse,
 ) -> None:
     headers: dict[str, list[str]] = {}
-    for run_id, pages in (("run-1", [GOOD]), ("run-2", [[]])):
+    runs: list[tuple[str, list[list[str]]]] = [("run-1", [GOOD]), ("run-2", [[]])]
+    for run_id, pages in runs:
         lines = headers.setdefault(run_id, [])
         run = lakehouse.run(pages, run_id=run_id, progress=lines.append)
         gold = run.result("Gold")
