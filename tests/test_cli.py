@@ -223,6 +223,8 @@ def test_a_whole_audit_threshold_below_zero_is_refused_by_the_parser(
 def test_a_users_situation_is_one_line_without_the_verbose_hint_and_a_fault_keeps_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The logs' set-up points a handler at the stderr of the first in-process call (another test's).
+    monkeypatch.setattr("local.cli._configure_logs", lambda verbose: None)
     assert main(["query", "SELECT 1", "--data-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"error: no tables in {tmp_path} yet: run `lakehouse run` first\n"
     assert main(["audits", "--even-if-waiting", "--data-dir", str(tmp_path)]) == 1
