@@ -261,7 +261,7 @@ def _drop_branch(args: argparse.Namespace, layout: LocalLayout) -> int:
 
 
 def _data_dir_option(args: argparse.Namespace) -> str:
-    """ " --data-dir DIR" when the command was given another data directory than the default, else ""."""
+    """The option the suggested commands need to work on the same data directory ("" for the default)."""
     return "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
 
 
@@ -443,7 +443,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     audits = commands.add_parser(
-        "audits", help="show the audits of a run's branch that was not published (default: the newest)"
+        "audits",
+        help="show the audits of a run's branch that was not published (default: the newest), or drop one",
     )
     audits.set_defaults(command=audits_command)
     chosen = audits.add_mutually_exclusive_group()
