@@ -255,7 +255,10 @@ GOLD = Step(
     name="Gold",
     kind=StepKind.SPARK_JOB,
     entry_point="etl.gold.job",
-    description="Gold: rebuild the Gold models from the Silver tables",
+    # Said before the step runs, so true whether it rebuilds, updates or keeps each model.
+    description=(
+        "Gold: rebuild or update the Gold models whose Silver tables or definition changed, keep the others"
+    ),
     inputs=MappingProxyType({BRANCH: ExecutionValue.RUN_ID}),
     settings=(SILVER_DATABASE, GOLD_DATABASE),
     reads=(Layer.SILVER,),

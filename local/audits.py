@@ -1,4 +1,5 @@
-"""The branches runs left unpublished (their audits failed), for `lakehouse audits`."""
+"""The branches runs left unpublished (their audits failed), for `lakehouse audits`: which are kept, which
+are out of date, and dropping one."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from etl import registry
 from etl.catalog import table_identifier
-from etl.spark.branches import MAIN, branch_snapshots, heads, iceberg_table
+from etl.spark.branches import MAIN, branch_snapshots, heads, iceberg_table, require_branch_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,6 +36,47 @@ def moved_on(spark: SparkSession, silver_database: str, gold_database: str, bran
         if branch in head and MAIN in head and not snapshots.isAncestorOf(table, head[branch], head[MAIN]):
             moved.append(identifier)
     return moved
+
+
+class BranchWaiting(ValueError):
+    """The branch to drop still waits to be published: dropping it needs asking for explicitly."""
+
+
+class NoSuchBranch(ValueError):
+    """No Silver or Gold table has the branch."""
+
+
+def drop_branch(
+    spark: SparkSession,
+    silver_database: str,
+    gold_database: str,
+    branch: str,
+    even_if_waiting: bool = False,
+    data_dir: str = "",
+) -> list[str]:
+    """Drop `branch` from every Silver and Gold table that has it; the tables it was dropped from.
+
+    An out-of-date branch (`moved_on`) holds nothing `main` still lacks. A branch still waiting is refused
+    unless `even_if_waiting`: it is what `lakehouse audits` measures and `--publish-anyway` would publish
+    (its Bronze runs stay, and the next run merges them again). `data_dir`: the " --data-dir DIR" option
+    the suggested command needs."""
+    require_branch_name(branch)
+    kept = kept_branches(spark, silver_database, gold_database)
+    if branch not in kept:
+        raise NoSuchBranch(f"no table has a branch {branch!r}; kept branches: {', '.join(kept) or 'none'}")
+    if not even_if_waiting and not moved_on(spark, silver_database, gold_database, branch):
+        raise BranchWaiting(
+            f"branch {branch} is still waiting to be published (main has not moved on since its run): "
+            f"`lakehouse audits --branch {branch}{data_dir}` shows why it was held back. Dropping it loses "
+            "no record (its Bronze runs stay, and the next run merges them again): to drop it anyway, add "
+            "--even-if-waiting"
+        )
+    dropped = []
+    for identifier in _existing_tables(spark, silver_database, gold_database):
+        if branch in branch_snapshots(spark, identifier):
+            spark.sql(f"ALTER TABLE {identifier} DROP BRANCH IF EXISTS `{branch}`")
+            dropped.append(identifier)
+    return dropped
 
 
 def _existing_tables(spark: SparkSession, silver_database: str, gold_database: str) -> list[str]:

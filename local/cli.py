@@ -1,7 +1,7 @@
 """The `lakehouse` command: run the pipeline on this machine, query its tables, serve the sample API.
 
 lakehouse run [--source-url URL] [--data-dir DIR] [--publish-anyway]
-lakehouse audits [--branch RUN] [--data-dir DIR]
+lakehouse audits [--branch RUN | --drop-branch RUN [--even-if-waiting]] [--data-dir DIR]
 lakehouse query "SQL" [--data-dir DIR] [--format table|json] [--allow-writes]
 lakehouse rebuild [--data-dir DIR]
 lakehouse bronze repair RUN --dataset NAME [--data-dir DIR | --bronze-root ROOT]
@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 
     from etl.bronze.layout import BronzeLayout
     from etl.storage import ObjectStore
+    from local.runner import LocalLayout
+
+
+class NoData(FileNotFoundError):
+    """The data directory holds nothing the command can work on yet."""
+
+
+class CommandRefused(ValueError):
+    """The command cannot do what was asked as given; the message says what to do instead."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,8 +59,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"error: {_one_line(error)}", file=sys.stderr)
-        print("(run with --verbose for the full trace)", file=sys.stderr)
+        if not isinstance(error, _user_situations()):
+            print("(run with --verbose for the full trace)", file=sys.stderr)
         return 1
+
+
+def _user_situations() -> tuple[type[Exception], ...]:
+    """The errors that are the user's situation, not a fault of the program: their one line says what to
+    do, and a trace would add nothing. Imported here, once an error happened: most pull in Spark."""
+    from etl.audit.job import AuditFailed
+    from etl.bronze.settings import SettingsError
+    from etl.bronze.source import SourceError
+    from etl.registry import UnknownDataset
+    from etl.silver.job import BronzeGap, DamagedBronzeObject, SilverTableMissing
+    from etl.spark.branches import BadBranchName
+    from etl.spark.schema_evolution import SchemaChangeRefused
+    from local.audits import BranchWaiting, NoSuchBranch
+    from local.query import NotOneStatement, WriteRefused
+    from local.rebuild import RebuildRefused
+    from local.repair import RepairRefused
+    from local.run_lock import RunInProgress
+    from local.sample_api.published import SampleStateError
+    from local.session import SparkSetupError
+
+    return (
+        NoData,
+        CommandRefused,
+        AuditFailed,
+        SettingsError,
+        SourceError,
+        UnknownDataset,
+        BronzeGap,
+        DamagedBronzeObject,
+        SilverTableMissing,
+        BadBranchName,
+        SchemaChangeRefused,
+        BranchWaiting,
+        NoSuchBranch,
+        NotOneStatement,
+        WriteRefused,
+        RebuildRefused,
+        RepairRefused,
+        RunInProgress,
+        SampleStateError,
+        SparkSetupError,
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -69,7 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
         stack.enter_context(hold_data_dir(layout.data_dir))  # before the sample publishes its next batch
         source_url = args.source_url or os.environ.get(SOURCE_ENV["base_url"]) or None
         if source_url is not None and (args.sample_orders is not None or args.seed is not None):
-            raise ValueError(
+            raise CommandRefused(
                 "--sample-orders and --seed only apply to the bundled sample API, not to --source-url"
             )
         if source_url is None:
@@ -96,7 +148,7 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             result = runner.run()
         except AuditFailed as failure:
-            data_dir = "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
+            data_dir = _data_dir_option(args)
             source = f" --source-url {args.source_url}" if args.source_url else ""
             thresholds = AuditThresholds.from_arguments(args).options_changed()
             raise AuditFailed(failure.branch, failure.results, data_dir, source, thresholds) from failure
@@ -104,7 +156,7 @@ def run_command(args: argparse.Namespace) -> int:
     print(run_summary(result))
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
     command = sys.argv[0] if Path(sys.argv[0]).name == "lakehouse" else "python -m local"
-    data_dir = "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
+    data_dir = _data_dir_option(args)
     example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
     print(f'Query it with: {command} query "{example}"{data_dir}')
     return 0
@@ -117,7 +169,7 @@ def query_command(args: argparse.Namespace) -> int:
 
     layout = LocalLayout(args.data_dir.resolve())
     if not layout.warehouse.is_dir():
-        raise FileNotFoundError(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
+        raise NoData(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
     spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-query"), args.verbose)
     if not args.allow_writes:
         from local.query import refuse_writes
@@ -137,14 +189,18 @@ def query_command(args: argparse.Namespace) -> int:
 
 def audits_command(args: argparse.Namespace) -> int:
     from etl.audit.job import measure
-    from local.audits import kept_branches, moved_on
+    from local.audits import NoSuchBranch, kept_branches, moved_on
     from local.report import audit_table
     from local.runner import LocalLayout
     from local.session import build_session
 
+    if args.even_if_waiting and not args.drop_branch:
+        raise CommandRefused("--even-if-waiting goes with --drop-branch RUN")
     layout = LocalLayout(args.data_dir.resolve())
     if not layout.warehouse.is_dir():
-        raise FileNotFoundError(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
+        raise NoData(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
+    if args.drop_branch:
+        return _drop_branch(args, layout)
     spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-audits"), args.verbose)
     kept = kept_branches(spark, layout.silver_database, layout.gold_database)
     # A branch whose main moved on (a later run published what it held back) has nothing left to measure.
@@ -156,17 +212,17 @@ def audits_command(args: argparse.Namespace) -> int:
             "No branch is waiting: every run's branch passed its audits and was published to main"
             if not kept
             else f"No branch is waiting; out of date: {', '.join(kept)} (main moved on since a later run "
-            "published): `lakehouse audits --branch <branch>` names its tables, and `lakehouse query "
-            '"ALTER TABLE <table> DROP BRANCH `<branch>`" --allow-writes` drops it from one'
+            f"published): `lakehouse audits --drop-branch <branch>{_data_dir_option(args)}` drops one from "
+            "every table that has it"
         )
         return 0
     if branch not in kept:
-        raise ValueError(f"no table has a branch {branch!r}; kept branches: {', '.join(kept) or 'none'}")
+        raise NoSuchBranch(f"no table has a branch {branch!r}; kept branches: {', '.join(kept) or 'none'}")
     if moved[branch]:
-        raise ValueError(
+        raise CommandRefused(
             f"branch {branch} is out of date: main of {', '.join(moved[branch])} moved on since it was made "
-            f"(a later run published), so its audits cannot be measured against main; drop it from each "
-            f'with `lakehouse query "ALTER TABLE <table> DROP BRANCH `{branch}`" --allow-writes`'
+            f"(a later run published), so its audits cannot be measured against main; drop it from every "
+            f"table with `lakehouse audits --drop-branch {branch}{_data_dir_option(args)}`"
         )
     others = [name for name in kept if name != branch]
     print(
@@ -180,19 +236,50 @@ def audits_command(args: argparse.Namespace) -> int:
     return 1 if any(not result.passed for result in results) else 0
 
 
+def _drop_branch(args: argparse.Namespace, layout: LocalLayout) -> int:
+    from etl.catalog import CATALOG
+    from local.audits import drop_branch
+    from local.run_lock import hold_data_dir
+    from local.session import build_session
+
+    with hold_data_dir(layout.data_dir):  # a run meanwhile may be writing to the branch
+        spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-audits"), args.verbose)
+        dropped = drop_branch(
+            spark,
+            layout.silver_database,
+            layout.gold_database,
+            args.drop_branch,
+            even_if_waiting=args.even_if_waiting,
+            data_dir=_data_dir_option(args),
+        )
+    tables = [identifier.removeprefix(f"{CATALOG}.") for identifier in dropped]
+    print(
+        f"Dropped branch {args.drop_branch} from {len(tables)} table{'' if len(tables) == 1 else 's'}: "
+        f"{', '.join(tables)}"
+    )
+    return 0
+
+
+def _data_dir_option(args: argparse.Namespace) -> str:
+    """The option the suggested commands need to work on the same data directory ("" for the default)."""
+    return "" if args.data_dir == DEFAULT_DATA_DIR else f" --data-dir {args.data_dir}"
+
+
 def rebuild_command(args: argparse.Namespace) -> int:
-    from local.rebuild import rebuild
+    from local.rebuild import refuse_incomplete_bronze, replay
     from local.run_lock import hold_data_dir
     from local.runner import LocalLayout
     from local.session import build_session
 
     layout = LocalLayout(args.data_dir.resolve())
     if not layout.bronze.is_dir():
-        raise FileNotFoundError(f"no Bronze data in {layout.bronze}: nothing to rebuild from")
+        raise NoData(f"no Bronze data in {layout.bronze}: nothing to rebuild from")
     with hold_data_dir(layout.data_dir):  # a run writing the tables meanwhile would be lost
+        # Checked before Spark starts (they need none): a refusal is one line, and nothing is announced.
+        refuse_incomplete_bronze(str(layout.bronze), layout.silver_database)
         print(f"Rebuilding Silver and Gold in {layout.warehouse} from {layout.bronze}", flush=True)
         spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-rebuild"), args.verbose)
-        rebuilt = rebuild(spark, str(layout.bronze), layout.silver_database, layout.gold_database)
+        rebuilt = replay(spark, str(layout.bronze), layout.silver_database, layout.gold_database)
     for dataset, merged in rebuilt.silver.items():
         runs = len(merged.runs)
         print(
@@ -261,7 +348,7 @@ def _bronze_store(args: argparse.Namespace) -> ObjectStore:
 
     root = args.bronze_root or str(LocalLayout(args.data_dir.resolve()).bronze)
     if "://" not in root and not Path(root).is_dir():
-        raise FileNotFoundError(f"no Bronze data in {root}: pass --data-dir or --bronze-root")
+        raise NoData(f"no Bronze data in {root}: pass --data-dir or --bronze-root")
     return open_store(root)
 
 
@@ -356,10 +443,23 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     audits = commands.add_parser(
-        "audits", help="show the audits of a run's branch that was not published (default: the newest)"
+        "audits",
+        help="show the audits of a run's branch that was not published (default: the newest), or drop one",
     )
     audits.set_defaults(command=audits_command)
-    audits.add_argument("--branch", metavar="RUN", help="the run id the failed run named")
+    chosen = audits.add_mutually_exclusive_group()
+    chosen.add_argument("--branch", metavar="RUN", help="the run id the failed run named")
+    chosen.add_argument(
+        "--drop-branch",
+        metavar="RUN",
+        help="drop the run's kept branch from every table that has it (one that is out of date, or one still "
+        "waiting with --even-if-waiting)",
+    )
+    audits.add_argument(
+        "--even-if-waiting",
+        action="store_true",
+        help="with --drop-branch: also drop a branch still waiting to be published",
+    )
     AuditThresholds.add_arguments(audits)
     audits.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
 

@@ -44,6 +44,12 @@ def rebuild(spark: SparkSession, bronze_root: str, silver_database: str, gold_da
     the next run finds every run pending and finishes the replay, instead of refusing (or trusting) a
     ledger whose tables are gone."""
     refuse_incomplete_bronze(bronze_root, silver_database)
+    return replay(spark, bronze_root, silver_database, gold_database)
+
+
+def replay(spark: SparkSession, bronze_root: str, silver_database: str, gold_database: str) -> Rebuilt:
+    """`rebuild` after its checks: for a caller that has just made them (`refuse_incomplete_bronze`, which
+    needs no Spark), holding the data directory since."""
     _drop(spark, silver_database, registry.silver_tables())  # the ledger first
     _drop(spark, gold_database, registry.gold_tables())
     merged = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,20 +11,30 @@ from tests.local_server import EMPTY_PAGE, ORDERS_PATH, LocalServer, send_json
 
 
 class FixedPagesApi(LocalServer):
-    """Serves `records_per_page[n]` for cursor n (no cursor: page 0), with `next_cursor` n+1 or null."""
+    """Serves `records_per_page[n]` for cursor n (no cursor: page 0), with `next_cursor` n+1 or null, as the
+    orders; `other_paths` the same way for another dataset's path (the others: nothing)."""
 
-    def __init__(self, records_per_page: Sequence[Sequence[str]], indent: int | None = None) -> None:
-        pages = list(records_per_page)
-        self.queries: list[dict[str, list[str]]] = []
+    def __init__(
+        self,
+        records_per_page: Sequence[Sequence[str]],
+        indent: int | None = None,
+        other_paths: Mapping[str, Sequence[Sequence[str]]] | None = None,
+    ) -> None:
+        served = {path: list(pages) for path, pages in (other_paths or {}).items()}
+        served[ORDERS_PATH] = list(records_per_page)
+        self.queries: list[dict[str, list[str]]] = []  # of the orders
         queries = self.queries
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if urlsplit(self.path).path != ORDERS_PATH:  # the other datasets: nothing to serve
+                path = urlsplit(self.path).path
+                if path not in served:  # the other datasets: nothing to serve
                     send_json(self, EMPTY_PAGE)
                     return
+                pages = served[path]
                 query = parse_qs(urlsplit(self.path).query)
-                queries.append(query)
+                if path == ORDERS_PATH:
+                    queries.append(query)
                 number = int(query.get("cursor", ["0"])[0])
                 next_cursor = str(number + 1) if number + 1 < len(pages) else None
                 body = (

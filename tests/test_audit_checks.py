@@ -13,7 +13,7 @@ from etl.spark.branches import BadBranchName, require_branch_name
 
 
 def test_thresholds_travel_as_job_arguments_and_back() -> None:
-    thresholds = AuditThresholds(min_records=5, empty_after_runs=0, max_quarantine_percent=2)
+    thresholds = AuditThresholds(min_records=5, empty_after_runs=0, max_quarantine_percent=2.25)
     argv = ["--silver-database", "s", "--gold-database", "g", "--branch", "run-1"]
     args = parse_args([*argv, *(part for item in thresholds.arguments().items() for part in item)])
     assert args.thresholds == thresholds
@@ -22,6 +22,20 @@ def test_thresholds_travel_as_job_arguments_and_back() -> None:
     assert parse_args([*argv, "--publish-anyway", "true"]).publish_anyway is True
     # The Audit step's settings are exactly what the job reads.
     assert set(pipeline.AUDIT.settings) >= set(AuditThresholds().arguments())
+
+
+def test_a_quarantine_threshold_keeps_its_decimals_in_the_suggested_options_and_a_whole_one_has_none() -> (
+    None
+):
+    assert (
+        AuditThresholds(max_quarantine_percent=0.5).options_changed() == " --audit-max-quarantine-percent 0.5"
+    )
+    assert (
+        AuditThresholds(max_quarantine_percent=12.0).options_changed() == " --audit-max-quarantine-percent 12"
+    )
+    assert AuditThresholds(max_quarantine_percent=5.0).options_changed() == ""  # the default, 5
+    # As the stack config sets it in AWS: a whole number, the job argument unchanged.
+    assert AuditThresholds().arguments()["--audit-max-quarantine-percent"] == "5"
 
 
 def test_a_threshold_out_of_range_is_refused() -> None:
@@ -54,6 +68,12 @@ PASSED = AuditResult(
 )
 
 
+# What the suggested `lakehouse run --publish-anyway` does besides publishing the kept branch.
+ALSO_INGESTS = (
+    " (a new run: it also ingests what the source has new since this one, and publishes it with the rest)"
+)
+
+
 def test_a_failure_is_one_line_naming_the_audit_the_value_and_the_threshold() -> None:
     message = str(AuditFailed("run-2", [FAILED, PASSED]))
     assert "\n" not in message
@@ -64,7 +84,7 @@ def test_a_failure_is_one_line_naming_the_audit_the_value_and_the_threshold() ->
     assert "no_null_keys" not in message
     assert message.endswith(
         "`lakehouse audits --branch run-2`, fix the cause and run again, or publish "
-        "anyway with `lakehouse run --publish-anyway`"
+        "anyway with `lakehouse run --publish-anyway`" + ALSO_INGESTS
     )
 
 
@@ -72,7 +92,7 @@ def test_the_commands_a_failure_suggests_name_the_runs_data_dir_and_source() -> 
     message = str(AuditFailed("run-2", [FAILED], " --data-dir /tmp/d", " --source-url http://127.0.0.1:9"))
     assert "`lakehouse audits --branch run-2 --data-dir /tmp/d`" in message
     assert message.endswith(
-        "`lakehouse run --publish-anyway --data-dir /tmp/d --source-url http://127.0.0.1:9`"
+        "`lakehouse run --publish-anyway --data-dir /tmp/d --source-url http://127.0.0.1:9`" + ALSO_INGESTS
     )
 
 
@@ -84,6 +104,7 @@ def test_the_commands_a_failure_suggests_measure_with_the_thresholds_the_run_use
     assert "`lakehouse audits --branch run-2 --data-dir /tmp/d --audit-max-quarantine-percent 0 " in message
     assert message.endswith(
         "--publish-anyway --data-dir /tmp/d --audit-max-quarantine-percent 0 --audit-max-staleness-hours 48`"
+        + ALSO_INGESTS
     )
 
 

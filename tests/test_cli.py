@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,15 +13,18 @@ from pathlib import Path
 import pytest
 
 from etl import pipeline
+from etl.bronze.ingest import ingest
 from etl.bronze.layout import BronzeLayout, read_watermark, write_watermark
+from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.gold.job import GoldSummary
 from etl.registry import UnknownDataset
 from etl.silver.job import SilverSummary
 from etl.storage import LocalStore
-from local.cli import _one_line, _parser
-from local.repair import RepairRefused
+from local.cli import _one_line, _parser, main
+from local.repair import RepairRefused, rewind_watermark
 from local.report import json_line, run_summary, text_table
 from local.runner import PipelineRun, StepRun
+from tests.fixed_api import FixedPagesApi
 
 
 def test_an_error_in_a_python_worker_is_reported_by_its_last_line() -> None:
@@ -180,3 +186,113 @@ def test_a_local_run_takes_its_audit_thresholds_from_the_command_line() -> None:
     args = _parser().parse_args(["run", "--audit-max-quarantine-percent", "60"])
     assert AuditThresholds.from_arguments(args) == AuditThresholds(max_quarantine_percent=60)
     assert AuditThresholds.from_arguments(_parser().parse_args(["audits"])) == AuditThresholds()
+
+
+@pytest.mark.parametrize("value", ["0.5", "0", "100", "12.25"])
+def test_a_quarantine_threshold_takes_decimals_from_0_to_100(value: str) -> None:
+    from etl.audit.checks import AuditThresholds
+
+    for command in ("run", "audits"):
+        args = _parser().parse_args([command, "--audit-max-quarantine-percent", value])
+        assert AuditThresholds.from_arguments(args).max_quarantine_percent == float(value)
+
+
+@pytest.mark.parametrize("value", ["-0.5", "100.5", "half", "nan", "inf"])
+def test_a_quarantine_threshold_outside_0_to_100_is_refused_by_the_parser_in_one_line(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--audit-max-quarantine-percent", value])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == (
+        "lakehouse run: error: argument --audit-max-quarantine-percent: must be a number from 0 to 100 "
+        f"(decimals allowed); got {value!r}"
+    )
+
+
+def test_a_whole_audit_threshold_below_zero_is_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--audit-min-records", "-1"])
+    assert (
+        "argument --audit-min-records: must be a whole number, 0 or more; got -1" in capsys.readouterr().err
+    )
+
+
+def test_a_users_situation_is_one_line_without_the_verbose_hint_and_a_fault_keeps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The logs' set-up points a handler at the stderr of the first in-process call (another test's).
+    monkeypatch.setattr("local.cli._configure_logs", lambda verbose: None)
+    assert main(["query", "SELECT 1", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"error: no tables in {tmp_path} yet: run `lakehouse run` first\n"
+    assert main(["audits", "--even-if-waiting", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == "error: --even-if-waiting goes with --drop-branch RUN\n"
+
+    def broken() -> str:
+        raise KeyError("drawing")
+
+    monkeypatch.setattr("local.diagram.architecture", broken)
+    assert main(["diagram"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: 'drawing'",
+        "(run with --verbose for the full trace)",
+    ]
+
+
+def lakehouse_command(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The `lakehouse` command in its own process, as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    return subprocess.run(
+        [sys.executable, "-m", "local", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def land_order_run(bronze: Path, run_id: str, day: int) -> None:
+    record = (
+        f'{{"order_id": {day}, "customer_id": "c1", "status": "paid", "amount": 5, "currency": "EUR", '
+        f'"created_at": "2026-01-0{day}T00:00:00Z", "updated_at": "2026-01-0{day}T05:00:00Z"}}'
+    )
+    with FixedPagesApi([[record]]) as api:
+        ingest(
+            IngestionSettings(SourceSettings(api.url), str(bronze)),
+            run_id,
+            datetime(2026, 2, day, tzinfo=UTC),
+        )
+
+
+def test_a_refused_rebuild_prints_only_the_line_saying_what_to_do(tmp_path: Path) -> None:
+    bronze = tmp_path / "data" / "bronze"
+    land_order_run(bronze, "r1", day=1)
+    land_order_run(bronze, "r2", day=2)
+    rewind_watermark(LocalStore(bronze), BronzeLayout("orders"), "2026-01-01T05:00:00Z", "rewind")
+
+    behind = lakehouse_command("rebuild", "--data-dir", str(tmp_path / "data"))
+
+    assert behind.returncode == 1
+    assert behind.stdout == ""  # nothing announced: nothing was rebuilt
+    assert behind.stderr.splitlines() == [
+        "error: the orders watermark (2026-01-01T05:00:00Z) is behind its runs in Bronze "
+        "(2026-01-02T05:00:00Z): a repair or rewind left a window to ingest again, and a rebuild now "
+        "would leave its records out. Nothing was dropped. Run the pipeline first, then rebuild"
+    ]
+
+    land_order_run(bronze, "r3", day=3)  # the window ingested again; then an object is damaged
+    (page,) = bronze.glob("orders/*/run_id=r3/page-*.jsonl.gz")
+    page.write_bytes(page.read_bytes()[:20])
+
+    damaged = lakehouse_command("rebuild", "--data-dir", str(tmp_path / "data"))
+
+    assert damaged.returncode == 1
+    assert damaged.stdout == ""
+    (line,) = damaged.stderr.splitlines()
+    assert line.startswith(f"error: Bronze object {page} of run r3 is damaged")
+    assert line.endswith(
+        "then run the pipeline, which ingests its window again; rebuild after that if you still need to"
+    )

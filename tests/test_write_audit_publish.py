@@ -29,7 +29,8 @@ from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch,
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
 from etl.timestamps import utc_now
-from local.audits import kept_branches, moved_on
+from local.audits import BranchWaiting, drop_branch, kept_branches, moved_on
+from local.cli import _parser
 from local.report import run_summary
 from local.runner import LocalLayout, LocalRunner, PipelineRun
 from tests.fixed_api import FixedPagesApi
@@ -69,9 +70,16 @@ class Lakehouse:
         ensure_tables(spark, self.layout.silver_database, registry.dataset("customers").tables)
 
     def run(
-        self, pages: list[list[str]], run_id: str, audits: AuditThresholds | None = None, **options: Any
+        self,
+        pages: list[list[str]],
+        run_id: str,
+        audits: AuditThresholds | None = None,
+        customers: list[list[str]] | None = None,
+        **options: Any,
     ) -> PipelineRun:
-        with FixedPagesApi(pages) as api:
+        """A pipeline run on a source serving `pages` of orders and `customers` (default: none)."""
+        others = {registry.dataset("customers").source.path: customers} if customers else None
+        with FixedPagesApi(pages, other_paths=others) as api:
             settings = IngestionSettings(
                 SourceSettings(api.url, backoff_base_seconds=0.0), str(self.layout.bronze)
             )
@@ -358,3 +366,123 @@ def test_jobs_creating_the_run_branch_on_a_shared_table_at_once_all_succeed(spar
             for each in [pool.submit(create, session) for session in sessions]:
                 each.result()  # a lost race would raise CommitFailedException here
         assert branch in branch_snapshots(spark, identifier)
+
+
+def customer(number: int, country: str = "DE", updated_at: str = "2026-05-06T00:00:00Z") -> str:
+    return json.dumps(
+        {
+            "customer_id": f"c{number}",
+            "name": f"Customer {number}",
+            "email": f"c{number}@example.com",
+            "country": country,
+            "segment": "consumer",
+            "created_at": "2026-04-01T00:00:00Z",
+            "updated_at": updated_at,
+        }
+    )
+
+
+def test_the_gold_step_says_what_it_does_before_it_runs_whether_it_rebuilds_or_keeps_the_models(
+    lakehouse: Lakehouse,
+) -> None:
+    headers: dict[str, list[str]] = {}
+    runs: list[tuple[str, list[list[str]]]] = [("run-1", [GOOD]), ("run-2", [[]])]
+    for run_id, pages in runs:
+        lines = headers.setdefault(run_id, [])
+        run = lakehouse.run(pages, run_id=run_id, progress=lines.append)
+        gold = run.result("Gold")
+        models = {model.table.name for model in registry.gold_models()}
+        # The first run builds every model; the second, with nothing new in Silver, keeps every one.
+        assert set(gold.up_to_date) == (set() if run_id == "run-1" else models)
+    for lines in headers.values():
+        (line,) = [line for line in lines if " Gold: " in line]
+        assert line == (
+            "[5/6] Gold: rebuild or update the Gold models whose Silver tables or definition changed, "
+            "keep the others"
+        )
+
+
+def test_the_summary_counts_the_audits_of_tables_a_run_kept_as_not_measured(lakehouse: Lakehouse) -> None:
+    people = [customer(n) for n in range(3)]
+    lakehouse.run([GOOD], run_id="run-1", customers=[people])
+    # Nothing new for orders; one customer moves to another country.
+    moved = customer(1, country="FR", updated_at="2026-05-07T00:00:00Z")
+    run = lakehouse.run([[]], run_id="run-2", customers=[[moved]])
+
+    kept = run.result("Gold").up_to_date
+    assert kept == ("daily_sales",)  # it reads only orders; the other models read customers too
+    not_measured = sum(len(model.audits) for model in registry.gold_models() if model.table.name in kept)
+    declared = sum(len(d.audits) for d in registry.datasets()) + sum(
+        len(m.audits) for m in registry.gold_models()
+    )
+    audit_line = next(line for line in run_summary(run).splitlines() if line.startswith("Audit "))
+    measured = declared - not_measured
+    assert (
+        f"{measured} of {measured} audits passed ({not_measured} not measured: tables unchanged); "
+        "branch run-2 published on "
+    ) in audit_line
+    assert not_measured == 3 and measured == 12
+
+
+def test_a_quarantine_threshold_with_decimals_is_compared_and_reported_with_them(
+    lakehouse: Lakehouse,
+) -> None:
+    def thresholds(percent: str) -> AuditThresholds:
+        return AuditThresholds.from_arguments(
+            _parser().parse_args(["run", "--audit-max-quarantine-percent", percent])
+        )
+
+    one_in_eight = [*(order(i) for i in range(1, 8)), order(8, amount=-1.0)]  # 12.5% quarantined
+    with pytest.raises(AuditFailed) as failure:
+        lakehouse.run([one_in_eight], run_id="run-1", audits=thresholds("12.4"))
+    assert (
+        f"quarantine_rate on {lakehouse.layout.silver_database}.orders FAILED: "
+        "12.50% (1 of 8 records this run newly quarantined), threshold <= 12.4%"
+    ) in str(failure.value)
+
+    # The threshold was too tight for this source: run again with it raised by a tenth.
+    again = lakehouse.run([[]], run_id="run-2", audits=thresholds("12.5"))
+    audit: AuditSummary = again.result("Audit")
+    orders = f"{lakehouse.layout.silver_database}.orders"
+    [rate] = [r for r in audit.results if (r.audit, r.table) == ("quarantine_rate", orders)]
+    assert (rate.passed, rate.measured, rate.threshold) == (
+        True,
+        "12.50% (1 of 8 records this run newly quarantined)",
+        "<= 12.5%",
+    )
+    assert sorted(row[0] for row in lakehouse.main_rows("silver.orders")) == list(range(1, 8))
+
+
+def test_drop_branch_drops_an_out_of_date_branch_everywhere_and_a_waiting_one_only_when_asked(
+    lakehouse: Lakehouse,
+) -> None:
+    databases = (lakehouse.spark, lakehouse.layout.silver_database, lakehouse.layout.gold_database)
+    lakehouse.run([GOOD], run_id="run-1")
+    for run_id in ("run-2", "run-3"):
+        with pytest.raises(AuditFailed):
+            lakehouse.run([BAD], run_id=run_id)
+    # A good run after them publishes what they held back: their branches are out of date.
+    lakehouse.run([[order(30)]], run_id="run-4", audits=AuditThresholds(max_quarantine_percent=100))
+    with pytest.raises(AuditFailed):
+        # Orders not seen before (the ones of BAD are in the published quarantine now): waiting, as main has
+        # not moved on since.
+        lakehouse.run([[order(i, amount=-1.0) for i in range(40, 45)]], run_id="run-5")
+    every_table = [
+        *(f"silver.{table.name}" for table in registry.silver_tables()),
+        *(f"gold.{table.name}" for table in registry.gold_tables()),
+    ]
+
+    def holding(branch: str) -> list[str]:
+        return [name for name in every_table if branch in lakehouse.heads(name)]
+
+    assert len(holding("run-2")) > 1 and moved_on(*databases, "run-2")
+    expected = sorted(f"{CATALOG}.{lakehouse.table(name)}" for name in holding("run-2"))
+
+    assert sorted(drop_branch(*databases, "run-2")) == expected
+    assert holding("run-2") == []
+    assert kept_branches(*databases) == ["run-3", "run-5"]
+    with pytest.raises(BranchWaiting, match=r"branch run-5 is still waiting .*add --even-if-waiting$"):
+        drop_branch(*databases, "run-5")
+    assert kept_branches(*databases) == ["run-3", "run-5"]
+    assert drop_branch(*databases, "run-5", even_if_waiting=True)
+    assert kept_branches(*databases) == ["run-3"]

@@ -10,8 +10,31 @@ Audit job (etl/audit/job.py) measures them.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
+
+
+def _count(text: str) -> int:
+    """A whole threshold of 0 or more; anything else is argparse's one-line error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more; got {text}")
+    return value
+
+
+def _percentage(text: str) -> float:
+    """A percentage from 0 to 100, decimals allowed; anything else is argparse's one-line error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 100:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 100 (decimals allowed); got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -23,8 +46,8 @@ class AuditThresholds:
     # An empty run after this many non-empty ones in a row fails (the source suddenly returned nothing);
     # 0: never.
     empty_after_runs: int = 3
-    # Quarantined records, as a percentage of the records the run delivered.
-    max_quarantine_percent: int = 5
+    # Quarantined records, as a percentage of the records the run delivered; decimals allowed (0.5).
+    max_quarantine_percent: float = field(default=5, metadata={"type": _percentage})
     # Rows a Gold table may lose in one run, as a percentage of its published rows. Gold aggregates an
     # upsert-only Silver, so its tables do not shrink on their own; they grow freely (a backfill, a first
     # load), and revenue that appears twice is caught by the sums.
@@ -44,7 +67,7 @@ class AuditThresholds:
 
     def arguments(self) -> dict[str, str]:
         """The thresholds as the Audit job's `--name value` arguments."""
-        return {argument_name(f.name): str(getattr(self, f.name)) for f in fields(self)}
+        return {argument_name(f.name): threshold_text(getattr(self, f.name)) for f in fields(self)}
 
     def options_changed(self) -> str:
         """The thresholds that differ from the defaults as command-line options (" --audit-... N"), for a
@@ -58,10 +81,11 @@ class AuditThresholds:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         defaults = cls()
         for f in fields(cls):
+            parse: Callable[[str], float] = f.metadata.get("type", _count)  # a whole number unless said
             parser.add_argument(
                 argument_name(f.name),
                 dest=f.name,
-                type=int,
+                type=parse,
                 default=getattr(defaults, f.name),
                 metavar="N",
                 help=f"audit threshold (default {getattr(defaults, f.name)}; README: Write, audit, publish)",
@@ -75,6 +99,11 @@ class AuditThresholds:
 def argument_name(field_name: str) -> str:
     """min_records -> --audit-min-records."""
     return "--audit-" + field_name.replace("_", "-")
+
+
+def threshold_text(value: float) -> str:
+    """A threshold as arguments and messages write it, every decimal kept: 5 -> "5", 0.5 -> "0.5"."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 @dataclass(frozen=True)

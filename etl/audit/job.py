@@ -38,6 +38,7 @@ from etl.audit.checks import (
     RecordsIngested,
     RowCountDrop,
     SumMatchesSilver,
+    threshold_text,
 )
 from etl.catalog import table_identifier
 from etl.dataset import Dataset, GoldModel
@@ -105,7 +106,8 @@ class AuditFailed(RuntimeError):
             f"audit failed on branch {branch}: {'; '.join(result.line() for result in failed)}. main is "
             f"unchanged and the branch is kept: inspect it with `lakehouse audits --branch {branch}"
             f"{data_dir}{thresholds}`, fix the cause and run again, or publish anyway with `lakehouse run "
-            f"--publish-anyway{data_dir}{source}{thresholds}`"
+            f"--publish-anyway{data_dir}{source}{thresholds}` (a new run: it also ingests what the source "
+            "has new since this one, and publishes it with the rest)"
         )
 
 
@@ -335,9 +337,8 @@ def plan_dataset_audit(
                 rate = 100.0 * bad / total if total else 0.0
                 bound = thresholds.max_quarantine_percent
                 detail = f"{bad} of {total} records this run newly quarantined"
-                return AuditResult(
-                    audit.name, table, round(rate, 2), f"<= {bound}%", rate <= bound, "%", detail
-                )
+                shown = f"<= {threshold_text(bound)}%"  # 0.5 stays 0.5, 5 stays 5 (not 5.0)
+                return AuditResult(audit.name, table, round(rate, 2), shown, rate <= bound, "%", detail)
 
             return quarantine_rate
         return lambda: _records_ingested(
