@@ -14,7 +14,8 @@ took a record. The proof, for a line that is:
 - free of a `"` followed by whitespace: every key is followed straight by its `:`, so the line's count
   of `":` is its number of keys at every depth;
 - nested at most MAX_NESTING deep, the record's own object included (brackets counted in its JSON-text
-  fields, the only ones that can hold arrays and objects);
+  fields, the only declared ones that can hold arrays and objects, or in the whole line when it has fields
+  the dataset does not know);
 - decoded by msgspec into the declared fields: valid JSON (msgspec and the json module refuse the same
   malformed text, and msgspec refuses NaN and Infinity, which the json module reads), an object, each
   declared field of the JSON type its rules take first;
@@ -208,13 +209,13 @@ def _json_scalar(raw: Any) -> Any:
     raise ValueError(text)
 
 
-def _compact_text(raw: Any) -> str:
+def _compact_text(raw: Any) -> str | None:
     """A JSON-text field's value as the rules store it (compact_json), when the value already is that
     text: printable ASCII, every key once, numbers written as Python writes them. Anything else goes to
     the rules, which write it."""
     text = bytes(raw)
     if text == b"null":
-        return None  # type: ignore[return-value]  # an absent value: the column holds null
+        return None
     if not text.isascii() or b"\x7f" in text or text.count(b"[") + text.count(b"{") >= MAX_NESTING:
         raise ValueError("not in the quick form")  # (>=: the record's object is one level more)
     if _ENCODE(_GENERIC.decode(text)) != text:
