@@ -73,7 +73,7 @@ class Lakehouse:
     ) -> PipelineRun:
         with FixedPagesApi(pages) as api:
             settings = IngestionSettings(
-                SourceSettings(api.url, backoff_base_seconds=0.0), str(self.layout.bronze)
+                SourceSettings(api.url, backoff_base_seconds=0.0), str(self.layout.bronze), "orders"
             )
             runner = LocalRunner(
                 self.layout, settings, spark_factory=lambda: self.spark, audits=audits, **options
