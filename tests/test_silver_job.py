@@ -194,6 +194,19 @@ def test_pending_runs_merged_together_equal_runs_merged_one_by_one(
     assert together.orders()[0][1] == "placed"
 
 
+def test_a_silver_job_started_without_a_dataset_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As Glue starts it: the job's settings and Glue's own arguments, but no --dataset.
+    argv = ["--bronze-root", str(tmp_path), "--silver-database", "silver", "--JOB_ID", "j_1"]
+    with pytest.raises(SystemExit) as refused:
+        silver.main(argv)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "silver: error: the following arguments are required: --dataset"
+    )
+
+
 def test_an_unknown_run_id_fails_with_a_clear_message(lake: Lake) -> None:
     lake.land("r1", [order(1, "2026-01-01T05:00:00Z")])
     with pytest.raises(FileNotFoundError, match="ingestion run r9 has no manifest"):
