@@ -86,6 +86,7 @@ def merge(spark: Any, bronze: Path, work_dir: Path, database: str, kind: str) ->
     argv = [
         pipeline.BRONZE_ROOT, str(bronze),
         pipeline.SILVER_DATABASE, database,
+        pipeline.DATASET, "orders",
         pipeline.CHECKPOINT_ROOT, str(work_dir / "checkpoints"),
     ]  # fmt: skip
     arguments = silver.parse_args(argv)

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--source-url", required=True)
     parser.add_argument("--bronze-root", required=True)
     args = parser.parse_args()
-    settings = IngestionSettings(SourceSettings(args.source_url), args.bronze_root)
+    settings = IngestionSettings(SourceSettings(args.source_url), args.bronze_root, "orders")
     baseline = peak_rss_mib()
     tracemalloc.start()
     began = time.perf_counter()

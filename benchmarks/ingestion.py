@@ -81,7 +81,7 @@ def fetch_and_gzip(base_url: str, out_dir: Path, page_size: int = PAGE_SIZE) -> 
 
 def project_ingestion(base_url: str, out_dir: Path, page_size: int = PAGE_SIZE) -> int:
     """The project's ingestion of the same pages into a fresh local Bronze root."""
-    settings = IngestionSettings(SourceSettings(base_url, page_size=page_size), str(out_dir))
+    settings = IngestionSettings(SourceSettings(base_url, page_size=page_size), str(out_dir), "orders")
     return ingest(settings, "bench").records
 
 

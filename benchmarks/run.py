@@ -145,7 +145,8 @@ def measure_size(spark: Any, source: SampleSource, work_dir: Path, tag: str) -> 
     for run, batches in BATCHES.items():
         print(f"{source.initial_orders:,} orders: {run} run ...", flush=True)
         with sample_api_process(replace(source, batches=batches)) as url:
-            settings = IngestionSettings(SourceSettings(url, page_size=PAGE_SIZE), str(layout.bronze))
+            source_settings = SourceSettings(url, page_size=PAGE_SIZE)
+            settings = IngestionSettings(source_settings, str(layout.bronze), "orders")
             executed = LocalRunner(layout, settings, spark_factory=lambda: spark).run()
         times = run_times(source.initial_orders, run, executed)
         if run != NO_CHANGE:

@@ -39,4 +39,4 @@ def sample_api_process(source: SampleSource) -> Iterator[str]:
 def land_orders(bronze: Path, orders: int, run_id: str) -> None:
     """Ingest `orders` sample orders into `bronze` as the run `run_id`, served from a process of its own."""
     with sample_api_process(SampleSource(initial_orders=orders)) as url:
-        ingest(IngestionSettings(SourceSettings(url), str(bronze)), run_id, utc_now())
+        ingest(IngestionSettings(SourceSettings(url), str(bronze), "orders"), run_id, utc_now())

@@ -84,6 +84,7 @@ def storage_after_runs(
     silver_argv = [
         pipeline.BRONZE_ROOT, str(layout.bronze),
         pipeline.SILVER_DATABASE, layout.silver_database,
+        pipeline.DATASET, "orders",
         pipeline.CHECKPOINT_ROOT, str(layout.checkpoints),
         *maintenance,
     ]  # fmt: skip
@@ -96,7 +97,7 @@ def storage_after_runs(
         print(f"storage: run {run} of {runs} ...", flush=True)
         with sample_api_process(replace(source, batches=run)) as url:
             ingest(
-                IngestionSettings(SourceSettings(url, page_size=1000), str(layout.bronze)),
+                IngestionSettings(SourceSettings(url, page_size=1000), str(layout.bronze), "orders"),
                 f"storage-{run:03d}",
                 utc_now(),
             )

@@ -56,7 +56,7 @@ def pipeline_runs(
     for batches, run in ((1, "full"), (2, "incremental")):
         print(f"{mode}: {run} run of {layout.data_dir.name} ...", flush=True)
         with sample_api_process(SampleSource(**{**asdict(source), "batches": batches})) as url:
-            settings = IngestionSettings(SourceSettings(url, page_size=1000), str(layout.bronze))
+            settings = IngestionSettings(SourceSettings(url, page_size=1000), str(layout.bronze), "orders")
             executed = LocalRunner(layout, settings, spark_factory=lambda: spark).run()
         measured = _measure(mode, run, executed)
         results.append(measured)

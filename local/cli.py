@@ -107,6 +107,7 @@ def _user_situations() -> tuple[type[Exception], ...]:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from etl import registry
     from etl.audit.job import AuditFailed
     from etl.bronze.settings import IngestionSettings
     from local.report import run_summary
@@ -132,6 +133,8 @@ def run_command(args: argparse.Namespace) -> int:
         ingestion = IngestionSettings.from_environment(
             bronze_root=str(layout.bronze),
             source={"base_url": source_url, "page_size": args.page_size},
+            # Any declared one: the runner names each branch's dataset in its Bronze event, which wins.
+            dataset=registry.datasets()[0].name,
         )
         runner = LocalRunner(
             layout,

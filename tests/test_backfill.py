@@ -43,7 +43,9 @@ class Lakehouse:
         self.spark = spark
         self.layout = LocalLayout(root, silver_database=f"silver_{suffix}", gold_database=f"gold_{suffix}")
         settings = IngestionSettings(
-            SourceSettings(url, page_size=PAGE_SIZE, backoff_base_seconds=0.0), str(self.layout.bronze)
+            SourceSettings(url, page_size=PAGE_SIZE, backoff_base_seconds=0.0),
+            str(self.layout.bronze),
+            "orders",
         )
         ensure_tables(spark, self.layout.silver_database, registry.dataset("customers").tables)
         self.runner = LocalRunner(

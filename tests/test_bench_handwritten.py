@@ -31,7 +31,7 @@ def test_the_baseline_makes_the_project_s_tables_after_a_full_and_an_incremental
 
     for batches in (1, 2):
         with SampleApiServer(replace(source, batches=batches)) as api:
-            settings = IngestionSettings(SourceSettings(api.url, page_size=100), str(layout.bronze))
+            settings = IngestionSettings(SourceSettings(api.url, page_size=100), str(layout.bronze), "orders")
             executed = LocalRunner(layout, settings, spark_factory=lambda: spark).run()
         run_ids = [result["run_id"] for result in executed.results("Bronze", "orders")]
         silver_orders(spark, str(layout.bronze), silver, run_ids)

@@ -14,6 +14,7 @@ from moto import mock_aws
 from etl.bronze.handler import InvalidEvent, handler, parse_event
 from etl.bronze.layout import BronzeLayout, read_manifest
 from etl.bronze.secrets import TokenError
+from etl.bronze.settings import SettingsError
 from etl.pipeline import INGESTION_RESULT_FIELDS
 from etl.storage import open_store
 from local.sample_api.generator import SampleSource
@@ -97,7 +98,7 @@ def test_a_missing_secret_fails_with_a_message_naming_it(
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nope-AbCdEf"
     configure(monkeypatch, "http://127.0.0.1:9", arn)
     with pytest.raises(TokenError, match="nope-AbCdEf"):
-        handler({}, lambda_context)
+        handler({"dataset": "orders"}, lambda_context)
 
 
 def test_a_json_secret_without_a_token_field_is_rejected(
@@ -106,7 +107,17 @@ def test_a_json_secret_without_a_token_field_is_rejected(
     arn = boto3.client("secretsmanager").create_secret(Name="t", SecretString='{"key": "x"}')["ARN"]
     configure(monkeypatch, "http://127.0.0.1:9", arn)
     with pytest.raises(TokenError, match='without a "token"'):
-        handler({}, lambda_context)
+        handler({"dataset": "orders"}, lambda_context)
+
+
+def test_an_event_without_a_dataset_is_refused_before_any_request_when_the_environment_names_none(
+    aws: None, monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    configure(monkeypatch, "http://127.0.0.1:9", "")  # as the stack sets it: no LAKEHOUSE_DATASET
+    monkeypatch.delenv("LAKEHOUSE_DATASET", raising=False)
+    with pytest.raises(SettingsError, match='the event\'s "dataset" field or set LAKEHOUSE_DATASET'):
+        handler({"run_id": "r1"}, lambda_context)
+    assert boto3.client("s3").list_objects_v2(Bucket="lakehouse-bronze")["KeyCount"] == 0
 
 
 def test_a_bad_start_time_is_rejected_before_any_request(
@@ -114,7 +125,7 @@ def test_a_bad_start_time_is_rejected_before_any_request(
 ) -> None:
     configure(monkeypatch, "http://127.0.0.1:9", "")
     with pytest.raises(InvalidEvent, match="started_at"):
-        handler({"run_id": "r1", "started_at": "noon"}, lambda_context)
+        handler({"run_id": "r1", "started_at": "noon", "dataset": "orders"}, lambda_context)
 
 
 def test_stops_before_the_invocation_times_out_and_says_there_is_more(
@@ -126,7 +137,7 @@ def test_stops_before_the_invocation_times_out_and_says_there_is_more(
     context = FakeLambdaContext(remaining_millis=[100_000, 40_000])
     with SampleApiServer(source) as api:
         monkeypatch.setenv("SOURCE_BASE_URL", api.url)
-        result = handler({"run_id": "exec-1", "iteration": 1}, context)
+        result = handler({"run_id": "exec-1", "iteration": 1, "dataset": "orders"}, context)
         # Page 3 may have been asked for while page 2 was written: the run stopped without taking it.
         assert len(api.requests) in (2, 3)
 

@@ -280,7 +280,9 @@ def test_a_page_that_breaks_the_contract_commits_nothing(tmp_path: Path) -> None
     repeated = b'{"data": [' + (ORDER % 2).encode() + b'], "next_cursor": null, "data": []}'
     bodies = [first, repeated]
     with HostileApi(lambda answer, request: answer.send(bodies.pop(0))) as api:
-        settings = IngestionSettings(source=SourceSettings(base_url=api.url), bronze_root=str(tmp_path))
+        settings = IngestionSettings(
+            source=SourceSettings(base_url=api.url), bronze_root=str(tmp_path), dataset="orders"
+        )
         ingest(settings, "run-1")
         before = read_watermark(LocalStore(tmp_path), BronzeLayout("orders"))
         with pytest.raises(SourceError, match="more than once"):

@@ -32,7 +32,8 @@ LAYOUT = BronzeLayout("orders")
 def settings_for(url: str, root: str, **source: object) -> IngestionSettings:
     options: dict[str, object] = {"page_size": 100, "backoff_base_seconds": 0.0, "max_attempts": 2}
     options.update(source)
-    return IngestionSettings(source=SourceSettings(base_url=url, **options), bronze_root=root)  # type: ignore[arg-type]
+    source_settings = SourceSettings(base_url=url, **options)  # type: ignore[arg-type]
+    return IngestionSettings(source=source_settings, bronze_root=root, dataset="orders")
 
 
 def stored_lines(store: LocalStore, keys: list[str]) -> list[str]:

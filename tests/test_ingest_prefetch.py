@@ -140,7 +140,7 @@ def after_checks(checks: int) -> Deadline:
 
 def settings_for(url: str, root: Path) -> IngestionSettings:
     source = SourceSettings(base_url=url, page_size=3, backoff_base_seconds=0.0, max_attempts=2)
-    return IngestionSettings(source=source, bronze_root=str(root))
+    return IngestionSettings(source=source, bronze_root=str(root), dataset="orders")
 
 
 def page_body(records: Sequence[str]) -> bytes:

@@ -88,7 +88,7 @@ def test_a_repeated_step_runs_again_while_its_result_has_more_up_to_its_cap(tmp_
         repeat=Repeat("has_more", max_runs=4),
     )
     definition = pipeline.Pipeline("p", (fetch,))
-    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"), "eu")
     runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
 
     scripted_step.events.clear()
@@ -162,7 +162,7 @@ def test_a_second_run_on_a_held_data_directory_fails_at_once_naming_the_holder(
 
 def test_the_runner_holds_its_data_directory_and_lets_it_go_after_a_failure(tmp_path: Path) -> None:
     failing = Step("Fail", StepKind.FUNCTION, "tests.no_such_module", "")
-    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"), "eu")
     runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(ModuleNotFoundError):
         runner.run(pipeline.Pipeline("p", (failing,)))
@@ -176,7 +176,7 @@ def test_a_run_deletes_the_checkpoints_a_killed_run_left_behind(tmp_path: Path) 
     leftover.mkdir(parents=True)
     (leftover / "part-00000").write_bytes(b"rows")
     failing = Step("Fail", StepKind.FUNCTION, "tests.no_such_module", "")
-    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"))
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"), "eu")
     runner = LocalRunner(layout, ingestion, spark_factory=lambda: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(ModuleNotFoundError):
         runner.run(pipeline.Pipeline("p", (failing,)))

@@ -6,7 +6,11 @@ import pytest
 
 from etl.bronze.settings import IngestionSettings, SettingsError, SourceSettings
 
-BASE = {"SOURCE_BASE_URL": "https://api.example.com/", "LAKEHOUSE_BRONZE_ROOT": "s3://bronze"}
+BASE = {
+    "SOURCE_BASE_URL": "https://api.example.com/",
+    "LAKEHOUSE_BRONZE_ROOT": "s3://bronze",
+    "LAKEHOUSE_DATASET": "orders",
+}
 
 
 def test_reads_every_source_setting_from_the_environment() -> None:
@@ -54,6 +58,21 @@ def test_explicit_values_win_over_the_environment() -> None:
     assert settings.source.url == "http://127.0.0.1:8000/v1/orders"
     assert settings.source.page_size == 50
     assert settings.bronze_root == "/tmp/bronze"
+
+
+def test_no_dataset_is_assumed_when_neither_the_event_nor_the_environment_names_one() -> None:
+    without_dataset = {name: value for name, value in BASE.items() if name != "LAKEHOUSE_DATASET"}
+    with pytest.raises(SettingsError) as refused:
+        IngestionSettings.from_environment(without_dataset)
+    assert str(refused.value) == (
+        'which dataset to ingest is not set: name it in the event\'s "dataset" field or set LAKEHOUSE_DATASET'
+    )
+    assert IngestionSettings.from_environment(without_dataset, dataset="customers").dataset == "customers"
+
+
+def test_the_dataset_an_event_names_wins_over_the_environment() -> None:
+    assert IngestionSettings.from_environment(BASE, dataset="customers").dataset == "customers"
+    assert IngestionSettings.from_environment(BASE).dataset == "orders"
 
 
 def test_the_token_is_not_in_the_repr() -> None:

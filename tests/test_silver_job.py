@@ -55,14 +55,19 @@ class Lake:
     def land(self, run_id: str, *pages: list[str], day: int = 1) -> None:
         with FixedPagesApi(list(pages)) as api:
             ingest(
-                IngestionSettings(SourceSettings(api.url), self.bronze),
+                IngestionSettings(SourceSettings(api.url), self.bronze, "orders"),
                 run_id,
                 datetime(2026, 2, day, tzinfo=UTC),
             )
 
+    @property
+    def arguments(self) -> list[str]:
+        """The Silver job's arguments that merge this lake's orders."""
+        return ["--bronze-root", self.bronze, "--silver-database", self.database, "--dataset", "orders"]
+
     def merge(self, run_id: str | None = None) -> silver.SilverSummary:
-        argv = ["--bronze-root", self.bronze, "--silver-database", self.database]
-        return silver.run(self.spark, silver.parse_args(argv + (["--run-id", run_id] if run_id else [])))
+        argv = self.arguments + (["--run-id", run_id] if run_id else [])
+        return silver.run(self.spark, silver.parse_args(argv))
 
     def orders(self) -> list[tuple[object, ...]]:
         rows = self.spark.table(f"{self.database}.orders").collect()
@@ -189,6 +194,19 @@ def test_pending_runs_merged_together_equal_runs_merged_one_by_one(
     assert together.orders()[0][1] == "placed"
 
 
+def test_a_silver_job_started_without_a_dataset_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As Glue starts it: the job's settings and Glue's own arguments, but no --dataset.
+    argv = ["--bronze-root", str(tmp_path), "--silver-database", "silver", "--JOB_ID", "j_1"]
+    with pytest.raises(SystemExit) as refused:
+        silver.main(argv)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "silver: error: the following arguments are required: --dataset"
+    )
+
+
 def test_an_unknown_run_id_fails_with_a_clear_message(lake: Lake) -> None:
     lake.land("r1", [order(1, "2026-01-01T05:00:00Z")])
     with pytest.raises(FileNotFoundError, match="ingestion run r9 has no manifest"):
@@ -197,7 +215,7 @@ def test_an_unknown_run_id_fails_with_a_clear_message(lake: Lake) -> None:
 
 def test_a_manifest_elsewhere_than_the_bronze_root_fails_before_merging(lake: Lake) -> None:
     lake.land("r1", [order(1, "2026-01-01T05:00:00Z")])
-    argv = ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--run-id", "r1"]
+    argv = [*lake.arguments, "--run-id", "r1"]
     with pytest.raises(ValueError, match="different Bronze locations"):
         silver.run(
             lake.spark, silver.parse_args([*argv, "--manifest", "s3://other/_manifests/orders/r1.json"])
@@ -384,7 +402,7 @@ def test_a_run_on_a_branch_leaves_the_maintenance_to_the_publishing(lake: Lake) 
     lake.land("r2", [order(1, "2026-01-01T06:00:00Z", status="paid"), '"again"'], day=2)
     before = {table: (table_properties(lake, table), branch_snapshots(lake.spark, table)) for table in tables}
     # A policy that would compact the update's delete file and sweep again, were it applied.
-    argv = ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--branch", "r2"]
+    argv = [*lake.arguments, "--branch", "r2"]
     policy = ["--compact-at-delete-files", "1", "--orphan-sweep-days", "0"]
 
     summary = silver.run(lake.spark, silver.parse_args(argv + policy))
@@ -406,7 +424,7 @@ SILVER = ("orders", "orders_quarantine", "ingestion_runs")
 
 
 def merge_on_branch(lake: Lake, branch: str) -> silver.SilverSummary:
-    argv = ["--bronze-root", lake.bronze, "--silver-database", lake.database, "--branch", branch]
+    argv = [*lake.arguments, "--branch", branch]
     return silver.run(lake.spark, silver.parse_args(argv))
 
 

@@ -39,7 +39,7 @@ def order(order_id: int, updated_at: str, status: str = "placed") -> str:
 def land(bronze: Path, run_id: str, day: int, *pages: list[str]) -> None:
     with FixedPagesApi(list(pages)) as api:
         ingest(
-            IngestionSettings(SourceSettings(api.url), str(bronze)),
+            IngestionSettings(SourceSettings(api.url), str(bronze), "orders"),
             run_id,
             datetime(2026, 2, day, tzinfo=UTC),
         )
@@ -51,6 +51,8 @@ def merge(spark: SparkSession, bronze: Path, database: str, checkpoints: Path) -
         str(bronze),
         "--silver-database",
         database,
+        "--dataset",
+        "orders",
         "--checkpoint-root",
         str(checkpoints),
     ]

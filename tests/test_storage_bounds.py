@@ -88,14 +88,17 @@ def test_thirty_runs_leave_no_more_files_than_the_retention_keeps(
     for run in range(1, RUNS + 1):
         with FixedPagesApi([batch(run)]) as api:
             ingest(
-                IngestionSettings(SourceSettings(api.url), str(bronze)),
+                IngestionSettings(SourceSettings(api.url), str(bronze), "orders"),
                 f"run-{run:02d}",
                 datetime(2026, 2, 1, tzinfo=UTC) + timedelta(minutes=run),
             )
         silver.run(
             spark,
             silver.parse_args(
-                ["--bronze-root", str(bronze), "--silver-database", databases[Layer.SILVER], *MAINTENANCE]
+                [
+                    *("--bronze-root", str(bronze), "--silver-database", databases[Layer.SILVER]),
+                    *("--dataset", "orders", *MAINTENANCE),
+                ]
             ),
         )
         gold.run(

@@ -81,7 +81,7 @@ class Lakehouse:
         others = {registry.dataset("customers").source.path: customers} if customers else None
         with FixedPagesApi(pages, other_paths=others) as api:
             settings = IngestionSettings(
-                SourceSettings(api.url, backoff_base_seconds=0.0), str(self.layout.bronze)
+                SourceSettings(api.url, backoff_base_seconds=0.0), str(self.layout.bronze), "orders"
             )
             runner = LocalRunner(
                 self.layout, settings, spark_factory=lambda: self.spark, audits=audits, **options

@@ -1,11 +1,11 @@
 """The Bronze Lambda function: parses the event and runs one ingestion, bounded by the invocation's time.
 
 Event (from the state machine): {"run_id": "<execution name>", "started_at": "<RFC 3339>", "iteration": n,
-"dataset": "<name>"}; all optional for a manual invocation. The dataset names a declaration under
-datasets/ (etl/registry.py), which gives the path and paging of its source; without it the function
-ingests the dataset of its settings. The n-th ingestion of an execution is its own run, with the id
-`<execution name>-<n, three digits>`. Returns the ingestion summary, which the state machine (`has_more`)
-and the Silver step read.
+"dataset": "<name>"}; a manual invocation may leave out all but the dataset, or give that as
+LAKEHOUSE_DATASET instead: no dataset is assumed. It names a declaration under datasets/ (etl/registry.py),
+which gives the path and paging of its source. The n-th ingestion of an execution is its own run, with the
+id `<execution name>-<n, three digits>`. Returns the ingestion summary, which the state machine
+(`has_more`) and the Silver step read.
 """
 
 from __future__ import annotations
@@ -80,14 +80,14 @@ def _iteration(value: Any) -> int:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The Lambda entry point: settings from the environment the infrastructure set."""
     try:
-        settings = IngestionSettings.from_environment(os.environ)
+        settings = IngestionSettings.from_environment(os.environ, dataset=_dataset_name(event))
     except SettingsError:
         logger.exception("Ingestion misconfigured")
         raise
     with metrics.published_run(
         metrics.namespace_from_environment(os.environ),
         BRONZE.name,
-        _dataset_name(event, settings),
+        settings.dataset,
         publish=publish_with_powertools,
     ) as published:
         result = run(event, settings, Deadline.of_lambda(context, settings.source.timeout_seconds))
@@ -116,10 +116,10 @@ def publish_with_powertools(run: metrics.RunMetrics) -> None:
     emitter.flush_metrics()
 
 
-def _dataset_name(event: Any, settings: IngestionSettings) -> str:
-    """The dataset the event names, for the metrics of a run that may fail before checking it."""
+def _dataset_name(event: Any) -> str | None:
+    """The dataset the event names, if any: it wins over the environment's."""
     named = event.get("dataset") if isinstance(event, dict) else None
-    return str(named or settings.dataset)
+    return str(named) if named else None
 
 
 def run(

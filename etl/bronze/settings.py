@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # Environment variable names, in one place: the infrastructure sets them on the Lambda function.
 ENV_BRONZE_ROOT = "LAKEHOUSE_BRONZE_ROOT"  # s3://bucket[/prefix] or a local directory
-ENV_DATASET = "LAKEHOUSE_DATASET"
+ENV_DATASET = "LAKEHOUSE_DATASET"  # a manual run's dataset, when its event names none
 ENV_TOKEN = "SOURCE_API_TOKEN"  # local runs: the token itself
 ENV_TOKEN_SECRET_ARN = "SOURCE_API_TOKEN_SECRET_ARN"  # AWS: a Secrets Manager secret holding the token
 
@@ -128,7 +128,7 @@ class SourceSettings:
 class IngestionSettings:
     source: SourceSettings
     bronze_root: str
-    dataset: str = "orders"
+    dataset: str  # a name declared under datasets/ (etl/registry.py)
     token_secret_arn: str | None = None
     # The token itself, for local runs; never logged (repr=False keeps it out of reprs and tracebacks).
     token: str | None = field(default=None, repr=False)
@@ -140,10 +140,17 @@ class IngestionSettings:
         bronze_root = explicit.get("bronze_root") or env.get(ENV_BRONZE_ROOT)
         if not bronze_root:
             raise SettingsError(f"where to write Bronze data is not set: set {ENV_BRONZE_ROOT}")
+        # No dataset is assumed: the state machine names one in each event; a manual run must name one too.
+        dataset = explicit.get("dataset") or env.get(ENV_DATASET)
+        if not dataset:
+            raise SettingsError(
+                "which dataset to ingest is not set: "
+                f'name it in the event\'s "dataset" field or set {ENV_DATASET}'
+            )
         settings = cls(
             source=source,
             bronze_root=bronze_root,
-            dataset=explicit.get("dataset") or env.get(ENV_DATASET) or "orders",
+            dataset=dataset,
             token_secret_arn=explicit.get("token_secret_arn") or env.get(ENV_TOKEN_SECRET_ARN) or None,
             token=explicit.get("token") or env.get(ENV_TOKEN) or None,
         )

@@ -113,9 +113,9 @@ class RunCounts(NamedTuple):
 class SilverArguments:
     bronze_root: str
     silver_database: str
+    dataset: str  # a name declared under datasets/ (etl/registry.py)
     run_id: str | None = None  # the run the caller expects to be merged (with any other pending run)
     manifest: str | None = None  # where the caller says that run's manifest is
-    dataset: str = "orders"
     maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
     # Where the validated batch is checkpointed (s3://<silver bucket>/_checkpoints in AWS); None: a
     # temporary local directory, which only a local Spark can use.
@@ -160,7 +160,7 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
     parser = argparse.ArgumentParser(prog="silver", description=__doc__, allow_abbrev=False)
     parser.add_argument(pipeline.BRONZE_ROOT, required=True, help="s3://bucket[/prefix] or a local directory")
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
-    parser.add_argument(pipeline.DATASET, default="orders")
+    parser.add_argument(pipeline.DATASET, required=True, help="a dataset declared under datasets/")
     parser.add_argument(pipeline.RUN_ID, default=None)
     parser.add_argument(pipeline.MANIFEST, default=None)
     parser.add_argument(
@@ -172,9 +172,9 @@ def parse_args(argv: Sequence[str]) -> SilverArguments:
     return SilverArguments(
         args.bronze_root,
         args.silver_database,
+        args.dataset,
         args.run_id or None,
         args.manifest or None,
-        args.dataset,
         maintenance_policy(args),
         args.checkpoint_root or None,
         args.branch or None,

@@ -26,7 +26,7 @@ from components.bundles import (
     pinned_versions,
 )
 from components.ingest_function import RUNTIME
-from etl.bronze.settings import ENV_TOKEN_SECRET_ARN, SOURCE_ENV, IngestionSettings
+from etl.bronze.settings import ENV_TOKEN_SECRET_ARN, SOURCE_ENV, IngestionSettings, SettingsError
 from etl.pipeline import INGESTION_RESULT_FIELDS
 from local.sample_api.server import SampleApiServer
 from tests.infra.stack_run import TEST_TOKEN
@@ -48,7 +48,7 @@ context = types.SimpleNamespace(
     invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:lakehouse-test-bronze",
     aws_request_id="00000000-0000-0000-0000-000000000000",
 )
-result = handler({"run_id": "bundle-run", "started_at": "2024-05-01T00:00:00Z"}, context)
+result = handler({"run_id": "bundle-run", "started_at": "2024-05-01T00:00:00Z", "dataset": "orders"}, context)
 print(json.dumps({
     "result": result,
     "python": "%d.%d" % sys.version_info[:2],
@@ -197,10 +197,13 @@ def test_the_function_runs_the_built_bundle_with_the_stack_settings(stack: Stack
     variables = inputs["environment"]["variables"]
     assert set(SOURCE_ENV.values()) <= set(variables)
     assert variables[ENV_TOKEN_SECRET_ARN] == stack.outputs["sourceTokenSecretArn"]
-    # The function's own settings code reads the environment the stack gives it.
-    settings = IngestionSettings.from_environment(variables)
+    # The function's own settings code reads the environment the stack gives it, with the dataset the
+    # event names (as the handler passes it).
+    settings = IngestionSettings.from_environment(variables, dataset="orders")
     assert settings.bronze_root == f"s3://{stack.outputs['bucketNames']['bronze']}"
     assert "LAKEHOUSE_DATASET" not in variables  # each invocation names its dataset
+    with pytest.raises(SettingsError, match='the event\'s "dataset" field'):
+        IngestionSettings.from_environment(variables)  # an event that names none is refused
     assert settings.source.base_url == "https://api.example.com"
     assert settings.token is None
 
