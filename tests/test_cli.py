@@ -261,7 +261,7 @@ def land_order_run(bronze: Path, run_id: str, day: int) -> None:
     )
     with FixedPagesApi([[record]]) as api:
         ingest(
-            IngestionSettings(SourceSettings(api.url), str(bronze)),
+            IngestionSettings(SourceSettings(api.url), str(bronze), "orders"),
             run_id,
             datetime(2026, 2, day, tzinfo=UTC),
         )
