@@ -39,6 +39,7 @@ from typing import Annotated, Any
 from etl.dataset import Dataset, Field
 from etl.json_nesting import MAX_NESTING
 from etl.silver.rules import INTEGER_BITS, field_typing, same
+from etl.timestamps import parse_rfc3339
 
 try:
     import msgspec
@@ -65,46 +66,11 @@ class QuickPath:
             [(f"f{i}", _decoded_type(f), None) for i, f in enumerate(fields)],
             rename={f"f{i}": f.name for i, f in enumerate(fields)},
         )
-        self._decode = msgspec.json.Decoder(record).decode
-        self._astuple = msgspec.structs.astuple
         self._known = frozenset(dataset.field_names)
-        self._width = len(fields)
-        self._required = tuple(i for i, f in enumerate(fields) if f.required)
-        self._readers = tuple((i, read) for i, read in enumerate(map(_reader, fields)) if read is not None)
-        self._json_text = tuple(i for i, f in enumerate(fields) if f.json)
+        self._decide = _compiled(dataset, msgspec.json.Decoder(record).decode, self._unknown_fields)
 
     def __call__(self, line: str) -> tuple[Values, list[str] | None] | None:
-        # isprintable: no tab, CR or LF (nor other control characters) anywhere, so only a space can
-        # follow a `"` as whitespace.
-        if "\\" in line or '" ' in line or not line.isprintable():
-            return None
-        try:
-            values = list(self._astuple(self._decode(line)))
-        except Exception:  # not in the quick form (msgspec's DecodeError and ValidationError)
-            return None
-        # The usual record: every key a declared field with a value. Otherwise (a field the dataset does
-        # not know, a declared one given as null, a key twice) the record is looked at once more.
-        keys = self._width - values.count(None)
-        for i in self._json_text:
-            if values[i] is not None:
-                keys += bytes(values[i]).count(b'":')  # its nesting is checked in _compact_text
-        unknown = None
-        if line.count('":') != keys:
-            found = self._unknown_fields(line)
-            if found is None:
-                return None
-            unknown = found or None
-        try:
-            for i, read in self._readers:
-                value = values[i]
-                if value is not None:
-                    values[i] = read(value)
-        except Exception:  # a value the rules refuse, or read otherwise: they decide
-            return None
-        for i in self._required:
-            if values[i] is None:
-                return None
-        return tuple(values), unknown
+        return self._decide(line)
 
     def _unknown_fields(self, line: str) -> list[str] | None:
         """The names of the record's top-level fields the dataset does not know, in their order; None
@@ -128,6 +94,74 @@ def _keys(value: Any) -> int:
     if isinstance(value, list):
         return sum(_keys(item) for item in value)
     return 0
+
+
+def _compiled(
+    dataset: Dataset, decode: Callable[[str], Any], unknown_fields: Callable[[str], list[str] | None]
+) -> Callable[[str], tuple[Values, list[str] | None] | None]:
+    """The quick path of one dataset as a function of its own, written out field by field: the same
+    steps as a loop over the fields would take, without the loop's cost on every record (a third of it).
+
+    For orders it reads, in part:
+
+        if "\\" in line or '" ' in line or not line.isprintable(): return None
+        try: record = decode(line)
+        except Exception: return None
+        v0 = record.f0
+        ...
+        keys = 8 - (v0 is None) - ... - (v7 is None)
+        if v7 is not None: keys += bytes(v7).count(b'":')
+        ...
+        try:
+            if v1 is not None: v1 = read1(v1)
+            ...
+        except Exception: return None
+        if v0 is None or ...: return None
+        return (v0, ..., v7), unknown
+    """
+    fields = dataset.fields
+    values = [f"v{i}" for i in range(len(fields))]
+    readers = {i: read for i, read in enumerate(map(_reader, fields)) if read is not None}
+    # A JSON integer of a field without constraints is the column's value as decoded (range-checked).
+    final_int = {i for i, f in enumerate(fields) if _is_integer(f) and not f.constraints}
+    required = " or ".join(f"{v} is None" for v, f in zip(values, fields, strict=True) if f.required)
+    source = [
+        "def decide(line):",
+        # isprintable: no tab, CR or LF (nor other control characters) anywhere, so only a space can
+        # follow a `"` as whitespace.
+        """    if "\\\\" in line or '" ' in line or not line.isprintable(): return None""",
+        "    try: record = decode(line)",
+        "    except Exception: return None",  # not in the quick form (msgspec's errors)
+        *(f"    {v} = record.f{i}" for i, v in enumerate(values)),
+        # The usual record: every key a declared field with a value. Otherwise (a field the dataset does
+        # not know, a declared one given as null, a key twice) the record is looked at once more.
+        f"    keys = {len(values)} - " + " - ".join(f"({v} is None)" for v in values),
+        *(  # the keys inside JSON-text fields (their nesting is checked in _compact_text)
+            f"""    if {v} is not None: keys += bytes({v}).count(b'":')"""
+            for v, f in zip(values, fields, strict=True)
+            if f.json
+        ),
+        "    unknown = None",
+        """    if line.count('":') != keys:""",
+        "        unknown = unknown_fields(line)",
+        "        if unknown is None: return None",
+        "        unknown = unknown or None",
+        "    try:",
+        "        pass",
+        *(
+            f"        if v{i} is not None{f' and v{i}.__class__ is not int' if i in final_int else ''}: "
+            f"v{i} = read{i}(v{i})"
+            for i in readers
+        ),
+        "    except Exception: return None",  # a value the rules refuse, or read otherwise: they decide
+        f"    if {required or 'False'}: return None",
+        f"    return ({', '.join(values)},), unknown",
+    ]
+    scope: dict[str, Any] = {"decode": decode, "unknown_fields": unknown_fields}
+    scope.update((f"read{i}", read) for i, read in readers.items())
+    exec("\n".join(source), scope)  # the code written above from the declaration, nothing from input
+    decide: Callable[[str], tuple[Values, list[str] | None] | None] = scope["decide"]
+    return decide
 
 
 def available() -> bool:
@@ -160,7 +194,7 @@ def _reader(field: Field) -> Step | None:
     if kind in ("STRING", "BOOLEAN"):
         return finish  # type-checked by msgspec
     if kind == "TIMESTAMP":
-        return _composed(parse, *(() if finish is None else (finish,)))
+        return _composed(_instant, *(() if finish is None else (finish,)))
     if kind in INTEGER_BITS:  # a JSON integer range-checked by msgspec, a string read by the rules
 
         def read_integer(value: Any) -> Any:
@@ -169,23 +203,49 @@ def _reader(field: Field) -> Step | None:
             return value if finish is None else finish(value)
 
         return read_integer
-    exact = store is not same  # DECIMAL: the rules' parse of a Decimal gives the same Decimal
+    if store is not same:  # DECIMAL: the rules' parse of a Decimal gives the same Decimal, then it is stored
+        stored = finish or store
 
-    def read_number(raw: Any) -> Any:
+        def read_decimal(raw: Any) -> Any:
+            value = _json_scalar(raw)
+            if value.__class__ is not Decimal:
+                if value is None:
+                    return None
+                value = parse(value)
+            return stored(value)
+
+        return read_decimal
+
+    def read_number(raw: Any) -> Any:  # DOUBLE, FLOAT
         value = _json_scalar(raw)
         if value is None:
             return None
-        if not (exact and value.__class__ is Decimal):
-            value = parse(value)
+        value = parse(value)
         return value if finish is None else finish(value)
 
     return read_number
+
+
+def _instant(text: str) -> Any:
+    """A timestamp field's text (a JSON string, as msgspec decoded it) as the rules read it."""
+    instant = parse_rfc3339(text)
+    if instant is None:
+        raise ValueError(text)
+    return instant
+
+
+def _is_integer(field: Field) -> bool:
+    return not field.json and field.type.strip().upper() in INTEGER_BITS
 
 
 def _composed(*steps: Step) -> Step | None:
     """The steps applied in order, as one function; None for no step."""
     if len(steps) <= 1:
         return steps[0] if steps else None
+
+    if len(steps) == 2:
+        first, second = steps
+        return lambda value: second(first(value))
 
     def apply(value: Any) -> Any:
         for step in steps:
