@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +22,7 @@ from local.repair import RepairRefused, rewind_watermark
 from local.report import json_line, run_summary, text_table
 from local.runner import PipelineRun, StepRun
 from tests.fixed_api import FixedPagesApi
+from tests.test_end_to_end import lakehouse
 
 
 def test_an_error_in_a_python_worker_is_reported_by_its_last_line() -> None:
@@ -241,19 +239,6 @@ def test_a_users_situation_is_one_line_without_the_verbose_hint_and_a_fault_keep
     ]
 
 
-def lakehouse_command(*argv: str) -> subprocess.CompletedProcess[str]:
-    """The `lakehouse` command in its own process, as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
-    return subprocess.run(
-        [sys.executable, "-m", "local", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
 def land_order_run(bronze: Path, run_id: str, day: int) -> None:
     record = (
         f'{{"order_id": {day}, "customer_id": "c1", "status": "paid", "amount": 5, "currency": "EUR", '
@@ -273,7 +258,7 @@ def test_a_refused_rebuild_prints_only_the_line_saying_what_to_do(tmp_path: Path
     land_order_run(bronze, "r2", day=2)
     rewind_watermark(LocalStore(bronze), BronzeLayout("orders"), "2026-01-01T05:00:00Z", "rewind")
 
-    behind = lakehouse_command("rebuild", "--data-dir", str(tmp_path / "data"))
+    behind = lakehouse("rebuild", "--data-dir", str(tmp_path / "data"))
 
     assert behind.returncode == 1
     assert behind.stdout == ""  # nothing announced: nothing was rebuilt
@@ -287,7 +272,7 @@ def test_a_refused_rebuild_prints_only_the_line_saying_what_to_do(tmp_path: Path
     (page,) = bronze.glob("orders/*/run_id=r3/page-*.jsonl.gz")
     page.write_bytes(page.read_bytes()[:20])
 
-    damaged = lakehouse_command("rebuild", "--data-dir", str(tmp_path / "data"))
+    damaged = lakehouse("rebuild", "--data-dir", str(tmp_path / "data"))
 
     assert damaged.returncode == 1
     assert damaged.stdout == ""
