@@ -7,7 +7,7 @@ import json
 import pytest
 
 from etl import metrics, pipeline, registry
-from etl.audit.checks import DATASET_AUDITS, AuditResult, AuditThresholds
+from etl.audit.checks import DATASET_AUDITS, AuditResult, AuditThresholds, shown_percent
 from etl.audit.job import AuditFailed, parse_args, run_metrics
 from etl.spark.branches import BadBranchName, require_branch_name
 
@@ -119,3 +119,19 @@ def test_audit_results_are_published_as_emf_metrics_of_the_audit_step() -> None:
     assert document["Audit.no_null_keys.gold.daily_sales"] == 0
     names = {m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {metrics.AUDITS_FAILED, "Audit.quarantine_rate.silver.orders"} <= names
+
+
+@pytest.mark.parametrize(
+    ("rate", "bound", "shown"),
+    [
+        (12.3456, 5.0, 12.35),  # far from the bound: two decimals
+        (0.254, 0.25, 0.254),  # a failing rate is never shown as the bound itself
+        (0.2500001, 0.25, 0.2500001),  # closer than six decimals: the rate as measured
+        (0.1255, 0.126, 0.126),  # a passing rate is never shown above the bound (0.13 with two)
+        (0.25, 0.25, 0.25),
+    ],
+)
+def test_a_measured_percentage_is_shown_on_the_side_of_the_bound_it_is_on(
+    rate: float, bound: float, shown: float
+) -> None:
+    assert shown_percent(rate, bound) == shown

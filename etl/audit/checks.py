@@ -106,6 +106,16 @@ def threshold_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def shown_percent(rate: float, bound: float) -> float:
+    """`rate` rounded to two decimals, or to as many more (up to six) as it takes to be on the same side
+    of `bound` as the rate itself: 0.254 against 0.25 shows 0.254, not a failing 0.25."""
+    for digits in range(2, 7):
+        shown = round(rate, digits)
+        if (shown <= bound) == (rate <= bound):
+            return shown
+    return rate
+
+
 @dataclass(frozen=True)
 class Audit:
     """One check of the branch; `name` identifies it in results, metrics and the failure line."""

@@ -38,6 +38,7 @@ from etl.audit.checks import (
     RecordsIngested,
     RowCountDrop,
     SumMatchesSilver,
+    shown_percent,
     threshold_text,
 )
 from etl.catalog import table_identifier
@@ -338,7 +339,8 @@ def plan_dataset_audit(
                 bound = thresholds.max_quarantine_percent
                 detail = f"{bad} of {total} records this run newly quarantined"
                 shown = f"<= {threshold_text(bound)}%"  # 0.5 stays 0.5, 5 stays 5 (not 5.0)
-                return AuditResult(audit.name, table, round(rate, 2), shown, rate <= bound, "%", detail)
+                measured = shown_percent(rate, bound)
+                return AuditResult(audit.name, table, measured, shown, rate <= bound, "%", detail)
 
             return quarantine_rate
         return lambda: _records_ingested(
