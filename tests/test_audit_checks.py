@@ -122,16 +122,19 @@ def test_audit_results_are_published_as_emf_metrics_of_the_audit_step() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rate", "bound", "shown"),
+    ("rate", "bound", "text"),
     [
-        (12.3456, 5.0, 12.35),  # far from the bound: two decimals
-        (0.254, 0.25, 0.254),  # a failing rate is never shown as the bound itself
-        (0.2500001, 0.25, 0.2500001),  # closer than six decimals: the rate as measured
-        (0.1255, 0.126, 0.126),  # a passing rate is never shown above the bound (0.13 with two)
-        (0.25, 0.25, 0.25),
+        (12.3456, 5.0, "12.35%"),  # far from the bound: two decimals
+        (0.254, 0.25, "0.254%"),  # a failing rate is never shown as the bound itself
+        (0.1255, 0.126, "0.126%"),  # nor a passing one above it (0.13 with two decimals)
+        (0.25, 0.25, "0.25%"),
+        (7.0, 5.0, "7%"),
     ],
 )
 def test_a_measured_percentage_is_shown_on_the_side_of_the_bound_it_is_on(
-    rate: float, bound: float, shown: float
+    rate: float, bound: float, text: str
 ) -> None:
-    assert shown_percent(rate, bound) == shown
+    result = AuditResult(
+        "quarantine_rate", "silver.orders", shown_percent(rate, bound), "", rate <= bound, "%"
+    )
+    assert result.measured == text

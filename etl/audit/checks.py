@@ -208,4 +208,7 @@ class AuditResult:
 
 
 def _number(value: float) -> str:
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
+    """1,234 or 1.50, or the digits a value rounded finer than two decimals has (shown_percent)."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}" if round(value, 2) == value else f"{value:,.6f}".rstrip("0")
