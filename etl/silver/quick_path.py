@@ -81,7 +81,10 @@ class QuickPath:
         """
         if line.count("[") + line.count("{") > MAX_NESTING:  # an unknown field may nest: count it all
             return None
-        record = _GENERIC.decode(line)
+        try:
+            record = _GENERIC.decode(line)
+        except Exception:  # decoded once already; whatever the reason, the rules decide
+            return None
         if _keys(record) != line.count('":'):
             return None
         return [name for name in record if name not in self._known]
