@@ -67,8 +67,9 @@ def drop_branch(
     if not even_if_waiting and not moved_on(spark, silver_database, gold_database, branch):
         raise BranchWaiting(
             f"branch {branch} is still waiting to be published (main has not moved on since its run): "
-            f"`lakehouse audits --branch {branch}{data_dir}` shows why it was held back. Dropping it loses "
-            "no record (its Bronze runs stay, and the next run merges them again): to drop it anyway, add "
+            f"`lakehouse audits --branch {branch}{data_dir}`, with the `--audit-*` options its run had, "
+            "shows why it was held back. Dropping it loses no record (its Bronze runs stay, and the next "
+            "run merges them again): to drop it anyway, add "
             "--even-if-waiting"
         )
     dropped = []

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -58,10 +59,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if args.verbose:
             raise
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        print(f"error: {as_invoked(_one_line(error))}", file=sys.stderr)
         if not isinstance(error, _user_situations()):
             print("(run with --verbose for the full trace)", file=sys.stderr)
         return 1
+
+
+def invoked_as() -> str:
+    """How this command was started, for the commands it suggests: `lakehouse` when that is the one on
+    PATH, else the path it was started by (`.venv/bin/lakehouse` after `make run`), or `python -m local`."""
+    started = Path(sys.argv[0])
+    if started.name != "lakehouse":
+        return "python -m local"
+    on_path = shutil.which("lakehouse")
+    return "lakehouse" if on_path and Path(on_path).resolve() == started.resolve() else sys.argv[0]
+
+
+def as_invoked(text: str) -> str:
+    """`text` with the commands it suggests (`lakehouse ...`) written as the user can run them: as this
+    command was started when that was a `lakehouse` not on PATH (`.venv/bin/lakehouse`)."""
+    command = invoked_as()
+    if command in ("lakehouse", "python -m local"):
+        return text
+    return text.replace("`lakehouse ", f"`{command} ")
 
 
 def _user_situations() -> tuple[type[Exception], ...]:
@@ -158,7 +178,7 @@ def run_command(args: argparse.Namespace) -> int:
     print()
     print(run_summary(result))
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
-    command = sys.argv[0] if Path(sys.argv[0]).name == "lakehouse" else "python -m local"
+    command = invoked_as()
     data_dir = _data_dir_option(args)
     example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
     print(f'Query it with: {command} query "{example}"{data_dir}')
@@ -212,11 +232,13 @@ def audits_command(args: argparse.Namespace) -> int:
     branch = args.branch or (waiting[-1] if waiting else None)
     if branch is None:
         print(
-            "No branch is waiting: every run's branch passed its audits and was published to main"
-            if not kept
-            else f"No branch is waiting; out of date: {', '.join(kept)} (main moved on since a later run "
-            f"published): `lakehouse audits --drop-branch <branch>{_data_dir_option(args)}` drops one from "
-            "every table that has it"
+            as_invoked(
+                "No branch is waiting to be published"
+                if not kept
+                else f"No branch is waiting; out of date: {', '.join(kept)} (main moved on since a later run "
+                f"published): `lakehouse audits --drop-branch <branch>{_data_dir_option(args)}` drops one "
+                "from every table that has it"
+            )
         )
         return 0
     if branch not in kept:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +19,7 @@ from etl.gold.job import GoldSummary
 from etl.registry import UnknownDataset
 from etl.silver.job import SilverSummary
 from etl.storage import LocalStore
-from local.cli import _one_line, _parser, main
+from local.cli import _one_line, _parser, as_invoked, main
 from local.repair import RepairRefused, rewind_watermark
 from local.report import json_line, run_summary, text_table
 from local.runner import PipelineRun, StepRun
@@ -281,3 +283,23 @@ def test_a_refused_rebuild_prints_only_the_line_saying_what_to_do(tmp_path: Path
     assert line.endswith(
         "then run the pipeline, which ingests its window again; rebuild after that if you still need to"
     )
+
+
+def test_suggested_commands_are_written_as_the_user_can_run_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    script = tmp_path / ".venv" / "bin" / "lakehouse"
+    script.parent.mkdir(parents=True)
+    script.write_text("")
+    suggestion = "audit failed: inspect it with `lakehouse audits --branch b1`"
+    # Started as .venv/bin/lakehouse (make run) while no lakehouse is on PATH: the path it was started by.
+    monkeypatch.setattr(sys, "argv", [".venv/bin/lakehouse", "run"])
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert as_invoked(suggestion) == "audit failed: inspect it with `.venv/bin/lakehouse audits --branch b1`"
+    # The lakehouse on PATH is this one: its name.
+    monkeypatch.setattr(sys, "argv", [str(script), "run"])
+    monkeypatch.setattr(shutil, "which", lambda name: str(script))
+    assert as_invoked(suggestion) == suggestion
+    # python -m local: the messages' own spelling.
+    monkeypatch.setattr(sys, "argv", ["/repo/local/__main__.py", "run"])
+    assert as_invoked(suggestion) == suggestion

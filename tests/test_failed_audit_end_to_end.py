@@ -100,9 +100,9 @@ def test_a_failed_audit_says_what_publishing_anyway_also_does_and_its_suggestion
     assert refused.returncode == 1
     assert refused.stderr.splitlines() == [
         f"error: branch {branch} is still waiting to be published (main has not moved on since its run): "
-        f"`lakehouse audits --branch {branch} --data-dir {data_dir}` shows why it was held back. Dropping it "
-        "loses no record (its Bronze runs stay, and the next run merges them again): to drop it anyway, add "
-        "--even-if-waiting"
+        f"`lakehouse audits --branch {branch} --data-dir {data_dir}`, with the `--audit-*` options its run "
+        "had, shows why it was held back. Dropping it loses no record (its Bronze runs stay, and the next "
+        "run merges them again): to drop it anyway, add --even-if-waiting"
     ]
     holding = sorted(name for name, refs in branches(data_dir).items() if branch in refs)
     assert "silver.orders" in holding
