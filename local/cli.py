@@ -314,7 +314,12 @@ def rebuild_command(args: argparse.Namespace) -> int:
             f"deliver{'y' if merged.quarantined == 1 else 'ies'} "
             "(the quarantine keeps each record once)"
         )
-    print(", ".join(f"{rows:,} rows in gold.{table}" for table, rows in rebuilt.gold.rows.items()))
+    print(
+        ", ".join(
+            f"{rows:,} row{'s' if rows != 1 else ''} in gold.{table}"
+            for table, rows in rebuilt.gold.rows.items()
+        )
+    )
     return 0
 
 
@@ -402,6 +407,15 @@ def _positive_int(text: str) -> int:
     return number
 
 
+def _page_size(text: str) -> int:
+    from etl.bronze.settings import MAX_PAGE_SIZE  # checked before the sample API publishes a batch
+
+    number = int(text)
+    if not 1 <= number <= MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PAGE_SIZE}, got {number}")
+    return number
+
+
 def _positive_seconds(text: str) -> float:
     seconds = float(text)
     if not seconds > 0:
@@ -431,7 +445,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--page-size",
-        type=_positive_int,
+        type=_page_size,
         default=None,
         help="records per page (default: SOURCE_PAGE_SIZE, else 1000)",
     )

@@ -157,11 +157,13 @@ def test_bronze_commands_refuse_a_dataset_no_declaration_names(tmp_path: Path, a
     [
         (["run", "--ingest-budget", "-5"], "must be more than 0 seconds"),
         (["run", "--sample-orders", "0"], "must be 1 or more"),
-        (["run", "--page-size", "0"], "must be 1 or more"),
+        (["run", "--page-size", "0"], "must be between 1 and 10000, got 0"),
+        # Refused before the sample API publishes a batch, not by the ingestion's settings after it.
+        (["run", "--page-size", "20000"], "must be between 1 and 10000, got 20000"),
         (["sample-api", "--batches", "0"], "must be 1 or more"),
     ],
 )
-def test_counts_and_budgets_below_one_are_refused_by_the_parser(
+def test_counts_and_budgets_out_of_range_are_refused_by_the_parser(
     argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit):
