@@ -29,6 +29,7 @@ too (etl/spark/schema_evolution.py, README "Change a schema"); additive changes 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,7 @@ from etl.bronze.layout import (
 )
 from etl.catalog import table_identifier
 from etl.dataset import Dataset
+from etl.silver import quick_path
 from etl.silver.merge_commit import MergeCounts, merge_and_count
 from etl.silver.records import (
     RAW_SCHEMA,
@@ -73,6 +75,8 @@ from etl.spark.maintenance import MaintenancePolicy, maintain
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import format_rfc3339, require_rfc3339
+
+logger = logging.getLogger(__name__)
 
 # The dataset in a manifest's URI, as BronzeLayout.manifest_key writes it.
 MANIFEST_DATASET = r"_manifests/([^/]+)/[^/]+\.json$"
@@ -239,6 +243,8 @@ def merge_runs(
     # executors away), which also cuts its long plan; a small one is cached, and computed again from
     # Bronze should an executor take cached blocks away (etl/spark/checkpoints.py).
     raw = load_raw_records(spark, store, manifests)
+    if not quick_path.available():  # the same results, more slowly: see README, "Versions"
+        logger.warning("msgspec is not installed here: every record is validated by the rules alone")
     large = sum(m.records for m in manifests) > CHECKPOINT_ABOVE_RECORDS
     with kept_once(
         spark, validate_records(raw, dataset), args.checkpoint_root, manifests[-1].run_id, large
