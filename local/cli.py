@@ -198,9 +198,14 @@ def query_command(args: argparse.Namespace) -> int:
         from local.query import refuse_writes
 
         refuse_writes(spark, args.sql)
-    frame = spark.sql(args.sql)
-    headers = frame.columns
-    rows = [tuple(row) for row in frame.collect()]
+    from pyspark.errors import AnalysisException
+
+    try:
+        frame = spark.sql(args.sql)
+        headers = frame.columns
+        rows = [tuple(row) for row in frame.collect()]
+    except AnalysisException as error:  # a table or column that is not there, a type that does not fit
+        raise CommandRefused((str(error).strip().splitlines() or [""])[0]) from error
     if args.format == "json":
         for row in rows:
             print(json_line(headers, row))
@@ -416,6 +421,16 @@ def _page_size(text: str) -> int:
     return number
 
 
+def _rfc3339(text: str) -> str:
+    from etl.timestamps import parse_rfc3339
+
+    if parse_rfc3339(text) is None:
+        raise argparse.ArgumentTypeError(
+            f"must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z, got {text!r}"
+        )
+    return text
+
+
 def _positive_seconds(text: str) -> float:
     seconds = float(text)
     if not seconds > 0:
@@ -519,7 +534,9 @@ def _parser() -> argparse.ArgumentParser:
         "rewind", help="move the watermark back, so that the next run ingests from there again"
     )
     rewind.set_defaults(command=bronze_rewind_command)
-    rewind.add_argument("--to", required=True, help="RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z")
+    rewind.add_argument(
+        "--to", required=True, type=_rfc3339, help="RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z"
+    )
     for action in (repair, rewind):
         action.add_argument("--data-dir", type=_directory, default=DEFAULT_DATA_DIR, help=DATA_DIR_HELP)
         action.add_argument(

@@ -40,7 +40,7 @@ def refuse_writes(spark: SparkSession, sql: str) -> None:
         plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
     except ParseException as error:
         first = (str(error).strip().splitlines() or [""])[0]
-        raise NotOneStatement(f"lakehouse query runs exactly one SQL statement: {first}") from error
+        raise NotOneStatement(f"not one SQL statement Spark can read: {first}") from error
     writing = _writing_node(spark, plan)
     if writing is not None:
         raise WriteRefused(

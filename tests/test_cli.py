@@ -305,3 +305,14 @@ def test_suggested_commands_are_written_as_the_user_can_run_them(
     # python -m local: the messages' own spelling.
     monkeypatch.setattr(sys, "argv", ["/repo/local/__main__.py", "run"])
     assert as_invoked(suggestion) == suggestion
+
+
+def test_a_rewind_to_a_text_that_is_not_a_date_time_is_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["bronze", "rewind", "--dataset", "orders", "--to", "yesterday"])
+    assert (
+        "must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z, got 'yesterday'"
+        in capsys.readouterr().err
+    )
