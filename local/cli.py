@@ -171,6 +171,9 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             result = runner.run()
         except AuditFailed as failure:
+            if runner.current is not None:  # what the run did before its branch was held back
+                print()
+                print(run_summary(runner.current), flush=True)
             data_dir = _data_dir_option(args)
             source = f" --source-url {args.source_url}" if args.source_url else ""
             thresholds = AuditThresholds.from_arguments(args).options_changed()

@@ -128,6 +128,8 @@ class LocalRunner:
             budget = function_budget_seconds
             deadline_factory = Deadline.never if budget is None else lambda: Deadline.after(budget)
         self._deadline = deadline_factory
+        # The run under way, or the last one: the steps a failed run got through, for its summary.
+        self.current: PipelineRun | None = None
 
     def run(
         self,
@@ -148,6 +150,7 @@ class LocalRunner:
                 remove_leftover_checkpoints(self.layout.checkpoints)
             started_at = utc_now()
             execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
+            self.current = execution
             for position, (step, dataset) in enumerate(plan, start=1):
                 what = step.description.replace("<dataset>", dataset or "<dataset>")
                 self._progress(f"[{position}/{len(plan)}] {f'{dataset}: ' if dataset else ''}{what}")

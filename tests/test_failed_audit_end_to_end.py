@@ -66,6 +66,10 @@ def test_a_failed_audit_says_what_publishing_anyway_also_does_and_its_suggestion
 
     assert failed.returncode == 1
     assert "--verbose" not in failed.stderr  # the user's situation, not a fault: no trace to ask for
+    # What the run did before its branch was held back is still summed up: 8 read, 7 accepted, 1 quarantined.
+    (orders_quarantined,) = [row for row in failed.stdout.splitlines() if row.startswith("quarantined ")]
+    assert orders_quarantined.split()[-1] == "1", failed.stdout
+    assert any(re.fullmatch(r"accepted +\d+ +7", row) for row in failed.stdout.splitlines()), failed.stdout
     (line,) = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     found = re.match(r"error: audit failed on branch (\S+): ", line)
     assert found is not None
