@@ -314,6 +314,24 @@ def test_the_quick_path_gives_the_typed_values_of_the_rules() -> None:
     assert with_unknown == (values, ["channel", "note"])
 
 
+def test_a_json_text_field_is_held_to_its_constraints_as_the_rules_hold_it() -> None:
+    short = Dataset(
+        name="short",
+        comment="A JSON-text field with a constraint",
+        source=Source(path="/v1/short"),
+        fields=(
+            Field("id", "INT", "Key"),
+            Field("payload", "STRING", "JSON", required=False, json=True, constraints=(Length(maximum=5),)),
+        ),
+        keys=("id",),
+        version="id",
+    )
+    lines = ['{"id":1,"payload":[1,2]}', '{"id":2,"payload":[1,2,3]}', '{"id":3,"payload":null}']
+    assert_quick_equals_rules(lines, short)
+    assert [row["reason"] for row in checked(lines, short, quick=True)] == [None, "invalid_payload", None]
+    assert quickly_decided(lines, short) == 2
+
+
 def test_without_msgspec_every_record_takes_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = sample_order_lines(20)
     with_quick = checked(lines, ORDERS, quick=True)

@@ -448,7 +448,8 @@ def plan_gold_audit(
                 return AuditResult(audit.name, table, 0, f"<= {bound}%", True, "%", "no published rows yet")
             drop = max(0.0, 100.0 * (rows_before - rows_after) / rows_before)
             detail = f"{rows_before} -> {rows_after} rows"
-            return AuditResult(audit.name, table, round(drop, 2), f"<= {bound}%", drop <= bound, "%", detail)
+            shown = shown_percent(drop, bound)
+            return AuditResult(audit.name, table, shown, f"<= {bound}%", drop <= bound, "%", detail)
 
         return row_count_drop
     raise TypeError(f"gold.{name}: {type(audit).__name__} is not an audit of a Gold table")

@@ -193,7 +193,14 @@ def _reader(field: Field) -> Step | None:
     parse, store = field_typing(field)
     finish = _composed(*(c.checker() for c in field.constraints), *(() if store is same else (store,)))
     if field.json:
-        return _compact_text
+        if finish is None:
+            return _compact_text
+
+        def read_json_text(raw: Any) -> Any:  # the text, then the field's constraints on it, as the rules do
+            text = _compact_text(raw)
+            return None if text is None else finish(text)
+
+        return read_json_text
     if kind in ("STRING", "BOOLEAN"):
         return finish  # type-checked by msgspec
     if kind == "TIMESTAMP":
