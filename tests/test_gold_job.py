@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from datasets.gold.customer_summary import MODEL as CUSTOMER_SUMMARY
@@ -73,6 +73,13 @@ def databases(spark: SparkSession) -> tuple[str, str]:
     return silver_db, gold_db
 
 
+def assert_table_holds(spark: SparkSession, table: str, expected: DataFrame) -> None:
+    """The table holds the expected rows, in any order."""
+    assert_df_equality(
+        spark.table(table), expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True
+    )
+
+
 def test_builds_daily_sales_and_customer_summary(spark: SparkSession, databases: tuple[str, str]) -> None:
     silver_db, gold_db = databases
     summary = gold.run(spark, gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db]))
@@ -86,13 +93,7 @@ def test_builds_daily_sales_and_customer_summary(spark: SparkSession, databases:
         ],
         daily_schema,
     )
-    assert_df_equality(
-        spark.table(f"{gold_db}.daily_sales"),
-        expected_daily,
-        ignore_row_order=True,
-        ignore_nullable=True,
-        ignore_metadata=True,
-    )
+    assert_table_holds(spark, f"{gold_db}.daily_sales", expected_daily)
 
     customer_schema = ", ".join(f"{c.name} {c.type}" for c in GOLD_CUSTOMER_SUMMARY.columns)
     ts = datetime.fromisoformat
@@ -128,13 +129,7 @@ def test_builds_daily_sales_and_customer_summary(spark: SparkSession, databases:
         ],
         customer_schema,
     )
-    assert_df_equality(
-        spark.table(f"{gold_db}.customer_summary"),
-        expected_customers,
-        ignore_row_order=True,
-        ignore_nullable=True,
-        ignore_metadata=True,
-    )
+    assert_table_holds(spark, f"{gold_db}.customer_summary", expected_customers)
     by_country = {tuple(row) for row in spark.table(f"{gold_db}.sales_by_country").collect()}
     assert by_country == {
         ("DE", "EUR", 3, Decimal("16.50")),
@@ -275,11 +270,5 @@ def test_customer_summary_equals_every_order_joined_to_its_customer_then_grouped
 
     plain = spark.sql(EVERY_ORDER_JOINED_FIRST.format(silver=silver_db))
     expected = plain.select(*(F.col(c.name).cast(c.type) for c in GOLD_CUSTOMER_SUMMARY.columns))
-    assert_df_equality(
-        spark.table(f"{gold_db}.customer_summary"),
-        expected,
-        ignore_row_order=True,
-        ignore_nullable=True,
-        ignore_metadata=True,
-    )
+    assert_table_holds(spark, f"{gold_db}.customer_summary", expected)
     assert {row.customer_id for row in expected.collect()} == {"A", "B", "C"}
