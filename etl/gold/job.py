@@ -11,8 +11,7 @@ the whole table (kept rows plus recomputed ones), so readers see the old or the 
 An incremental run rebuilds in full a new table, a changed definition, a model without a key, and a table
 whose change cannot be read (a snapshot expired), and its summary says which and why. The tests hold the
 two equal after every batch (tests/test_gold_incremental.py). Full stays the default because it measured
-faster: the recompute still scans Silver, and reading the old row versions reads whole data files
-(docs/benchmarks.md, "Gold").
+faster: the recompute still runs each model's SQL over all of Silver (docs/benchmarks.md, "Gold").
 
 A model is rebuilt only when what it is built from changed: each rebuild's commit records (in its
 snapshot summary) the snapshot of every Silver table the model read and a fingerprint of its SQL and
@@ -41,7 +40,7 @@ from pyspark.sql import functions as F
 from etl import metrics, pipeline, registry
 from etl.catalog import table_identifier
 from etl.dataset import GoldModel
-from etl.gold.changes import ChangesUnavailable, changed_rows
+from etl.gold.changes import ChangedRows, ChangesUnavailable, changed_rows
 from etl.spark.branches import (
     create_branch,
     current_snapshot,
@@ -98,7 +97,7 @@ def parse_args(argv: Sequence[str]) -> GoldArguments:
         choices=("full", "incremental"),
         default="full",
         help="full (default): rebuild every row of a table whose Silver input changed; incremental: "
-        "recompute only the rows the change touched (3 to 5 times slower at 200k and 1M orders: "
+        "recompute only the rows the change touched (about 3 times slower at 200k to 3M orders: "
         "docs/benchmarks.md)",
     )
     parser.add_argument(pipeline.BRANCH, default=None, help="the run's branch (default: main)")
@@ -194,6 +193,7 @@ class SilverChanges:
     def __init__(self, spark: SparkSession, database: str, current: dict[str, str]) -> None:
         self.spark, self.database, self.current = spark, database, current
         self._read: dict[tuple[str, str], DataFrame] = {}
+        self._kept: list[ChangedRows] = []
 
     def since(self, dataset: str, snapshot: str) -> DataFrame:
         """Old and new versions of the dataset's rows changed after `snapshot` (raises ChangesUnavailable)."""
@@ -204,13 +204,16 @@ class SilverChanges:
             elif snapshot == "none":  # the table was empty then: every row is new
                 rows = self.spark.table(identifier)
             else:
-                rows = changed_rows(self.spark, identifier, snapshot, self.current[dataset]).cache()
+                keys = registry.dataset(dataset).keys
+                changed = changed_rows(self.spark, identifier, keys, snapshot, self.current[dataset])
+                self._kept.append(changed)
+                rows = changed.rows
             self._read[(dataset, snapshot)] = rows
         return self._read[(dataset, snapshot)]
 
     def release(self) -> None:
-        for rows in self._read.values():
-            rows.unpersist()
+        for changed in self._kept:
+            changed.unpersist()
 
 
 def plan_refresh(
