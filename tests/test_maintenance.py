@@ -108,7 +108,7 @@ def test_removes_files_no_snapshot_references_once_they_are_old_enough(
         for r in spark.sql(f"SELECT * FROM {orders}.orders.all_files").collect()
     }
 
-    policy = MaintenancePolicy(snapshot_retention=timedelta(days=1))
+    policy = MaintenancePolicy(snapshot_retention=timedelta(days=1), orphan_sweep_interval=timedelta(0))
     done = maintain(spark, orders, "orders", policy, compact=False)
 
     assert done == [f"removed 1 orphan files of {orders}.orders"]
@@ -135,21 +135,40 @@ def test_orphan_files_are_kept_as_long_as_the_snapshot_retention(spark: SparkSes
     assert not stray.exists()
 
 
+def test_a_table_the_job_created_is_first_swept_one_interval_later(spark: SparkSession, orders: str) -> None:
+    stray = location(spark, orders, "orders") / "data" / "stray.parquet"
+    stray.write_bytes(b"not referenced")
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).timestamp()
+    os.utime(stray, (three_days_ago, three_days_ago))
+    policy = MaintenancePolicy(snapshot_retention=timedelta(days=1), orphan_sweep_interval=timedelta(days=1))
+
+    # Its own files are all younger than a day, too young to be removed: listing them would find nothing.
+    with spark_jobs(spark) as jobs:
+        assert maintain(spark, orders, "orders", policy, compact=False) == []
+    assert jobs == []
+    assert stray.exists()
+
+    in_two_days = datetime.now(UTC) + timedelta(days=2)
+    done = maintain(spark, orders, "orders", policy, compact=False, now=in_two_days)
+    assert f"removed 1 orphan files of {orders}.orders" in done
+    assert not stray.exists()
+
+
 def test_orphan_files_are_looked_for_at_most_once_per_sweep_interval(
     spark: SparkSession, orders: str
 ) -> None:
     stray = location(spark, orders, "orders") / "data" / "stray.parquet"
     policy = MaintenancePolicy(snapshot_retention=timedelta(days=1), orphan_sweep_interval=timedelta(days=1))
-    maintain(spark, orders, "orders", policy, compact=False)  # the first sweep
+    first = datetime.now(UTC) + timedelta(days=2)  # a day after the table's creation
+    maintain(spark, orders, "orders", policy, compact=False, now=first)  # the first sweep
 
     stray.write_bytes(b"not referenced")
     three_days_ago = (datetime.now(UTC) - timedelta(days=3)).timestamp()
     os.utime(stray, (three_days_ago, three_days_ago))
-    assert maintain(spark, orders, "orders", policy, compact=False) == []
+    assert maintain(spark, orders, "orders", policy, compact=False, now=first + timedelta(hours=12)) == []
     assert stray.exists()  # swept less than a day ago: not listed again
 
-    in_two_days = datetime.now(UTC) + timedelta(days=2)
-    done = maintain(spark, orders, "orders", policy, compact=False, now=in_two_days)
+    done = maintain(spark, orders, "orders", policy, compact=False, now=first + timedelta(days=2))
     assert f"removed 1 orphan files of {orders}.orders" in done
     assert not stray.exists()
 

@@ -10,7 +10,7 @@ every run). Without maintenance reads slow down and storage grows with each run,
   that died before its commit, or by a commit that lost a race) are deleted once they are older than the
   snapshot retention, and never younger than a day: a younger file may belong to a commit in progress.
   This lists the whole table location, so it runs at most once per `orphan_sweep_interval` per table (the
-  time of the last sweep is a table property).
+  time of the last sweep is a table property, set to the creation time when the job creates the table).
 Each table also keeps at most `etl.tables.METADATA_VERSIONS_KEPT` old metadata files (table properties).
 Whether a step is due is read from the table's metadata on the driver (snapshot summaries, snapshot times,
 properties): a run that has nothing to maintain costs no Spark job and no commit.
@@ -76,10 +76,18 @@ def maintain(
     return done
 
 
+def swept_at_creation() -> dict[str, str]:
+    """The properties of a table about to be created: its first orphan sweep is due one interval later.
+    No file of a table that new is old enough to be removed (ORPHAN_MIN_AGE), so sweeping it on its first
+    run would list its location for nothing (every table of a first run, about 0.3 s each)."""
+    return {ORPHANS_REMOVED_AT: format_rfc3339(utc_now())}
+
+
 def orphan_sweep_due(
     spark: SparkSession, database: str, table: str, interval: timedelta, now: datetime
 ) -> bool:
-    """True when the table's orphan files were never removed, or longer than `interval` ago."""
+    """True when the table's orphan files were removed (or, for a table created with `swept_at_creation`,
+    the table created) longer than `interval` ago, or never."""
     last = iceberg_table(spark, table_identifier(database, table)).properties().get(ORPHANS_REMOVED_AT)
     swept = parse_rfc3339(str(last)) if last is not None else None
     return swept is None or swept <= now - interval

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql.types import DataType, DecimalType, DoubleType, FloatType, IntegerType, LongType, StructType
 
 from etl.catalog import CATALOG, table_identifier
+from etl.spark.maintenance import swept_at_creation
 from etl.tables import STORAGE_PROPERTIES, WAP_PROPERTIES, TableDefinition, quote_sql
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def reconcile_tables(
     for table in pending:
         identifier = table_identifier(database, table.name)
         if identifier not in plans:
-            spark.sql(table.create_sql(identifier, property_overrides))
+            spark.sql(table.create_sql(identifier, {**swept_at_creation(), **(property_overrides or {})}))
         for change in plans.get(identifier, []):
             spark.sql(str(change.sql))
             applied.append(f"{identifier}: column {change.column} {change.description}")
