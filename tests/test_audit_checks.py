@@ -24,6 +24,43 @@ def test_thresholds_travel_as_job_arguments_and_back() -> None:
     assert set(pipeline.AUDIT.settings) >= set(AuditThresholds().arguments())
 
 
+def test_the_audit_job_started_by_hand_drops_a_branch_instead_of_auditing_one() -> None:
+    databases = ["--silver-database", "s", "--gold-database", "g", "--publish-anyway", "false"]
+    dropping = parse_args([*databases, "--drop-branch", "run-2"])
+    assert (dropping.branch, dropping.drop_branch, dropping.even_if_waiting) == ("run-2", True, False)
+    forced = parse_args([*databases, "--drop-branch", "run-2", "--even-if-waiting", "true"])
+    assert (forced.branch, forced.drop_branch, forced.even_if_waiting) == ("run-2", True, True)
+    auditing = parse_args([*databases, "--branch", "run-2"])
+    assert (auditing.drop_branch, auditing.even_if_waiting) == (False, False)
+    with pytest.raises(BadBranchName):
+        parse_args([*databases, "--drop-branch", "main"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ([], "one of the arguments --branch --drop-branch is required"),
+        (["--branch", "run-1", "--drop-branch", "run-1"], "not allowed with argument"),
+        (
+            ["--branch", "run-1", "--even-if-waiting", "true"],
+            "--even-if-waiting true goes with --drop-branch RUN",
+        ),
+        (["--drop-branch", "run-1", "--even-if-waiting", "yes"], "invalid choice: 'yes'"),
+        (
+            ["--drop-branch", "run-1", "--publish-anyway", "true"],
+            "--drop-branch drops a branch and --publish-anyway true publishes one",
+        ),
+    ],
+)
+def test_the_audit_job_refuses_arguments_that_ask_two_things_or_nothing_in_one_line(
+    arguments: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--silver-database", "s", "--gold-database", "g", *arguments])
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert message.startswith("audit: error: ") and error in message
+
+
 def test_a_quarantine_threshold_keeps_its_decimals_in_the_suggested_options_and_a_whole_one_has_none() -> (
     None
 ):

@@ -21,15 +21,16 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from etl import registry
+from etl.audit import job as audit_job
 from etl.audit.checks import AuditThresholds
 from etl.audit.job import AuditFailed, AuditSummary, measure
+from etl.audit.kept_branches import BranchWaiting, kept_branches, moved_on
 from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.catalog import CATALOG, table_identifier
 from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch, publish
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
 from etl.timestamps import utc_now
-from local.audits import BranchWaiting, drop_branch, kept_branches, moved_on
 from local.cli import _parser
 from local.report import run_summary
 from local.runner import LocalLayout, LocalRunner, PipelineRun
@@ -453,8 +454,8 @@ def test_a_quarantine_threshold_with_decimals_is_compared_and_reported_with_them
     assert sorted(row[0] for row in lakehouse.main_rows("silver.orders")) == list(range(1, 8))
 
 
-def test_drop_branch_drops_an_out_of_date_branch_everywhere_and_a_waiting_one_only_when_asked(
-    lakehouse: Lakehouse,
+def test_the_audit_job_drops_an_out_of_date_branch_everywhere_and_a_waiting_one_only_when_asked(
+    lakehouse: Lakehouse, capsys: pytest.CaptureFixture[str]
 ) -> None:
     databases = (lakehouse.spark, lakehouse.layout.silver_database, lakehouse.layout.gold_database)
     lakehouse.run([GOOD], run_id="run-1")
@@ -475,14 +476,32 @@ def test_drop_branch_drops_an_out_of_date_branch_everywhere_and_a_waiting_one_on
     def holding(branch: str) -> list[str]:
         return [name for name in every_table if branch in lakehouse.heads(name)]
 
-    assert len(holding("run-2")) > 1 and moved_on(*databases, "run-2")
-    expected = sorted(f"{CATALOG}.{lakehouse.table(name)}" for name in holding("run-2"))
+    def main_heads() -> dict[str, int | None]:
+        return {name: lakehouse.heads(name).get(MAIN) for name in every_table}
 
-    assert sorted(drop_branch(*databases, "run-2")) == expected
+    # The job as Glue starts it by hand: the job's default arguments, Glue's own, and the run's.
+    job = [
+        *("--silver-database", lakehouse.layout.silver_database),
+        *("--gold-database", lakehouse.layout.gold_database),
+        *("--publish-anyway", "false", "--JOB_NAME", "lakehouse-dev-audit"),
+        *(part for item in AuditThresholds().arguments().items() for part in item),
+    ]
+    assert len(holding("run-2")) > 1 and moved_on(*databases, "run-2")
+    expected = sorted(lakehouse.table(name) for name in holding("run-2"))
+    published = main_heads()
+    capsys.readouterr()  # what the runs printed
+
+    audit_job.main([*job, "--drop-branch", "run-2"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"Dropped branch run-2 from {len(expected)} tables: ")
+    assert sorted(line.split(": ", 1)[1].split(", ")) == expected
     assert holding("run-2") == []
     assert kept_branches(*databases) == ["run-3", "run-5"]
-    with pytest.raises(BranchWaiting, match=r"branch run-5 is still waiting .*add --even-if-waiting$"):
-        drop_branch(*databases, "run-5")
+    assert main_heads() == published  # dropped, and nothing else: no table's main moved
+    waiting = r"^branch run-5 is still waiting .* add \"--even-if-waiting\": \"true\" to the job run's"
+    with pytest.raises(BranchWaiting, match=waiting):
+        audit_job.main([*job, "--drop-branch", "run-5"])
     assert kept_branches(*databases) == ["run-3", "run-5"]
-    assert drop_branch(*databases, "run-5", even_if_waiting=True)
+    audit_job.main([*job, "--drop-branch", "run-5", "--even-if-waiting", "true"])
     assert kept_branches(*databases) == ["run-3"]
+    assert main_heads() == published

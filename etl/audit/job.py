@@ -11,6 +11,11 @@ a new branch from `main` and merges again the Bronze runs `main`'s ledger does n
 the cause is fixed (the source repaired, `lakehouse bronze repair`, a threshold changed) publishes them.
 Maintenance runs here, after publishing: a commit to `main` while a branch is open would stop `main` from
 being the branch's ancestor, and the fast-forward would fail.
+
+    main --drop-branch RUN [--even-if-waiting true] -> drop the run's kept branch from every table, only
+
+In AWS, where no `lakehouse audits` runs, an operator starts the job by hand with `--branch RUN
+--publish-anyway true` or `--drop-branch RUN` (README: When an audit fails in AWS).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl import metrics, pipeline, registry
+from etl.audit import kept_branches
 from etl.audit.checks import (
     Audit,
     AuditResult,
@@ -59,14 +65,22 @@ from etl.timestamps import utc_now
 logger = logging.getLogger(__name__)
 
 
+# Arguments of an Audit job started by hand, not by the pipeline: drop a kept branch instead of auditing one;
+# "true" also drops one still waiting to be published.
+DROP_BRANCH = "--drop-branch"
+EVEN_IF_WAITING = "--even-if-waiting"
+
+
 @dataclass(frozen=True)
 class AuditArguments:
     silver_database: str
     gold_database: str
-    branch: str
+    branch: str  # the run's branch: to audit and publish, or to drop (drop_branch)
     thresholds: AuditThresholds = field(default_factory=AuditThresholds)
     publish_anyway: bool = False
     maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
+    drop_branch: bool = False
+    even_if_waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,23 +130,42 @@ def parse_args(argv: Sequence[str]) -> AuditArguments:
     parser = argparse.ArgumentParser(prog="audit", description=__doc__, allow_abbrev=False)
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
     parser.add_argument(pipeline.GOLD_DATABASE, required=True)
-    parser.add_argument(pipeline.BRANCH, required=True, help="the run's branch")
+    chosen = parser.add_mutually_exclusive_group(required=True)
+    chosen.add_argument(pipeline.BRANCH, help="the run's branch: audit it, then publish it")
+    chosen.add_argument(
+        DROP_BRANCH, metavar="RUN", help="drop the run's kept branch from every table, and do nothing else"
+    )
     parser.add_argument(pipeline.PUBLISH_ANYWAY, choices=("true", "false"), default="false")
+    parser.add_argument(EVEN_IF_WAITING, choices=("true", "false"), default="false")
     AuditThresholds.add_arguments(parser)
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
+    dropping, even_if_waiting = args.drop_branch is not None, args.even_if_waiting == "true"
+    if even_if_waiting and not dropping:
+        parser.error(f"{EVEN_IF_WAITING} true goes with {DROP_BRANCH} RUN")
+    if dropping and args.publish_anyway == "true":
+        parser.error(
+            f"{DROP_BRANCH} drops a branch and {pipeline.PUBLISH_ANYWAY} true publishes one: give one "
+            f"of them ({pipeline.BRANCH} RUN with {pipeline.PUBLISH_ANYWAY} true)"
+        )
     return AuditArguments(
         args.silver_database,
         args.gold_database,
-        require_branch_name(args.branch),
+        require_branch_name(args.drop_branch if dropping else args.branch),
         AuditThresholds.from_arguments(args),
         args.publish_anyway == "true",
         maintenance_policy(args),
+        drop_branch=dropping,
+        even_if_waiting=even_if_waiting,
     )
 
 
 def main(argv: Sequence[str]) -> None:
     args = parse_args(argv)
+    if args.drop_branch:
+        # Not a pipeline run: no Audit metrics (the step's alarms watch the pipeline's runs).
+        print(drop_branch(glue_session("lakehouse-audit"), args), flush=True)
+        return
     with metrics.published_run(metrics.namespace_argument(argv), pipeline.AUDIT.name) as published:
         try:
             summary = run(glue_session("lakehouse-audit"), args)
@@ -140,6 +173,21 @@ def main(argv: Sequence[str]) -> None:
             published.counts.update(run_metrics(failure.results))
             raise
         published.counts.update(run_metrics(summary.results))
+
+
+def drop_branch(spark: SparkSession, args: AuditArguments) -> str:
+    """Drop the run's kept branch from every Silver and Gold table, as `lakehouse audits --drop-branch`
+    does; the line saying where from."""
+    dropped = kept_branches.drop_branch(
+        spark,
+        args.silver_database,
+        args.gold_database,
+        args.branch,
+        args.even_if_waiting,
+        inspect="the error of its failed Audit job run (in the alert, and the job's error log)",
+        force=f'"{EVEN_IF_WAITING}": "true" to the job run\'s arguments',
+    )
+    return kept_branches.dropped_line(args.branch, dropped)
 
 
 def run_metrics(results: Sequence[AuditResult]) -> dict[str, float]:
@@ -151,6 +199,8 @@ def run_metrics(results: Sequence[AuditResult]) -> dict[str, float]:
 
 
 def run(spark: SparkSession, args: AuditArguments) -> AuditSummary:
+    if args.drop_branch:  # publishing the branch asked to be dropped would be the opposite of the ask
+        raise ValueError(f"{DROP_BRANCH} {args.branch}: drop it with drop_branch, not run")
     results = measure(spark, args.silver_database, args.gold_database, args.branch, args.thresholds)
     failed = [result for result in results if not result.passed]
     if failed and not args.publish_anyway:
