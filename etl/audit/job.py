@@ -21,6 +21,7 @@ In AWS, where no `lakehouse audits` runs, an operator starts the job by hand wit
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from pyspark.sql import functions as F
 from etl import metrics, pipeline, registry
 from etl.audit import kept_branches
 from etl.audit.checks import (
+    SWITCHED_OFF,
     Audit,
     AuditResult,
     AuditThresholds,
@@ -96,8 +98,8 @@ class AuditSummary:
         return tuple(result for result in self.results if not result.passed)
 
 
-# The detail of an audit of a table the run kept as published: passed, but not measured again.
-UNCHANGED_SINCE_PUBLISHED = "not measured: unchanged since published"
+# Why an audit of a table the run kept as published is not measured again (AuditResult.not_measured).
+UNCHANGED_SINCE_PUBLISHED = "unchanged since published"
 
 
 class AuditFailed(RuntimeError):
@@ -110,20 +112,40 @@ class AuditFailed(RuntimeError):
         data_dir: str = "",
         source: str = "",
         thresholds: str = "",
+        *,
+        in_aws: bool = False,
     ) -> None:
         """`data_dir`, `source` and `thresholds`: the options (" --data-dir DIR", " --source-url URL",
-        " --audit-... N" where not the default) the suggested commands need to act on the same data and
-        source, and to measure as the run did; none in AWS."""
+        " --audit-... N" where not the default) the suggested `lakehouse` commands need to act on the same
+        data and source, and to measure as the run did. `in_aws`: suggest the Audit job started by hand
+        instead (`aws_advice`)."""
         self.branch = branch
         self.results = tuple(results)
         failed = [result for result in results if not result.passed]
+        advice = (
+            aws_advice(branch)
+            if in_aws
+            else f"inspect it with `lakehouse audits --branch {branch}{data_dir}{thresholds}`, fix the cause "
+            f"and run again, or publish anyway with `lakehouse run --publish-anyway{data_dir}{source}"
+            f"{thresholds}` (a new run: it also ingests what the source has new since this one, and "
+            "publishes it with the rest)"
+        )
         super().__init__(
             f"audit failed on branch {branch}: {'; '.join(result.line() for result in failed)}. main is "
-            f"unchanged and the branch is kept: inspect it with `lakehouse audits --branch {branch}"
-            f"{data_dir}{thresholds}`, fix the cause and run again, or publish anyway with `lakehouse run "
-            f"--publish-anyway{data_dir}{source}{thresholds}` (a new run: it also ingests what the source "
-            "has new since this one, and publishes it with the rest)"
+            f"unchanged and the branch is kept: {advice}"
         )
+
+
+def aws_advice(branch: str) -> str:
+    """What a failed audit suggests in AWS, where no `lakehouse` command runs: the Audit job started by
+    hand, with the arguments that publish the branch anyway or drop it."""
+    publish = json.dumps({pipeline.BRANCH: branch, pipeline.PUBLISH_ANYWAY: "true"})
+    drop = json.dumps({DROP_BRANCH: branch, EVEN_IF_WAITING: "true"})
+    return (
+        "fix the cause and start a new execution, or start the stack's Audit job by hand with the arguments "
+        f"{publish} to publish the branch as it is, or {drop} to drop it (README: When an audit fails in "
+        "AWS)"
+    )
 
 
 def parse_args(argv: Sequence[str]) -> AuditArguments:
@@ -171,7 +193,7 @@ def main(argv: Sequence[str]) -> None:
             summary = run(glue_session("lakehouse-audit"), args)
         except AuditFailed as failure:
             published.counts.update(run_metrics(failure.results))
-            raise
+            raise AuditFailed(failure.branch, failure.results, in_aws=True) from None
         published.counts.update(run_metrics(summary.results))
 
 
@@ -191,10 +213,15 @@ def drop_branch(spark: SparkSession, args: AuditArguments) -> str:
 
 
 def run_metrics(results: Sequence[AuditResult]) -> dict[str, float]:
-    """The audits' measured values, and how many failed."""
+    """The audits' measured values (none for an audit not measured: a 0 would read as measured), and how
+    many failed."""
     return {
         metrics.AUDITS_FAILED: sum(1 for result in results if not result.passed),
-        **{metrics.audit_result(result.audit, result.table): result.value for result in results},
+        **{
+            metrics.audit_result(result.audit, result.table): result.value
+            for result in results
+            if not result.not_measured
+        },
     }
 
 
@@ -399,7 +426,7 @@ def plan_dataset_audit(
     if isinstance(audit, Freshness):
         bound_hours = thresholds.max_staleness_hours
         if bound_hours == 0:
-            return lambda: AuditResult(audit.name, table, 0, "off (0 h)", True, detail="not checked")
+            return lambda: AuditResult(audit.name, table, 0, "off (0 h)", True, not_measured=SWITCHED_OFF)
         column = audit.column or dataset.version
         source, rows = versions.read(table_identifier(database, dataset.name), versions.branch)
         newest = measurements.ask(source, rows, F.max(column))
@@ -463,7 +490,7 @@ def plan_gold_audit(
     if versions.snapshot(identifier, branch) == versions.heads(identifier).get(MAIN):
         # The run kept the table as published (the Gold job rebuilds it whenever a Silver table it reads
         # changed): it was audited when it was published, and measuring it again costs a scan.
-        return lambda: AuditResult(audit.name, table, 0, "-", True, detail=UNCHANGED_SINCE_PUBLISHED)
+        return lambda: AuditResult(audit.name, table, 0, "-", True, not_measured=UNCHANGED_SINCE_PUBLISHED)
     source, rows = versions.read(identifier, branch)
     if isinstance(audit, NoNullKeys):
         any_null = " OR ".join(f"{column} IS NULL" for column in audit.columns)
