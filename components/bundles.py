@@ -26,7 +26,7 @@ REQUIREMENTS_FILE = PROJECT_ROOT / "requirements.txt"
 SHIPPED_PACKAGES = ("etl", "datasets")
 # The Spark side of the engine: the Glue jobs run it, the function never imports it.
 # (The Audit job is Spark; the audits it checks, etl/audit/checks.py, are plain declarations.)
-SPARK_PACKAGES = ("etl/silver", "etl/gold", "etl/spark", "etl/audit/job.py")
+SPARK_PACKAGES = ("etl/silver", "etl/gold", "etl/spark", "etl/audit/job.py", "etl/audit/kept_branches.py")
 
 # What the ingestion imports besides the standard library, `etl` and the Lambda runtime's boto3.
 LAMBDA_DEPENDENCIES = ("requests", "aws-lambda-powertools")

@@ -88,13 +88,13 @@ def _user_situations() -> tuple[type[Exception], ...]:
     """The errors that are the user's situation, not a fault of the program: their one line says what to
     do, and a trace would add nothing. Imported here, once an error happened: most pull in Spark."""
     from etl.audit.job import AuditFailed
+    from etl.audit.kept_branches import BranchWaiting, NoSuchBranch
     from etl.bronze.settings import SettingsError
     from etl.bronze.source import SourceError
     from etl.registry import UnknownDataset
     from etl.silver.job import BronzeGap, DamagedBronzeObject, SilverTableMissing
     from etl.spark.branches import BadBranchName
     from etl.spark.schema_evolution import SchemaChangeRefused
-    from local.audits import BranchWaiting, NoSuchBranch
     from local.query import NotOneStatement, WriteRefused
     from local.rebuild import RebuildRefused
     from local.repair import RepairRefused
@@ -220,7 +220,7 @@ def query_command(args: argparse.Namespace) -> int:
 
 def audits_command(args: argparse.Namespace) -> int:
     from etl.audit.job import measure
-    from local.audits import NoSuchBranch, kept_branches, moved_on
+    from etl.audit.kept_branches import NoSuchBranch, kept_branches, moved_on
     from local.report import audit_table
     from local.runner import LocalLayout
     from local.session import build_session
@@ -270,8 +270,7 @@ def audits_command(args: argparse.Namespace) -> int:
 
 
 def _drop_branch(args: argparse.Namespace, layout: LocalLayout) -> int:
-    from etl.catalog import CATALOG
-    from local.audits import drop_branch
+    from etl.audit.kept_branches import drop_branch, dropped_line
     from local.run_lock import hold_data_dir
     from local.session import build_session
 
@@ -283,13 +282,11 @@ def _drop_branch(args: argparse.Namespace, layout: LocalLayout) -> int:
             layout.gold_database,
             args.drop_branch,
             even_if_waiting=args.even_if_waiting,
-            data_dir=_data_dir_option(args),
+            inspect=f"`lakehouse audits --branch {args.drop_branch}{_data_dir_option(args)}`, with the "
+            "`--audit-*` options its run had,",
+            force="--even-if-waiting",
         )
-    tables = [identifier.removeprefix(f"{CATALOG}.") for identifier in dropped]
-    print(
-        f"Dropped branch {args.drop_branch} from {len(tables)} table{'' if len(tables) == 1 else 's'}: "
-        f"{', '.join(tables)}"
-    )
+    print(dropped_line(args.drop_branch, dropped))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ from typing import Any
 from pyspark.sql import Row
 
 from etl.audit.checks import AuditResult
-from etl.audit.job import UNCHANGED_SINCE_PUBLISHED, AuditSummary
+from etl.audit.job import AuditSummary
 from etl.gold.job import GoldSummary
 from etl.silver.job import SilverSummary
 from etl.timestamps import format_rfc3339
@@ -94,7 +95,7 @@ def audit_table(results: Sequence[AuditResult]) -> str:
                 r.table,
                 r.measured,
                 r.threshold,
-                "passed" if r.passed else "FAILED",
+                r.verdict,
             ]
             for r in results
         ],
@@ -161,11 +162,14 @@ def _describe(result: Any) -> str:
             done.append(f"kept {kept}: the Silver tables they read are unchanged")
         return "; ".join([*result.schema_changes, *done, *result.maintenance])
     if isinstance(result, AuditSummary):
-        unmeasured = sum(1 for r in result.results if r.detail == UNCHANGED_SINCE_PUBLISHED)
-        passed = len(result.results) - len(result.failed) - unmeasured
-        verdict = f"{passed} of {len(result.results) - unmeasured} audits passed"
-        if unmeasured:
-            verdict += f" ({unmeasured} not measured: tables unchanged)"
+        unmeasured = Counter(r.not_measured for r in result.results if r.not_measured)
+        measured = len(result.results) - unmeasured.total()
+        verdict = f"{measured - len(result.failed)} of {measured} audits passed"
+        if len(unmeasured) == 1:
+            verdict += f" ({unmeasured.total()} not measured: {next(iter(unmeasured))})"
+        elif unmeasured:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in unmeasured.items())
+            verdict += f" ({unmeasured.total()} not measured: {reasons})"
         if result.failed:
             failed = ", ".join(f"{r.audit} on {r.table}" for r in result.failed)
             verdict += f", published anyway (--publish-anyway): {failed}"

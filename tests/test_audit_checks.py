@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from etl import metrics, pipeline, registry
-from etl.audit.checks import DATASET_AUDITS, AuditResult, AuditThresholds, shown_percent
-from etl.audit.job import AuditFailed, parse_args, run_metrics
+from etl.audit.checks import DATASET_AUDITS, SWITCHED_OFF, AuditResult, AuditThresholds, shown_percent
+from etl.audit.job import DROP_BRANCH, EVEN_IF_WAITING, AuditArguments, AuditFailed, parse_args, run_metrics
 from etl.spark.branches import BadBranchName, require_branch_name
+from local.report import audit_table
 
 
 def test_thresholds_travel_as_job_arguments_and_back() -> None:
@@ -22,6 +25,85 @@ def test_thresholds_travel_as_job_arguments_and_back() -> None:
     assert parse_args([*argv, "--publish-anyway", "true"]).publish_anyway is True
     # The Audit step's settings are exactly what the job reads.
     assert set(pipeline.AUDIT.settings) >= set(AuditThresholds().arguments())
+
+
+def test_the_audit_job_started_by_hand_drops_a_branch_instead_of_auditing_one() -> None:
+    databases = ["--silver-database", "s", "--gold-database", "g", "--publish-anyway", "false"]
+    dropping = parse_args([*databases, "--drop-branch", "run-2"])
+    assert (dropping.branch, dropping.drop_branch, dropping.even_if_waiting) == ("run-2", True, False)
+    forced = parse_args([*databases, "--drop-branch", "run-2", "--even-if-waiting", "true"])
+    assert (forced.branch, forced.drop_branch, forced.even_if_waiting) == ("run-2", True, True)
+    auditing = parse_args([*databases, "--branch", "run-2"])
+    assert (auditing.drop_branch, auditing.even_if_waiting) == (False, False)
+    with pytest.raises(BadBranchName):
+        parse_args([*databases, "--drop-branch", "main"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ([], "one of the arguments --branch --drop-branch is required"),
+        (["--branch", "run-1", "--drop-branch", "run-1"], "not allowed with argument"),
+        (
+            ["--branch", "run-1", "--even-if-waiting", "true"],
+            "--even-if-waiting true goes with --drop-branch RUN",
+        ),
+        (["--drop-branch", "run-1", "--even-if-waiting", "yes"], "invalid choice: 'yes'"),
+        (
+            ["--drop-branch", "run-1", "--publish-anyway", "true"],
+            "--drop-branch drops a branch and --publish-anyway true publishes one",
+        ),
+    ],
+)
+def test_the_audit_job_refuses_arguments_that_ask_two_things_or_nothing_in_one_line(
+    arguments: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--silver-database", "s", "--gold-database", "g", *arguments])
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert message.startswith("audit: error: ") and error in message
+
+
+# The Audit job's default arguments, as the stack sets them (tests/infra/test_glue_jobs.py checks the stack).
+JOB_DEFAULTS = [
+    *("--silver-database", "lakehouse_dev_silver", "--gold-database", "lakehouse_dev_gold"),
+    *("--publish-anyway", "false", "--JOB_NAME", "lakehouse-dev-audit"),
+    *(part for item in AuditThresholds().arguments().items() for part in item),
+]
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def job_run(arguments: dict[str, str], run_id: str = "20261127T081623Z-f066f73c") -> AuditArguments:
+    """The Audit job as `aws glue start-job-run --arguments` starts it: the run's arguments over the job's
+    defaults (Glue passes both as `--name value`), `<run id>` filled in."""
+    given = {name: value.replace("<run id>", run_id) for name, value in arguments.items()}
+    return parse_args([*JOB_DEFAULTS, *(part for item in given.items() for part in item)])
+
+
+def test_the_readme_starts_the_audit_job_in_aws_with_arguments_it_parses() -> None:
+    section = README.read_text(encoding="utf-8").split("### When an audit fails in AWS\n", 1)[1]
+    section = section.split("\n### ", 1)[0]
+    started = [json.loads(found) for found in re.findall(r"--arguments '(\{.*?\})'", section)]
+    publish, drop = (job_run(arguments) for arguments in started)
+    assert (publish.branch, publish.publish_anyway, publish.drop_branch) == (
+        "20261127T081623Z-f066f73c",
+        True,
+        False,
+    )
+    assert (drop.branch, drop.drop_branch, drop.even_if_waiting) == ("20261127T081623Z-f066f73c", True, True)
+    # Every argument the README names is one the job reads (parse_known_args would skip a misspelt one).
+    known = {pipeline.BRANCH, pipeline.PUBLISH_ANYWAY, DROP_BRANCH, EVEN_IF_WAITING}
+    assert {name for arguments in started for name in arguments} <= known
+    assert re.findall(r'jobNames --json .*\["(\w+)"\]', section) == [pipeline.AUDIT.name]
+
+
+def test_a_failed_audit_in_aws_suggests_the_audit_job_arguments_that_publish_or_drop_the_branch() -> None:
+    message = str(AuditFailed("run-2", [FAILED], in_aws=True))
+    assert "\n" not in message and "lakehouse" not in message  # no local command
+    assert message.startswith("audit failed on branch run-2: quarantine_rate on silver.orders FAILED: ")
+    publish, drop = (job_run(json.loads(found)) for found in re.findall(r"\{.*?\}", message))
+    assert (publish.branch, publish.publish_anyway, publish.drop_branch) == ("run-2", True, False)
+    assert (drop.branch, drop.drop_branch, drop.even_if_waiting) == ("run-2", True, True)
 
 
 def test_a_quarantine_threshold_keeps_its_decimals_in_the_suggested_options_and_a_whole_one_has_none() -> (
@@ -119,6 +201,33 @@ def test_audit_results_are_published_as_emf_metrics_of_the_audit_step() -> None:
     assert document["Audit.no_null_keys.gold.daily_sales"] == 0
     names = {m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {metrics.AUDITS_FAILED, "Audit.quarantine_rate.silver.orders"} <= names
+
+
+# Freshness as the default thresholds leave it (max_staleness_hours 0).
+SWITCHED_OFF_FRESHNESS = AuditResult(
+    "freshness", "silver.orders", 0, "off (0 h)", True, not_measured=SWITCHED_OFF
+)
+
+
+def test_a_switched_off_audit_shows_as_not_measured_never_as_passed() -> None:
+    off = SWITCHED_OFF_FRESHNESS
+    assert (off.verdict, off.measured) == ("not measured", "switched off")
+    assert off.line() == "freshness on silver.orders not measured: switched off, threshold off (0 h)"
+    header, _, *rows = audit_table([PASSED, off]).splitlines()
+    assert [row.rsplit("  ", 1)[1].strip() for row in rows] == ["passed", "not measured"]
+    assert rows[1].split()[:4] == ["freshness", "silver.orders", "switched", "off"]
+    assert header.split()[-1] == "result"
+    with pytest.raises(ValueError, match="an audit not measured cannot fail"):
+        AuditResult("freshness", "silver.orders", 0, "off (0 h)", False, not_measured=SWITCHED_OFF)
+
+
+def test_an_audit_not_measured_publishes_no_value_that_would_read_as_measured() -> None:
+    counts = run_metrics([FAILED, PASSED, SWITCHED_OFF_FRESHNESS])
+    assert counts == {
+        metrics.AUDITS_FAILED: 1,
+        "Audit.quarantine_rate.silver.orders": 80.0,
+        "Audit.no_null_keys.gold.daily_sales": 0,
+    }
 
 
 @pytest.mark.parametrize(

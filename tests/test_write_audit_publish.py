@@ -21,15 +21,16 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from etl import registry
-from etl.audit.checks import AuditThresholds
+from etl.audit import job as audit_job
+from etl.audit.checks import SWITCHED_OFF, AuditThresholds, Freshness
 from etl.audit.job import AuditFailed, AuditSummary, measure
+from etl.audit.kept_branches import BranchWaiting, kept_branches, moved_on
 from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.catalog import CATALOG, table_identifier
 from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch, publish
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
 from etl.timestamps import utc_now
-from local.audits import BranchWaiting, drop_branch, kept_branches, moved_on
 from local.cli import _parser
 from local.report import run_summary
 from local.runner import LocalLayout, LocalRunner, PipelineRun
@@ -139,7 +140,10 @@ def test_a_bad_batch_never_reaches_main_and_a_good_one_does(lakehouse: Lakehouse
     assert all(set(lakehouse.heads(name)) <= {MAIN} for name in TABLES)  # the branch was dropped
     # No record was rejected: the quarantine was never written, so it has no branch nor any snapshot.
     assert lakehouse.heads("silver.orders_quarantine") == {}
-    assert "15 of 15 audits passed" in run_summary(good)
+    # Freshness is switched off by default (auditMaxStalenessHours 0): not measured, not counted as passed.
+    assert "13 of 13 audits passed (2 not measured: switched off);" in run_summary(good)
+    switched_off = sorted(r.table.split(".")[1] for r in audit.results if r.not_measured == SWITCHED_OFF)
+    assert switched_off == ["customers", "orders"]
     published = {name: lakehouse.main_rows(name) for name in TABLES}
     heads = {name: lakehouse.heads(name).get(MAIN) for name in TABLES}
 
@@ -265,7 +269,7 @@ def test_a_gold_table_the_run_kept_is_not_measured_again_and_one_it_rebuilt_is(l
     nothing_new = lakehouse.run([[]], run_id="run-2").result("Audit")
     kept = [r for r in nothing_new.results if r.table.startswith(lakehouse.layout.gold_database)]
     assert len(kept) == 9
-    assert all(r.passed and r.detail == "not measured: unchanged since published" for r in kept)
+    assert all(r.passed and r.not_measured == "unchanged since published" for r in kept)
 
     rebuilt = lakehouse.run([[order(21, amount=5.0)]], run_id="run-3").result("Audit")
     sums = [r for r in rebuilt.results if r.audit == "sum_matches_silver"]
@@ -316,7 +320,8 @@ def test_every_audit_of_a_branch_is_measured_in_one_spark_action(
     lakehouse.run([GOOD], run_id="run-1")
     with pytest.raises(AuditFailed) as failure:
         lakehouse.run([BAD], run_id="run-bad")  # every table written: every audit measured
-    assert not any(r.detail.startswith("not measured") for r in failure.value.results)
+    # (Freshness aside: the default thresholds switch it off.)
+    assert [r.audit for r in failure.value.results if r.not_measured] == ["freshness", "freshness"]
     actions: list[str] = []
     depth = [0]
 
@@ -411,17 +416,19 @@ def test_the_summary_counts_the_audits_of_tables_a_run_kept_as_not_measured(lake
 
     kept = run.result("Gold").up_to_date
     assert kept == ("daily_sales",)  # it reads only orders; the other models read customers too
-    not_measured = sum(len(model.audits) for model in registry.gold_models() if model.table.name in kept)
+    unchanged = sum(len(model.audits) for model in registry.gold_models() if model.table.name in kept)
+    # Freshness, switched off by the default thresholds, is not measured either.
+    switched_off = sum(isinstance(a, Freshness) for d in registry.datasets() for a in d.audits)
     declared = sum(len(d.audits) for d in registry.datasets()) + sum(
         len(m.audits) for m in registry.gold_models()
     )
     audit_line = next(line for line in run_summary(run).splitlines() if line.startswith("Audit "))
-    measured = declared - not_measured
+    measured = declared - unchanged - switched_off
     assert (
-        f"{measured} of {measured} audits passed ({not_measured} not measured: tables unchanged); "
-        "branch run-2 published on "
+        f"{measured} of {measured} audits passed ({unchanged + switched_off} not measured: "
+        f"{switched_off} switched off, {unchanged} unchanged since published); branch run-2 published on "
     ) in audit_line
-    assert not_measured == 3 and measured == 12
+    assert (unchanged, switched_off, measured) == (3, 2, 10)
 
 
 def test_a_quarantine_threshold_with_decimals_is_compared_and_reported_with_them(
@@ -453,8 +460,8 @@ def test_a_quarantine_threshold_with_decimals_is_compared_and_reported_with_them
     assert sorted(row[0] for row in lakehouse.main_rows("silver.orders")) == list(range(1, 8))
 
 
-def test_drop_branch_drops_an_out_of_date_branch_everywhere_and_a_waiting_one_only_when_asked(
-    lakehouse: Lakehouse,
+def test_the_audit_job_drops_an_out_of_date_branch_everywhere_and_a_waiting_one_only_when_asked(
+    lakehouse: Lakehouse, capsys: pytest.CaptureFixture[str]
 ) -> None:
     databases = (lakehouse.spark, lakehouse.layout.silver_database, lakehouse.layout.gold_database)
     lakehouse.run([GOOD], run_id="run-1")
@@ -475,14 +482,32 @@ def test_drop_branch_drops_an_out_of_date_branch_everywhere_and_a_waiting_one_on
     def holding(branch: str) -> list[str]:
         return [name for name in every_table if branch in lakehouse.heads(name)]
 
-    assert len(holding("run-2")) > 1 and moved_on(*databases, "run-2")
-    expected = sorted(f"{CATALOG}.{lakehouse.table(name)}" for name in holding("run-2"))
+    def main_heads() -> dict[str, int | None]:
+        return {name: lakehouse.heads(name).get(MAIN) for name in every_table}
 
-    assert sorted(drop_branch(*databases, "run-2")) == expected
+    # The job as Glue starts it by hand: the job's default arguments, Glue's own, and the run's.
+    job = [
+        *("--silver-database", lakehouse.layout.silver_database),
+        *("--gold-database", lakehouse.layout.gold_database),
+        *("--publish-anyway", "false", "--JOB_NAME", "lakehouse-dev-audit"),
+        *(part for item in AuditThresholds().arguments().items() for part in item),
+    ]
+    assert len(holding("run-2")) > 1 and moved_on(*databases, "run-2")
+    expected = sorted(lakehouse.table(name) for name in holding("run-2"))
+    published = main_heads()
+    capsys.readouterr()  # what the runs printed
+
+    audit_job.main([*job, "--drop-branch", "run-2"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"Dropped branch run-2 from {len(expected)} tables: ")
+    assert sorted(line.split(": ", 1)[1].split(", ")) == expected
     assert holding("run-2") == []
     assert kept_branches(*databases) == ["run-3", "run-5"]
-    with pytest.raises(BranchWaiting, match=r"branch run-5 is still waiting .*add --even-if-waiting$"):
-        drop_branch(*databases, "run-5")
+    assert main_heads() == published  # dropped, and nothing else: no table's main moved
+    waiting = r"^branch run-5 is still waiting .* add \"--even-if-waiting\": \"true\" to the job run's"
+    with pytest.raises(BranchWaiting, match=waiting):
+        audit_job.main([*job, "--drop-branch", "run-5"])
     assert kept_branches(*databases) == ["run-3", "run-5"]
-    assert drop_branch(*databases, "run-5", even_if_waiting=True)
+    audit_job.main([*job, "--drop-branch", "run-5", "--even-if-waiting", "true"])
     assert kept_branches(*databases) == ["run-3"]
+    assert main_heads() == published

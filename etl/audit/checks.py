@@ -184,6 +184,10 @@ class RowCountDrop(Audit):
 DATASET_AUDITS: tuple[Audit, ...] = (RecordsIngested(), QuarantineRate(), Freshness())
 
 
+# Why an audit was not measured (AuditResult.not_measured): its threshold switches it off.
+SWITCHED_OFF = "switched off"
+
+
 @dataclass(frozen=True)
 class AuditResult:
     """What one audit measured on the branch."""
@@ -195,16 +199,31 @@ class AuditResult:
     passed: bool
     unit: str = ""  # after the value: "%", " h", " rows"
     detail: str = ""  # what the value is made of, e.g. "12 of 240 records quarantined"
+    # Why the audit was not measured, e.g. SWITCHED_OFF; "" when it was. One not measured has no value
+    # and holds nothing back (`passed`); it is shown and counted apart, never as passed.
+    not_measured: str = ""
+
+    def __post_init__(self) -> None:
+        if self.not_measured and not self.passed:
+            raise ValueError(f"{self.audit} on {self.table}: an audit not measured cannot fail")
+
+    @property
+    def verdict(self) -> str:
+        """passed, FAILED or not measured."""
+        if self.not_measured:
+            return "not measured"
+        return "passed" if self.passed else "FAILED"
 
     @property
     def measured(self) -> str:
-        """The value as it reads, e.g. "1.33% (4 of 300 records this run)"."""
+        """The value as it reads, e.g. "1.33% (4 of 300 records this run)", or why there is none."""
+        if self.not_measured:
+            return self.not_measured
         return f"{_number(self.value)}{self.unit}" + (f" ({self.detail})" if self.detail else "")
 
     def line(self) -> str:
         """One line naming the audit, the measured value and the threshold."""
-        verdict = "passed" if self.passed else "FAILED"
-        return f"{self.audit} on {self.table} {verdict}: {self.measured}, threshold {self.threshold}"
+        return f"{self.audit} on {self.table} {self.verdict}: {self.measured}, threshold {self.threshold}"
 
 
 def _number(value: float) -> str:

@@ -11,11 +11,17 @@ a new branch from `main` and merges again the Bronze runs `main`'s ledger does n
 the cause is fixed (the source repaired, `lakehouse bronze repair`, a threshold changed) publishes them.
 Maintenance runs here, after publishing: a commit to `main` while a branch is open would stop `main` from
 being the branch's ancestor, and the fast-forward would fail.
+
+    main --drop-branch RUN [--even-if-waiting true] -> drop the run's kept branch from every table, only
+
+In AWS, where no `lakehouse audits` runs, an operator starts the job by hand with `--branch RUN
+--publish-anyway true` or `--drop-branch RUN` (README: When an audit fails in AWS).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -28,7 +34,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl import metrics, pipeline, registry
+from etl.audit import kept_branches
 from etl.audit.checks import (
+    SWITCHED_OFF,
     Audit,
     AuditResult,
     AuditThresholds,
@@ -59,14 +67,22 @@ from etl.timestamps import utc_now
 logger = logging.getLogger(__name__)
 
 
+# Arguments of an Audit job started by hand, not by the pipeline: drop a kept branch instead of auditing one;
+# "true" also drops one still waiting to be published.
+DROP_BRANCH = "--drop-branch"
+EVEN_IF_WAITING = "--even-if-waiting"
+
+
 @dataclass(frozen=True)
 class AuditArguments:
     silver_database: str
     gold_database: str
-    branch: str
+    branch: str  # the run's branch: to audit and publish, or to drop (drop_branch)
     thresholds: AuditThresholds = field(default_factory=AuditThresholds)
     publish_anyway: bool = False
     maintenance: MaintenancePolicy = field(default_factory=MaintenancePolicy)
+    drop_branch: bool = False
+    even_if_waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,8 +98,8 @@ class AuditSummary:
         return tuple(result for result in self.results if not result.passed)
 
 
-# The detail of an audit of a table the run kept as published: passed, but not measured again.
-UNCHANGED_SINCE_PUBLISHED = "not measured: unchanged since published"
+# Why an audit of a table the run kept as published is not measured again (AuditResult.not_measured).
+UNCHANGED_SINCE_PUBLISHED = "unchanged since published"
 
 
 class AuditFailed(RuntimeError):
@@ -96,61 +112,122 @@ class AuditFailed(RuntimeError):
         data_dir: str = "",
         source: str = "",
         thresholds: str = "",
+        *,
+        in_aws: bool = False,
     ) -> None:
         """`data_dir`, `source` and `thresholds`: the options (" --data-dir DIR", " --source-url URL",
-        " --audit-... N" where not the default) the suggested commands need to act on the same data and
-        source, and to measure as the run did; none in AWS."""
+        " --audit-... N" where not the default) the suggested `lakehouse` commands need to act on the same
+        data and source, and to measure as the run did. `in_aws`: suggest the Audit job started by hand
+        instead (`aws_advice`)."""
         self.branch = branch
         self.results = tuple(results)
         failed = [result for result in results if not result.passed]
+        advice = (
+            aws_advice(branch)
+            if in_aws
+            else f"inspect it with `lakehouse audits --branch {branch}{data_dir}{thresholds}`, fix the cause "
+            f"and run again, or publish anyway with `lakehouse run --publish-anyway{data_dir}{source}"
+            f"{thresholds}` (a new run: it also ingests what the source has new since this one, and "
+            "publishes it with the rest)"
+        )
         super().__init__(
             f"audit failed on branch {branch}: {'; '.join(result.line() for result in failed)}. main is "
-            f"unchanged and the branch is kept: inspect it with `lakehouse audits --branch {branch}"
-            f"{data_dir}{thresholds}`, fix the cause and run again, or publish anyway with `lakehouse run "
-            f"--publish-anyway{data_dir}{source}{thresholds}` (a new run: it also ingests what the source "
-            "has new since this one, and publishes it with the rest)"
+            f"unchanged and the branch is kept: {advice}"
         )
+
+
+def aws_advice(branch: str) -> str:
+    """What a failed audit suggests in AWS, where no `lakehouse` command runs: the Audit job started by
+    hand, with the arguments that publish the branch anyway or drop it."""
+    publish = json.dumps({pipeline.BRANCH: branch, pipeline.PUBLISH_ANYWAY: "true"})
+    drop = json.dumps({DROP_BRANCH: branch, EVEN_IF_WAITING: "true"})
+    return (
+        "fix the cause and start a new execution, or start the stack's Audit job by hand with the arguments "
+        f"{publish} to publish the branch as it is, or {drop} to drop it (README: When an audit fails in "
+        "AWS)"
+    )
 
 
 def parse_args(argv: Sequence[str]) -> AuditArguments:
     parser = argparse.ArgumentParser(prog="audit", description=__doc__, allow_abbrev=False)
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
     parser.add_argument(pipeline.GOLD_DATABASE, required=True)
-    parser.add_argument(pipeline.BRANCH, required=True, help="the run's branch")
+    chosen = parser.add_mutually_exclusive_group(required=True)
+    chosen.add_argument(pipeline.BRANCH, help="the run's branch: audit it, then publish it")
+    chosen.add_argument(
+        DROP_BRANCH, metavar="RUN", help="drop the run's kept branch from every table, and do nothing else"
+    )
     parser.add_argument(pipeline.PUBLISH_ANYWAY, choices=("true", "false"), default="false")
+    parser.add_argument(EVEN_IF_WAITING, choices=("true", "false"), default="false")
     AuditThresholds.add_arguments(parser)
     add_maintenance_arguments(parser)
     args = parse_job_arguments(parser, argv)
+    dropping, even_if_waiting = args.drop_branch is not None, args.even_if_waiting == "true"
+    if even_if_waiting and not dropping:
+        parser.error(f"{EVEN_IF_WAITING} true goes with {DROP_BRANCH} RUN")
+    if dropping and args.publish_anyway == "true":
+        parser.error(
+            f"{DROP_BRANCH} drops a branch and {pipeline.PUBLISH_ANYWAY} true publishes one: give one "
+            f"of them ({pipeline.BRANCH} RUN with {pipeline.PUBLISH_ANYWAY} true)"
+        )
     return AuditArguments(
         args.silver_database,
         args.gold_database,
-        require_branch_name(args.branch),
+        require_branch_name(args.drop_branch if dropping else args.branch),
         AuditThresholds.from_arguments(args),
         args.publish_anyway == "true",
         maintenance_policy(args),
+        drop_branch=dropping,
+        even_if_waiting=even_if_waiting,
     )
 
 
 def main(argv: Sequence[str]) -> None:
     args = parse_args(argv)
+    if args.drop_branch:
+        # Not a pipeline run: no Audit metrics (the step's alarms watch the pipeline's runs).
+        print(drop_branch(glue_session("lakehouse-audit"), args), flush=True)
+        return
     with metrics.published_run(metrics.namespace_argument(argv), pipeline.AUDIT.name) as published:
         try:
             summary = run(glue_session("lakehouse-audit"), args)
         except AuditFailed as failure:
             published.counts.update(run_metrics(failure.results))
-            raise
+            raise AuditFailed(failure.branch, failure.results, in_aws=True) from None
         published.counts.update(run_metrics(summary.results))
 
 
+def drop_branch(spark: SparkSession, args: AuditArguments) -> str:
+    """Drop the run's kept branch from every Silver and Gold table, as `lakehouse audits --drop-branch`
+    does; the line saying where from."""
+    dropped = kept_branches.drop_branch(
+        spark,
+        args.silver_database,
+        args.gold_database,
+        args.branch,
+        args.even_if_waiting,
+        inspect="the error of its failed Audit job run (in the alert, and the job's error log)",
+        force=f'"{EVEN_IF_WAITING}": "true" to the job run\'s arguments',
+    )
+    return kept_branches.dropped_line(args.branch, dropped)
+
+
 def run_metrics(results: Sequence[AuditResult]) -> dict[str, float]:
-    """The audits' measured values, and how many failed."""
+    """The audits' measured values (none for an audit not measured: a 0 would read as measured), and how
+    many failed."""
     return {
         metrics.AUDITS_FAILED: sum(1 for result in results if not result.passed),
-        **{metrics.audit_result(result.audit, result.table): result.value for result in results},
+        **{
+            metrics.audit_result(result.audit, result.table): result.value
+            for result in results
+            if not result.not_measured
+        },
     }
 
 
 def run(spark: SparkSession, args: AuditArguments) -> AuditSummary:
+    if args.drop_branch:  # publishing the branch asked to be dropped would be the opposite of the ask
+        raise ValueError(f"{DROP_BRANCH} {args.branch}: drop it with drop_branch, not run")
     results = measure(spark, args.silver_database, args.gold_database, args.branch, args.thresholds)
     failed = [result for result in results if not result.passed]
     if failed and not args.publish_anyway:
@@ -349,7 +426,7 @@ def plan_dataset_audit(
     if isinstance(audit, Freshness):
         bound_hours = thresholds.max_staleness_hours
         if bound_hours == 0:
-            return lambda: AuditResult(audit.name, table, 0, "off (0 h)", True, detail="not checked")
+            return lambda: AuditResult(audit.name, table, 0, "off (0 h)", True, not_measured=SWITCHED_OFF)
         column = audit.column or dataset.version
         source, rows = versions.read(table_identifier(database, dataset.name), versions.branch)
         newest = measurements.ask(source, rows, F.max(column))
@@ -413,7 +490,7 @@ def plan_gold_audit(
     if versions.snapshot(identifier, branch) == versions.heads(identifier).get(MAIN):
         # The run kept the table as published (the Gold job rebuilds it whenever a Silver table it reads
         # changed): it was audited when it was published, and measuring it again costs a scan.
-        return lambda: AuditResult(audit.name, table, 0, "-", True, detail=UNCHANGED_SINCE_PUBLISHED)
+        return lambda: AuditResult(audit.name, table, 0, "-", True, not_measured=UNCHANGED_SINCE_PUBLISHED)
     source, rows = versions.read(identifier, branch)
     if isinstance(audit, NoNullKeys):
         any_null = " OR ".join(f"{column} IS NULL" for column in audit.columns)

@@ -1,12 +1,12 @@
-"""The branches runs left unpublished (their audits failed), for `lakehouse audits`: which are kept, which
-are out of date, and dropping one."""
+"""The branches runs left unpublished (their audits failed): which are kept, which are out of date, and
+dropping one. Locally for `lakehouse audits`, in AWS for the Audit job's `--drop-branch`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from etl import registry
-from etl.catalog import table_identifier
+from etl.catalog import CATALOG, table_identifier
 from etl.spark.branches import MAIN, branch_snapshots, heads, iceberg_table, require_branch_name
 
 if TYPE_CHECKING:
@@ -52,14 +52,16 @@ def drop_branch(
     gold_database: str,
     branch: str,
     even_if_waiting: bool = False,
-    data_dir: str = "",
+    *,
+    inspect: str,
+    force: str,
 ) -> list[str]:
     """Drop `branch` from every Silver and Gold table that has it; the tables it was dropped from.
 
     An out-of-date branch (`moved_on`) holds nothing `main` still lacks. A branch still waiting is refused
-    unless `even_if_waiting`: it is what `lakehouse audits` measures and `--publish-anyway` would publish
-    (its Bronze runs stay, and the next run merges them again). `data_dir`: the " --data-dir DIR" option
-    the suggested command needs."""
+    unless `even_if_waiting`: it is what the audits measure and publishing anyway would publish (its Bronze
+    runs stay, and the next run merges them again). The refusal names, in the words of where it runs,
+    what shows why the branch was held back (`inspect`) and the option that drops it anyway (`force`)."""
     require_branch_name(branch)
     kept = kept_branches(spark, silver_database, gold_database)
     if branch not in kept:
@@ -67,10 +69,8 @@ def drop_branch(
     if not even_if_waiting and not moved_on(spark, silver_database, gold_database, branch):
         raise BranchWaiting(
             f"branch {branch} is still waiting to be published (main has not moved on since its run): "
-            f"`lakehouse audits --branch {branch}{data_dir}`, with the `--audit-*` options its run had, "
-            "shows why it was held back. Dropping it loses no record (its Bronze runs stay, and the next "
-            "run merges them again): to drop it anyway, add "
-            "--even-if-waiting"
+            f"{inspect} shows why it was held back. Dropping it loses no record (its Bronze runs stay, and "
+            f"the next run merges them again): to drop it anyway, add {force}"
         )
     dropped = []
     for identifier in _existing_tables(spark, silver_database, gold_database):
@@ -78,6 +78,13 @@ def drop_branch(
             spark.sql(f"ALTER TABLE {identifier} DROP BRANCH IF EXISTS `{branch}`")
             dropped.append(identifier)
     return dropped
+
+
+def dropped_line(branch: str, dropped: list[str]) -> str:
+    """What `drop_branch` did, in one line naming the tables (database.table)."""
+    tables = [identifier.removeprefix(f"{CATALOG}.") for identifier in dropped]
+    plural = "" if len(tables) == 1 else "s"
+    return f"Dropped branch {branch} from {len(tables)} table{plural}: {', '.join(tables)}"
 
 
 def _existing_tables(spark: SparkSession, silver_database: str, gold_database: str) -> list[str]:
