@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 # Arguments for `make run` / `make bench`, e.g. `make run ARGS="--source-url http://127.0.0.1:8000"`.
 ARGS ?=
 
-.PHONY: help setup run test lint typecheck unit bench deploy-policy clean
+.PHONY: help setup run test lint typecheck unit bench bench-silver deploy-policy clean
 
 help:
 	@echo "make run    run the local pipeline on the bundled sample API (data in ./data)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  the pipeline against a hand-written baseline (ORDERS=200000,1000000 by default; ARGS=--with-3m adds 3M)"
+	@echo "make bench-silver  Silver orders against the hand-written job in alternating pairs (ARGS=\"--orders N --pairs P\")"
 	@echo "make deploy-policy  regenerate docs/deploy-policy/<stack>.json from the resources each stack declares"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -43,6 +44,9 @@ test: lint typecheck unit
 ORDERS ?= 200000,1000000
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --orders $(ORDERS) $(ARGS)
+
+bench-silver: $(STAMP)
+	$(BIN)/python -m benchmarks.silver_pairs $(ARGS)
 
 # The CI deploy role's policy per stack (ARGS="staging" for other stacks); a test fails when it is stale.
 deploy-policy: $(STAMP)
