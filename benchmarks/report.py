@@ -172,6 +172,10 @@ def print_checks(checks: Sequence[Check]) -> None:
     ]
     print("\nAgainst issue 9's targets (ratios of figures from this one run):")
     print(table(["figure", "orders", "value", "target", "verdict"], rows))
+    print(
+        "(Here the baseline always runs after the project's step, and runs slower after it: "
+        "`make bench-silver` times Silver orders and the baseline in alternating pairs.)"
+    )
 
 
 def _seconds(value: float | None) -> str:
