@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -78,7 +79,8 @@ class PipelineRun:
     run_id: str
     started_at: datetime
     steps: list[StepRun] = field(default_factory=list)
-    spark_start_seconds: float = 0.0
+    spark_start_seconds: float = 0.0  # creating the session, beside the steps before the first Spark one
+    spark_wait_seconds: float = 0.0  # what of it the first Spark step waited for
 
     def result(self, step_name: str, dataset: str | None = None) -> Any:
         """The result of the step's last run (as the state machine keeps it), of one dataset if given."""
@@ -123,6 +125,7 @@ class LocalRunner:
         self.ingestion = ingestion
         self._spark_factory = spark_factory
         self._spark: SparkSession | None = None
+        self._starting: SparkStart | None = None
         self._progress = progress
         if deadline_factory is None:
             budget = function_budget_seconds
@@ -151,9 +154,15 @@ class LocalRunner:
             started_at = utc_now()
             execution = PipelineRun(run_id=run_id or new_run_id(started_at), started_at=started_at)
             self.current = execution
+            spark_later = any(step.kind is StepKind.SPARK_JOB for step, _ in plan)
             for position, (step, dataset) in enumerate(plan, start=1):
                 what = step.description.replace("<dataset>", dataset or "<dataset>")
                 self._progress(f"[{position}/{len(plan)}] {f'{dataset}: ' if dataset else ''}{what}")
+                if self._spark is None and self._starting is None and spark_later:
+                    # The JVM starts while the ingestion waits on the source: the first Spark step finds
+                    # the session ready, or waits only for what is left of its start.
+                    self._progress("      starting Spark meanwhile")
+                    self._starting = SparkStart(self._spark_factory)
                 iteration = 1
                 while True:
                     result = self._run_step(step, execution, iteration, dataset)
@@ -185,11 +194,43 @@ class LocalRunner:
 
     def _session(self, execution: PipelineRun) -> SparkSession:
         if self._spark is None:
-            self._progress("      starting Spark")
+            starting, self._starting = self._starting or SparkStart(self._spark_factory), None
             began = time.perf_counter()
-            self._spark = self._spark_factory()
-            execution.spark_start_seconds = time.perf_counter() - began
+            self._spark = starting.session()
+            execution.spark_wait_seconds = time.perf_counter() - began
+            execution.spark_start_seconds = starting.seconds
         return self._spark
+
+
+class SparkStart:
+    """A SparkSession being created on a thread of its own (a daemon: a run that fails before its first
+    Spark step does not wait for it to exit)."""
+
+    def __init__(self, factory: Callable[[], SparkSession]) -> None:
+        self._factory = factory
+        self._done = threading.Event()
+        self._session: SparkSession | None = None
+        self._error: BaseException | None = None
+        self.seconds = 0.0
+        threading.Thread(target=self._start, name="spark-start", daemon=True).start()
+
+    def _start(self) -> None:
+        began = time.perf_counter()
+        try:
+            self._session = self._factory()
+        except BaseException as error:  # handed to the step that needs the session
+            self._error = error
+        finally:
+            self.seconds = time.perf_counter() - began
+            self._done.set()
+
+    def session(self) -> SparkSession:
+        """The session, once created; the factory's error, raised here, if it failed."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._session is not None
+        return self._session
 
 
 def remove_leftover_checkpoints(checkpoints: Path) -> None:

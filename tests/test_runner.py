@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from etl.pipeline import ExecutionValue, Repeat, Step, StepKind, StepResult, Ste
 from etl.storage import LocalStore
 from local.run_lock import RunInProgress, hold_data_dir
 from local.runner import LocalLayout, LocalRunner, PipelineRun, StepRun, resolve_inputs
-from tests import scripted_step
+from tests import scripted_spark_start, scripted_step
 
 
 @dataclass
@@ -239,3 +240,60 @@ def test_the_recovery_commands_wait_for_no_run_they_refuse_a_held_data_directory
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert f"another run is using {tmp_path / 'data'}: pid {held.pid}" in line
     assert read_watermark(store, BronzeLayout("orders")) == datetime(2026, 1, 5, tzinfo=UTC)  # untouched
+
+
+def spark_start_pipeline() -> pipeline.Pipeline:
+    source = Step(
+        "Source",
+        StepKind.FUNCTION,
+        "tests.scripted_spark_start",
+        "",
+        MappingProxyType({"run_id": ExecutionValue.RUN_ID}),
+    )
+    spark_step = Step("Spark", StepKind.SPARK_JOB, "tests.scripted_spark_start_job", "")
+    return pipeline.Pipeline("p", (source, spark_step))
+
+
+@pytest.fixture
+def spark_start_steps(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(sys.modules, "tests.scripted_spark_start_job", scripted_spark_start.SparkStep)
+    scripted_spark_start.spark_started.clear()
+    scripted_spark_start.saw_spark_start.clear()
+    scripted_spark_start.sessions.clear()
+    yield
+
+
+def test_spark_starts_beside_the_steps_before_the_first_spark_step(
+    tmp_path: Path, spark_start_steps: None
+) -> None:
+    def start_spark() -> str:
+        time.sleep(0.3)  # a JVM takes seconds to start
+        scripted_spark_start.spark_started.set()
+        return "the session"
+
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"), "eu")
+    runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=start_spark)  # type: ignore[arg-type]
+
+    executed = runner.run(spark_start_pipeline(), run_id="exec")
+
+    # The source step was still running when Spark started: started lazily, it would have timed out.
+    assert scripted_spark_start.saw_spark_start == [True]
+    assert scripted_spark_start.sessions == ["the session"]
+    # Its start ran while the source step waited: the Spark step hardly waited for it.
+    assert executed.spark_start_seconds >= 0.3
+    assert executed.spark_wait_seconds < 0.2
+
+
+def test_a_spark_start_that_fails_fails_the_first_spark_step_with_its_error(
+    tmp_path: Path, spark_start_steps: None
+) -> None:
+    def no_java() -> str:
+        scripted_spark_start.spark_started.set()
+        raise RuntimeError("no Java here")
+
+    ingestion = IngestionSettings(SourceSettings("http://127.0.0.1:9"), str(tmp_path / "b"), "eu")
+    runner = LocalRunner(LocalLayout(tmp_path), ingestion, spark_factory=no_java)  # type: ignore[arg-type]
+
+    with pytest.raises(RuntimeError, match="no Java here"):
+        runner.run(spark_start_pipeline(), run_id="exec")
+    assert [s.step.name for s in runner.current.steps] == ["Source"]  # type: ignore[union-attr]
