@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 PAGE_SIZE = 1000
+TARGET_ORDERS = 1_000_000
 BRONZE_ONLY = pipeline.Pipeline(name="bronze", steps=(pipeline.BRONZE,), per_dataset=1, exclusive=False)
 
 
@@ -158,7 +159,8 @@ def print_pairs(measured: PairedRuns, orders: int) -> None:
         ("1% change", measured.incremental, SILVER_INCREMENTAL_RATIO),
     ):
         median = statistics.median(p.ratio for p in pairs)
-        verdict = "PASS" if median <= target else "MISS"
+        # Issue 9 states the targets at 1M orders; at another size the ratio is shown without a verdict.
+        verdict = ("PASS" if median <= target else "MISS") if orders == TARGET_ORDERS else "(no target here)"
         print(f"median ratio, {label}: {median:.3f} (target at 1M: at most {target}) {verdict}")
 
 
@@ -171,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--orders", type=int, default=TARGET_ORDERS)
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--change", type=float, default=0.01, help="the change as a share of --orders")
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench-pairs"))

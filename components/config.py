@@ -28,7 +28,7 @@ from etl.bronze.settings import (
     SettingsError,
     SourceSettings,
 )
-from etl.pipeline import MAX_ITERATION, PIPELINE
+from etl.pipeline import GOLD_REFRESH_MODES, MAX_ITERATION, PIPELINE
 from etl.tables import Layer
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -112,6 +112,8 @@ class OrchestrationConfig:
     dataset_concurrency: int = 0  # dataset branches at once; 0: all
     # Runs of the function step per dataset and execution, each bounded by its timeout.
     ingest_max_invocations: int = 1
+    # How the Gold job refreshes a table whose Silver input changed (etl.pipeline.GOLD_REFRESH_MODES).
+    gold_refresh: str = "full"
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,7 @@ def _read_orchestration(reader: _Reader) -> OrchestrationConfig:
         alarm_email=alarm_email or None,
         dataset_concurrency=reader.integer("datasetConcurrency", 0, 100),
         ingest_max_invocations=reader.integer("ingestMaxInvocations", 1, MAX_ITERATION),
+        gold_refresh=reader.string("goldRefresh", GOLD_REFRESH_MODES),
     )
 
 

@@ -38,6 +38,7 @@ from etl.pipeline import (
     BRONZE_ROOT,
     CHECKPOINT_ROOT,
     GOLD_DATABASE,
+    GOLD_REFRESH,
     PUBLISH_ANYWAY,
     SILVER_DATABASE,
     Step,
@@ -291,6 +292,7 @@ class Pipeline(pulumi.ComponentResource):
             # A run's branch is published only when its audits pass; an operator overrides by starting
             # the Audit job once with `--publish-anyway true --branch <execution name>`.
             PUBLISH_ANYWAY: "false",
+            GOLD_REFRESH: config.orchestration.gold_refresh,
             **config.audits.arguments(),
         }
         if CHECKPOINT_ROOT in step.settings:

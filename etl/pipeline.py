@@ -192,6 +192,10 @@ BRANCH = "--branch"
 PUBLISH_ANYWAY = "--publish-anyway"
 # Where the Silver job checkpoints its validated batch: reliable storage, since FLEX may take executors away.
 CHECKPOINT_ROOT = "--checkpoint-root"
+# How the Gold job brings a table whose Silver input changed up to date (etl/gold/job.py): "full" rebuilds
+# it, "incremental" recomputes the rows the change touched.
+GOLD_REFRESH = "--refresh"
+GOLD_REFRESH_MODES = ("full", "incremental")
 
 # Fields of the ingestion summary (etl.bronze.ingest.IngestionSummary).
 INGESTION_RESULT_FIELDS = (
@@ -260,7 +264,7 @@ GOLD = Step(
         "Gold: rebuild or update the Gold models whose Silver tables or definition changed, keep the others"
     ),
     inputs=MappingProxyType({BRANCH: ExecutionValue.RUN_ID}),
-    settings=(SILVER_DATABASE, GOLD_DATABASE),
+    settings=(SILVER_DATABASE, GOLD_DATABASE, GOLD_REFRESH),
     reads=(Layer.SILVER,),
     writes=(Layer.GOLD,),
     metrics=(metrics.TABLE_ROWS,),

@@ -114,14 +114,17 @@ class LocalRunner:
         deadline_factory: Callable[[], Deadline] | None = None,
         audits: AuditThresholds | None = None,
         publish_anyway: bool = False,
+        gold_refresh: str = "full",
     ) -> None:
         """`function_budget_seconds` bounds each run of a FUNCTION step, as Lambda's timeout does in AWS
         (None: no bound); `deadline_factory` replaces it (tests count pages instead of seconds).
         `audits`: the audits' thresholds (default: the stack config's defaults); `publish_anyway`: publish
-        the run's branch even when audits fail."""
+        the run's branch even when audits fail; `gold_refresh`: how the Gold job refreshes a table whose
+        Silver input changed (pipeline.GOLD_REFRESH_MODES, the stack config's `goldRefresh`)."""
         self.layout = layout
         self.audits = audits or AuditThresholds()
         self.publish_anyway = publish_anyway
+        self.gold_refresh = gold_refresh
         self.ingestion = ingestion
         self._spark_factory = spark_factory
         self._spark: SparkSession | None = None
@@ -190,6 +193,7 @@ class LocalRunner:
             **self.layout.settings(),
             **self.audits.arguments(),
             pipeline.PUBLISH_ANYWAY: "true" if self.publish_anyway else "false",
+            pipeline.GOLD_REFRESH: self.gold_refresh,
         }
 
     def _session(self, execution: PipelineRun) -> SparkSession:

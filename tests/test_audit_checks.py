@@ -247,3 +247,13 @@ def test_a_measured_percentage_is_shown_on_the_side_of_the_bound_it_is_on(
         "quarantine_rate", "silver.orders", shown_percent(rate, bound), "", rate <= bound, "%"
     )
     assert result.measured == text
+
+
+def test_a_count_of_one_is_written_in_the_singular() -> None:
+    def measured(value: float, unit: str) -> str:
+        return AuditResult("records_ingested", "silver.orders", value, ">= 0", True, unit).measured
+
+    assert measured(1, " records") == "1 record"
+    assert measured(2, " records") == "2 records"
+    assert measured(1, " rows") == "1 row"
+    assert measured(1, "%") == "1%"

@@ -90,8 +90,10 @@ def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: P
     assert first.returncode == 0, first.stderr
     assert "rows in gold.daily_sales" in first.stdout
 
-    second = lakehouse("run", "--data-dir", str(data_dir))
+    # Gold incrementally: the independent computation below is its oracle too.
+    second = lakehouse("run", "--data-dir", str(data_dir), "--gold-refresh", "incremental")
     assert second.returncode == 0, second.stderr
+    assert "recomputed the rows Silver changed in gold.customer_summary" in second.stdout
 
     source = SampleSource(seed=11, initial_orders=600, batches=2)
     served = {source.slot_kind(batch, slot) for batch, slot, _ in source.records()}

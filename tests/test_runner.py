@@ -65,6 +65,9 @@ def test_local_settings_cover_every_setting_the_spark_steps_read(tmp_path: Path)
     needed = {setting for step in spark_steps for setting in step.settings}
     assert needed <= set(runner.step_settings())
     assert runner.step_settings()[pipeline.BRONZE_ROOT] == str(tmp_path / "bronze")
+    assert runner.step_settings()[pipeline.GOLD_REFRESH] == "full"
+    incremental = LocalRunner(LocalLayout(tmp_path), ingestion, lambda: None, gold_refresh="incremental")  # type: ignore[arg-type,return-value]
+    assert incremental.step_settings()[pipeline.GOLD_REFRESH] == "incremental"
 
 
 def test_the_pipeline_is_ingest_then_silver_then_gold_then_the_audits() -> None:

@@ -219,11 +219,16 @@ class AuditResult:
         """The value as it reads, e.g. "1.33% (4 of 300 records this run)", or why there is none."""
         if self.not_measured:
             return self.not_measured
-        return f"{_number(self.value)}{self.unit}" + (f" ({self.detail})" if self.detail else "")
+        unit = self.unit.removesuffix("s") if self.value == 1 and self.unit in PLURAL_UNITS else self.unit
+        return f"{_number(self.value)}{unit}" + (f" ({self.detail})" if self.detail else "")
 
     def line(self) -> str:
         """One line naming the audit, the measured value and the threshold."""
         return f"{self.audit} on {self.table} {self.verdict}: {self.measured}, threshold {self.threshold}"
+
+
+# Units written in the plural, and in the singular after 1: "1 record", "2 records".
+PLURAL_UNITS = frozenset({" records", " rows"})
 
 
 def _number(value: float) -> str:

@@ -85,16 +85,13 @@ class GoldSummary:
     full_rebuilds: dict[str, str] = field(default_factory=dict)
 
 
-REFRESH = "--refresh"
-
-
 def parse_args(argv: Sequence[str]) -> GoldArguments:
     parser = argparse.ArgumentParser(prog="gold", description=__doc__, allow_abbrev=False)
     parser.add_argument(pipeline.SILVER_DATABASE, required=True)
     parser.add_argument(pipeline.GOLD_DATABASE, required=True)
     parser.add_argument(
-        REFRESH,
-        choices=("full", "incremental"),
+        pipeline.GOLD_REFRESH,
+        choices=pipeline.GOLD_REFRESH_MODES,
         default="full",
         help="full (default): rebuild every row of a table whose Silver input changed; incremental: "
         "recompute only the rows the change touched (about 3 times slower at 200k to 3M orders: "

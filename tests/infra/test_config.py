@@ -210,6 +210,16 @@ def test_alarm_bounds_are_read_and_a_step_the_pipeline_lacks_is_refused(configur
     assert "between 1 and 168" in problems[2]
 
 
+def test_gold_refreshes_in_full_unless_the_stack_asks_for_incremental(configure: Configure) -> None:
+    assert declared_keys()["goldRefresh"].default == "full"
+    configure(stack_config("dev"))
+    assert load_stack_config("lakehouse", "dev").orchestration.gold_refresh == "full"
+    configure({**stack_config("dev"), "lakehouse:goldRefresh": "incremental"})
+    assert load_stack_config("lakehouse", "dev").orchestration.gold_refresh == "incremental"
+    (problem,) = _problems(configure, {**stack_config("dev"), "lakehouse:goldRefresh": "partial"})
+    assert problem == "lakehouse:goldRefresh: must be one of full, incremental; got 'partial'"
+
+
 def test_the_audit_defaults_are_the_local_runs_own() -> None:
     keys = declared_keys()
     for field in fields(AuditThresholds):

@@ -95,6 +95,8 @@ def test_job_arguments_are_the_step_settings_and_the_iceberg_catalog(stack: Stac
         "--checkpoint-root": f"s3://{buckets['silver']}/_checkpoints",
         # The audits' thresholds: the stack config's (Pulumi.yaml defaults here); never publish anyway.
         "--publish-anyway": "false",
+        # Gold: rebuilt in full, the Pulumi.yaml default of goldRefresh.
+        "--refresh": "full",
         **AuditThresholds().arguments(),
     }
     own = {name: value for name, value in arguments.items() if name in settings}
