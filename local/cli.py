@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from etl.audit.checks import AuditThresholds
 from etl.bronze.settings import SOURCE_ENV
@@ -447,10 +447,21 @@ def _directory(text: str) -> Path:
     return path
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with a bad option refused in one line (the usage block is what --help shows) and
+    an option only by its full name: `--gold` would otherwise be taken for `--gold-refresh`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.replace("lakehouse", invoked_as(), 1)
+        self.exit(2, f"{self.prog}: error: {message} (`{command} --help` lists the options)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lakehouse", description="Run the medallion pipeline on this machine."
-    )
+    parser = _Parser(prog="lakehouse", description="Run the medallion pipeline on this machine.")
     parser.add_argument("--verbose", "-v", action="store_true", help="show logs and full error traces")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 

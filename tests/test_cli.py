@@ -205,10 +205,10 @@ def test_a_quarantine_threshold_outside_0_to_100_is_refused_by_the_parser_in_one
 ) -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["run", "--audit-max-quarantine-percent", value])
-    last = capsys.readouterr().err.splitlines()[-1]
-    assert last == (
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
         "lakehouse run: error: argument --audit-max-quarantine-percent: must be a number from 0 to 100 "
-        f"(decimals allowed); got {value!r}"
+        f"(decimals allowed); got {value!r} ("
     )
 
 
@@ -316,3 +316,23 @@ def test_a_rewind_to_a_text_that_is_not_a_date_time_is_refused_by_the_parser(
         "must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z, got 'yesterday'"
         in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--gold-refresh", "bogus"],
+        ["run", "--gold", "incremental"],  # an option by part of its name is not taken for another
+        ["run", "--seed", "abc"],
+        [],
+    ],
+)
+def test_a_bad_option_is_one_line_saying_where_the_options_are(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "usage:" not in err
+    assert err.startswith("lakehouse") and "--help` lists the options" in err
