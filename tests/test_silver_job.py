@@ -323,7 +323,7 @@ def test_the_lines_of_a_single_page_are_spread_over_every_core_with_their_number
     manifest = read_manifest(store, BronzeLayout("orders"), "r1")
     assert manifest is not None
 
-    raw = silver.load_raw_records(lake.spark, store, [manifest])
+    raw = silver.load_raw_records(lake.spark, lake.bronze, [manifest])
 
     cores = lake.spark.sparkContext.defaultParallelism
     assert raw.rdd.getNumPartitions() >= cores
@@ -339,7 +339,7 @@ def test_lines_end_where_spark_text_reader_ends_them_with_or_without_carriage_re
     store.put(with_returns, gzip.compress(b'{"a": 1}\r\n{"b":\r 2}\r\r{"c": 3}\n\n{"d": 4}\r\n'))
     store.put(without, gzip.compress(b'{"e": 5}\n\n {"f": 6}'))
 
-    raw = silver.load_raw_records(lake.spark, store, [manifest])
+    raw = silver.load_raw_records(lake.spark, lake.bronze, [manifest])
 
     read = {(r.source_object, r.line_number, r.raw_record) for r in raw.collect()}
     by_spark = [

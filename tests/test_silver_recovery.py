@@ -3,6 +3,8 @@ damaged Bronze objects, gaps between runs, a dropped table; and the ways out (re
 
 from __future__ import annotations
 
+import gzip
+
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -86,7 +88,7 @@ def test_an_invalid_record_delivered_again_by_a_re_ingested_window_is_quarantine
     assert ledger(lake) == [("r1", 4, 1, 3), ("r2", 4, 1, 3)]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "corrupted", "missing"])
+@pytest.mark.parametrize("damage", ["truncated", "corrupted", "not UTF-8", "missing"])
 def test_a_damaged_bronze_object_is_named_with_its_run_and_repaired_losing_nothing_else(
     lake: Lake, damage: str
 ) -> None:
@@ -102,6 +104,8 @@ def test_a_damaged_bronze_object_is_named_with_its_run_and_repaired_losing_nothi
         path.write_bytes(data[: len(data) // 2])
     elif damage == "corrupted":
         path.write_bytes(data[:20] + bytes(b ^ 0x5A for b in data[20:30]) + data[30:])
+    elif damage == "not UTF-8":  # complete gzip, the listed number of lines
+        path.write_bytes(gzip.compress(gzip.decompress(data).replace(b"paid", b"p\xe4id")))
     else:
         path.unlink()
 

@@ -175,7 +175,8 @@ def list_page_run_ids(store: ObjectStore, layout: BronzeLayout) -> set[str]:
 
 
 def damage_of(store: ObjectStore, obj: BronzeObject) -> str | None:
-    """What is wrong with a Bronze object (missing, not complete gzip, other line count), or None."""
+    """What is wrong with a Bronze object (missing, not complete gzip, not UTF-8, other line count), or
+    None."""
     data = store.get(obj.key)
     if data is None:
         return "it is missing"
@@ -183,6 +184,10 @@ def damage_of(store: ObjectStore, obj: BronzeObject) -> str | None:
         text = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as e:
         return f"it is not a complete gzip object ({e})"
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"it is not UTF-8 text ({e})"
     lines = text.count(b"\n")
     if lines != obj.records:
         return f"its manifest lists {obj.records} records, Bronze holds {lines}"

@@ -3,7 +3,7 @@
 One generic job for every dataset: `--dataset NAME` picks the declaration (etl/registry.py) that says how
 its records are checked, typed, keyed and versioned.
 
-    main -> load_pending_runs -> load_raw_records -> validate -> de-duplicate
+    main -> load_pending_runs -> read Bronze and validate (one step) -> de-duplicate
          -> save_quarantine -> save_latest (MERGE) -> save_ledger
 
 Runs that only re-deliver records already merged (what a run over a source with nothing new receives:
@@ -52,6 +52,7 @@ from etl.bronze.layout import (
 from etl.catalog import table_identifier
 from etl.dataset import Dataset
 from etl.silver import quick_path
+from etl.silver.bronze_lines import BronzeSlices, ObjectToRead, bronze_slices
 from etl.silver.merge_commit import MergeCounts, merge_and_count
 from etl.silver.records import (
     RAW_SCHEMA,
@@ -80,9 +81,6 @@ logger = logging.getLogger(__name__)
 
 # The dataset in a manifest's URI, as BronzeLayout.manifest_key writes it.
 MANIFEST_DATASET = r"_manifests/([^/]+)/[^/]+\.json$"
-# Bronze object keys, as BronzeLayout.page_key writes them.
-_OBJECT_KEY = r"([^/]+/ingestion_date=[^/]+/run_id=[^/]+/page-[0-9]+\.jsonl\.gz)$"
-_RUN_ID_IN_KEY = r"/run_id=([^/]+)/"
 # A batch of more records than this is checkpointed to storage, a smaller one (an incremental run) cached:
 # writing a few thousand rows out and reading them back costs more than computing them again would, on
 # the rare loss of an executor that held them.
@@ -238,17 +236,17 @@ def merge_runs(
     dataset: Dataset,
 ) -> SilverSummary:
     """Validate, quarantine and MERGE the runs' records, then record the runs in the ledger."""
+    # Bronze is read where it is validated, in the executors' Python (etl/silver/bronze_lines.py).
     # Kept once: every later step reads it, and its rows must not be re-read nor re-validated. A large
     # batch is checkpointed, reliably (to the run's directory, not kept on the executors: FLEX may take
     # executors away), which also cuts its long plan; a small one is cached, and computed again from
     # Bronze should an executor take cached blocks away (etl/spark/checkpoints.py).
-    raw = load_raw_records(spark, store, manifests)
+    slices = bronze_slices_of(spark, args.bronze_root, manifests)
     if not quick_path.available():  # the same results, more slowly: see README, "Versions"
         logger.warning("msgspec is not installed here: every record is validated by the rules alone")
     large = sum(m.records for m in manifests) > CHECKPOINT_ABOVE_RECORDS
-    with kept_once(
-        spark, validate_records(raw, dataset), args.checkpoint_root, manifests[-1].run_id, large
-    ) as validated:
+    validated_rows = validate_records(slices.frame(spark), dataset, lines=slices.read_lines())
+    with kept_once(spark, validated_rows, args.checkpoint_root, manifests[-1].run_id, large) as validated:
         per_run, unknown_fields = count_per_run(validated, manifests)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
@@ -434,72 +432,21 @@ def _start_order(manifest: RunManifest) -> tuple[datetime, str]:
     return _instant(manifest.started_at), manifest.run_id
 
 
-def load_raw_records(spark: SparkSession, store: ObjectStore, manifests: Sequence[RunManifest]) -> DataFrame:
-    """One row per line of the runs' Bronze objects, with its object key, line number and run."""
-    keys = [obj.key for m in manifests for obj in m.objects]
-    if not keys:
+def bronze_slices_of(spark: SparkSession, bronze_root: str, manifests: Sequence[RunManifest]) -> BronzeSlices:
+    """The runs' Bronze objects, as the executors read them (etl/silver/bronze_lines.py)."""
+    objects = [
+        ObjectToRead(obj.key, m.run_id, _instant(m.started_at)) for m in manifests for obj in m.objects
+    ]
+    return bronze_slices(bronze_root, objects, spark.sparkContext.defaultParallelism)
+
+
+def load_raw_records(spark: SparkSession, bronze_root: str, manifests: Sequence[RunManifest]) -> DataFrame:
+    """One row per line of the runs' Bronze objects, with its object key, line number and run (the job
+    itself reads and validates them in one step: `validate_records(..., lines=...)`)."""
+    slices = bronze_slices_of(spark, bronze_root, manifests)
+    if not slices.parts:
         return spark.createDataFrame([], RAW_SCHEMA)
-    # Each run's start as a literal map: a join with a table of the runs would cost a broadcast job.
-    started_at = F.create_map(
-        *(F.lit(value) for m in manifests for value in (m.run_id, _instant(m.started_at)))
-    )
-    # Each run's objects share one directory: Spark lists a few directories on the driver, where a list
-    # of every object would make it start a listing job with a task per object. An object the manifest
-    # does not list (a page left by an earlier attempt of the run) is read but dropped.
-    directories = sorted({store.uri(key.rsplit("/", 1)[0]) for key in keys})
-    objects = (
-        spark.read.text(directories, wholetext=True)
-        .select(
-            # The file's path is a URI (file:/..., s3://...) that ends with the object's key. Read from the
-            # file metadata column, not input_file_name(): Spark counts that function as nondeterministic,
-            # and refuses a MERGE whose source plan holds one unless a checkpoint cut the plan before it.
-            F.regexp_extract(F.col("_metadata.file_path"), _OBJECT_KEY, 1).alias("source_object"),
-            "value",
-        )
-        .where(F.col("source_object").isin(keys))
-        # Per object, not per line: a regular expression for each line costs more than the reading.
-        .withColumn("ingestion_run_id", F.regexp_extract("source_object", _RUN_ID_IN_KEY, 1))
-        .withColumn("ingested_at", started_at[F.col("ingestion_run_id")])
-        .where(F.col("ingested_at").isNotNull())
-    )
-    # Numbering the lines of a whole object needs no shuffle. They end as Spark's text reader ends them,
-    # at \n, \r\n or \r, and the end of the object ends the last one. Split at \n alone (a plain split,
-    # several times quicker than a regular expression) unless the object holds a \r.
-    # The split is a column of its own, computed once: the expression below reads it four times.
-    split = F.when(F.instr("value", "\r") > 0, F.split("value", r"\r\n|\r|\n", -1)).otherwise(
-        F.split("value", "\n", -1)
-    )
-    lines = F.col("lines")
-    complete = F.when(F.element_at(lines, -1) == "", F.slice(lines, 1, F.size(lines) - 1)).otherwise(lines)
-    numbered = objects.select(
-        "source_object", "ingestion_run_id", "ingested_at", split.alias("lines")
-    ).select(
-        "source_object",
-        "ingestion_run_id",
-        "ingested_at",
-        F.posexplode(complete).alias("_position", "raw_record"),
-    )
-    return spread_over_cores(spark, objects, numbered).select(
-        "raw_record",
-        "source_object",
-        (F.col("_position") + 1).cast("int").alias("line_number"),
-        "ingestion_run_id",
-        "ingested_at",
-    )
-
-
-def spread_over_cores(spark: SparkSession, objects: DataFrame, lines: DataFrame) -> DataFrame:
-    """The lines of `objects` in at least one partition per core, so that validation (Python, the
-    costliest stage) keeps every core busy.
-
-    Spark reads a whole object in one task and packs small objects together, so a run of a few pages
-    (an incremental run) lands in fewer partitions than there are cores. Then, and only then, the lines
-    are shuffled by their place in Bronze (deterministic, as a recomputation of the checkpoint needs).
-    """
-    cores = spark.sparkContext.defaultParallelism
-    if objects.rdd.getNumPartitions() >= cores:  # plans the read: no Spark job
-        return lines
-    return lines.repartition(cores, "source_object", "_position")
+    return slices.frame(spark).mapInArrow(slices.read_lines(), RAW_SCHEMA)
 
 
 def save_quarantine(spark: SparkSession, rejected: DataFrame, database: str, dataset: Dataset) -> None:

@@ -6,7 +6,7 @@ raw records --validate_records--> validated --accepted_records--> latest_version
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from etl.bronze.layout import MAX_CLOCK_SKEW
 from etl.dataset import CHECK_FAILED, Dataset
 from etl.silver import quick_path
+from etl.silver.bronze_lines import ArrowFunction
 from etl.silver.rules import Rejected, Validator, parse_record, unknown_fields
 
 # What the Bronze reader produces: one row per line of a Bronze object.
@@ -42,18 +43,30 @@ _ARROW_TYPES = {
 
 
 def validate_records(
-    raw: DataFrame, dataset: Dataset, max_clock_skew: timedelta = MAX_CLOCK_SKEW, quick: bool = True
+    raw: DataFrame,
+    dataset: Dataset,
+    max_clock_skew: timedelta = MAX_CLOCK_SKEW,
+    quick: bool = True,
+    lines: ArrowFunction | None = None,
 ) -> DataFrame:
     """Every raw row with the dataset's typed columns, or null columns and the reason it was rejected,
     and the names of its record's fields the dataset does not know (`unknown_fields`, null for none).
     The raw text is kept on rejected rows only (for the quarantine).
+
+    `raw` holds the raw rows (RAW_SCHEMA), or, given `lines`, what that Arrow function turns into raw
+    rows in the same Python process (the Silver job's read of Bronze, bronze_lines.py).
 
     The rules run in Python (see rules.py) over Arrow batches, most records on their quick path
     (quick_path.py, unless `quick` is False); the raw columns pass through unchanged.
     """
     typed = ", ".join(f"{f.name} {f.type}" for f in dataset.fields)
     schema = f"{RAW_SCHEMA}, {typed}, reason STRING, unknown_fields ARRAY<STRING>"
-    checked = raw.select(*_RAW_NAMES).mapInArrow(check_batches(dataset, quick), schema)
+    check = check_batches(dataset, quick)
+    if lines is None:
+        checked = raw.select(*_RAW_NAMES).mapInArrow(check, schema)
+    else:
+        read = lines
+        checked = raw.mapInArrow(lambda batches: check(read(batches)), schema)
     validated = reject_future_versions(checked, dataset, max_clock_skew)
     # Only the quarantine needs the text: an accepted row without it is a fraction of the size to keep.
     return validated.withColumn("raw_record", F.when(F.col("reason").isNotNull(), F.col("raw_record")))
@@ -109,9 +122,7 @@ def latest_versions(records: DataFrame, dataset: Dataset) -> DataFrame:
     return ranked.where(F.col("_rank") == 1).drop("_rank").drop("line_number")
 
 
-def check_batches(
-    dataset: Dataset, quick: bool = True
-) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def check_batches(dataset: Dataset, quick: bool = True) -> ArrowFunction:
     """The Arrow function that validates raw batches against the dataset (run on the executors).
 
     A record in the usual form takes the quick path (quick_path.py) when msgspec is installed and

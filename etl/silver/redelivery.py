@@ -16,8 +16,6 @@ Anything else, or anything unreadable, goes through the Silver job's normal path
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import pyarrow as pa
 
 from etl.bronze.layout import MAX_CLOCK_SKEW, BronzeObject, RunManifest
 from etl.dataset import Dataset
+from etl.silver.bronze_lines import UnreadableBronzeObject, object_text, split_lines
 from etl.silver.records import check_batches
 from etl.storage import ObjectStore
 from etl.timestamps import require_rfc3339
@@ -96,22 +95,18 @@ def _checked_rows(lines: list[str], dataset: Dataset) -> list[dict[str, Any]]:
 
 
 def _lines(store: ObjectStore, manifest: RunManifest, objects: Sequence[BronzeObject]) -> list[str] | None:
-    """The lines of the objects as Spark's text reader splits them, or None if one is not as listed."""
+    """The lines of the objects as the Silver job reads them, or None if one is not as listed."""
     found: list[str] = []
     for obj in manifest.objects:
         if obj not in objects:
             continue
-        data = store.get(obj.key)
-        if data is None:
-            return None
         try:
-            text = gzip.decompress(data).decode("utf-8")
-        except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+            lines = split_lines(object_text(obj.key, store.get(obj.key)))
+        except UnreadableBronzeObject:
             return None
-        # Spark also ends lines at a lone carriage return: leave such objects to the normal path.
-        if "\r" in text or not text.endswith("\n") or text.count("\n") != obj.records:
+        if len(lines) != obj.records:
             return None
-        found += text[:-1].split("\n")
+        found += lines
     return found
 
 

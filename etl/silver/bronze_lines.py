@@ -1,0 +1,150 @@
+"""The lines of the Bronze objects to merge, read where they are validated: in the executors' Python.
+
+Read by Spark's text reader, every line would cross from the JVM to the Python validator as Arrow: at a
+million orders that hand-off cost 1.7 s of the 8.8 s read-and-validate step on 2 cores, as much as
+reading the objects did (docs/benchmarks.md, "Bronze read in Python"). Here the JVM hands the Python
+workers only numbers: each stands for one slice of one object, and the worker reads the object
+(`ObjectStore.get`, the next one fetched while the current one is validated), unzips it, splits it into
+lines and hands them to validation in the same process. The records cross into the JVM once, typed.
+
+Lines end as Spark's text reader ends them: at \\n, \\r\\n or \\r, and the end of the object ends the
+last one (a test compares the two). Objects the manifests do not list (a page left by an earlier attempt
+of a run) are never read.
+
+An object is read whole by one worker, as Spark's reader would; a batch of fewer objects than cores (an
+incremental run) has each object cut into slices of lines, so that validation keeps every core busy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+
+from etl.bronze.prefetch import Prefetched
+from etl.storage import ObjectStore, open_store
+
+# What the Arrow functions of validation take and give (pyspark's mapInArrow).
+ArrowFunction = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# Slices per core and objects per core: more tasks than cores evens out tasks of unequal length.
+TASKS_PER_CORE = 4
+RAW_ARROW_SCHEMA = pa.schema(
+    [
+        ("raw_record", pa.string()),
+        ("source_object", pa.string()),
+        ("line_number", pa.int32()),
+        ("ingestion_run_id", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+class UnreadableBronzeObject(RuntimeError):
+    """A Bronze object the manifests list is missing, or is not gzip-compressed UTF-8 text."""
+
+
+@dataclass(frozen=True)
+class ObjectToRead:
+    key: str  # relative to the Bronze root, as the manifest lists it
+    run_id: str
+    ingested_at: datetime  # the run's start
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of an object's text, as Spark's text reader ends them."""
+    # A plain split at \n is several times quicker than the regular expression: most objects hold no \r.
+    lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
+    if lines[-1] == "":  # the text ended with a line end (or is empty): no line after it
+        lines.pop()
+    return lines
+
+
+def object_text(key: str, data: bytes | None) -> str:
+    """An object's bytes as text; UnreadableBronzeObject when it is missing or not gzip'd UTF-8."""
+    if data is None:
+        raise UnreadableBronzeObject(f"Bronze object {key} is missing")
+    try:
+        return gzip.decompress(data).decode("utf-8")
+    except (OSError, EOFError, ValueError) as e:  # gzip and zlib errors, UnicodeDecodeError
+        raise UnreadableBronzeObject(f"Bronze object {key} cannot be read: {e}") from e
+
+
+@dataclass(frozen=True)
+class BronzeSlices:
+    """The objects to read, each cut into `slices` slices of lines: slice s of object o is part
+    o * slices + s."""
+
+    bronze_root: str
+    objects: tuple[ObjectToRead, ...]
+    slices: int
+
+    @property
+    def parts(self) -> int:
+        return len(self.objects) * self.slices
+
+    def frame(self, spark: SparkSession) -> DataFrame:
+        """The part numbers in order, spread over the cores: what the executors are handed to read."""
+        cores = spark.sparkContext.defaultParallelism
+        partitions = max(1, min(self.parts, cores * TASKS_PER_CORE))
+        return spark.range(0, self.parts, 1, partitions).withColumnRenamed("id", "part")
+
+    def read_lines(self) -> ArrowFunction:
+        """The Arrow function that turns batches of part numbers into batches of raw lines."""
+        return self._read
+
+    def _read(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        store = open_store(self.bronze_root)
+        parts = (part for batch in batches for part in batch.column("part").to_pylist())
+        # The object of the next part is fetched while this one is validated (the caller of this
+        # iterator); a part of the same object as the last one reads nothing.
+        fetched = _objects_of_parts(parts, self.slices, lambda at: self._fetch(store, at))
+        with Prefetched(fetched, thread_name="bronze-prefetch") as ahead:
+            for part, text in ahead:
+                yield self._slice(part, text)
+
+    def _fetch(self, store: ObjectStore, at: int) -> str:
+        key = self.objects[at].key
+        return object_text(key, store.get(key))
+
+    def _slice(self, part: int, text: str) -> pa.RecordBatch:
+        obj = self.objects[part // self.slices]
+        lines = split_lines(text)
+        at = part % self.slices
+        start, end = len(lines) * at // self.slices, len(lines) * (at + 1) // self.slices
+        count = end - start
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(lines[start:end], pa.string()),
+                pa.array([obj.key] * count, pa.string()),
+                pa.array(range(start + 1, end + 1), pa.int32()),
+                pa.array([obj.run_id] * count, pa.string()),
+                pa.array([obj.ingested_at] * count, RAW_ARROW_SCHEMA.field("ingested_at").type),
+            ],
+            schema=RAW_ARROW_SCHEMA,
+        )
+
+
+def _objects_of_parts(
+    parts: Iterator[int], slices: int, fetch: Callable[[int], str]
+) -> Iterator[tuple[int, str]]:
+    """(part, its object's text) for each part, each object fetched once for its consecutive parts."""
+    last: tuple[int, str] | None = None
+    for part in parts:
+        at = part // slices
+        if last is None or last[0] != at:
+            last = (at, fetch(at))
+        yield part, last[1]
+
+
+def bronze_slices(bronze_root: str, objects: Sequence[ObjectToRead], cores: int) -> BronzeSlices:
+    """The objects cut into as many slices as keep `cores` cores busy (one slice each when there are
+    objects enough)."""
+    slices = 1 if len(objects) >= cores else -(-cores * TASKS_PER_CORE // max(1, len(objects)))
+    return BronzeSlices(bronze_root, tuple(objects), slices)
