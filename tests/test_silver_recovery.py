@@ -4,7 +4,6 @@ damaged Bronze objects, gaps between runs, a dropped table; and the ways out (re
 from __future__ import annotations
 
 import gzip
-
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path

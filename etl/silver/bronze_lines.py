@@ -33,8 +33,6 @@ from etl.storage import ObjectStore, open_store
 ArrowFunction = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
-# Slices per core and objects per core: more tasks than cores evens out tasks of unequal length.
-TASKS_PER_CORE = 4
 RAW_ARROW_SCHEMA = pa.schema(
     [
         ("raw_record", pa.string()),
@@ -90,9 +88,13 @@ class BronzeSlices:
         return len(self.objects) * self.slices
 
     def frame(self, spark: SparkSession) -> DataFrame:
-        """The part numbers in order, spread over the cores: what the executors are handed to read."""
+        """The part numbers in order, in one partition per core: what the executors are handed to read.
+
+        One task per core, not more: each Python task costs about 0.07 s of its own, so four per core
+        took twice as long to validate a 1% change of 1M orders (10,000 records) and longer for the
+        full load too (docs/benchmarks.md, "Bronze read in Python")."""
         cores = spark.sparkContext.defaultParallelism
-        partitions = max(1, min(self.parts, cores * TASKS_PER_CORE))
+        partitions = max(1, min(self.parts, cores))
         return spark.range(0, self.parts, 1, partitions).withColumnRenamed("id", "part")
 
     def read_lines(self) -> ArrowFunction:
@@ -144,7 +146,7 @@ def _objects_of_parts(
 
 
 def bronze_slices(bronze_root: str, objects: Sequence[ObjectToRead], cores: int) -> BronzeSlices:
-    """The objects cut into as many slices as keep `cores` cores busy (one slice each when there are
-    objects enough)."""
-    slices = 1 if len(objects) >= cores else -(-cores * TASKS_PER_CORE // max(1, len(objects)))
+    """The objects cut into slices enough for `cores` cores (one slice each when there are objects
+    enough)."""
+    slices = 1 if len(objects) >= cores else -(-cores // max(1, len(objects)))
     return BronzeSlices(bronze_root, tuple(objects), slices)
