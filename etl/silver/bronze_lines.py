@@ -103,10 +103,11 @@ class BronzeSlices:
 
     def _read(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         store = open_store(self.bronze_root)
-        parts = (part for batch in batches for part in batch.column("part").to_pylist())
-        # The object of the next part is fetched while this one is validated (the caller of this
-        # iterator); a part of the same object as the last one reads nothing.
-        fetched = _objects_of_parts(parts, self.slices, lambda at: self._fetch(store, at))
+        # The task's part numbers, all taken here: Spark's input stream is read on this thread only.
+        parts = [part for batch in batches for part in batch.column("part").to_pylist()]
+        # The object of the next part is fetched on a thread while this one is validated (the caller of
+        # this iterator); a part of the same object as the last one reads nothing.
+        fetched = _objects_of_parts(iter(parts), self.slices, lambda at: self._fetch(store, at))
         with Prefetched(fetched, thread_name="bronze-prefetch") as ahead:
             for part, text in ahead:
                 yield self._slice(part, text)
