@@ -1,8 +1,8 @@
 """The lines of the Bronze objects to merge, read where they are validated: in the executors' Python.
 
 Read by Spark's text reader, every line would cross from the JVM to the Python validator as Arrow: at a
-million orders that hand-off cost 1.7 s of the 8.8 s read-and-validate step on 2 cores, as much as
-reading the objects did (docs/benchmarks.md, "Bronze read in Python"). Here the JVM hands the Python
+million orders that hand-off cost 1.7 s of a 9 s read-and-validate step on 2 cores, more than reading
+and splitting the objects did (1.2 s; docs/benchmarks.md, "Bronze read in Python"). Here the JVM hands the Python
 workers only numbers: each stands for one slice of one object, and the worker reads the object
 (`ObjectStore.get`, the next one fetched while the current one is validated), unzips it, splits it into
 lines and hands them to validation in the same process. The records cross into the JVM once, typed.
@@ -11,8 +11,8 @@ Lines end as Spark's text reader ends them: at \\n, \\r\\n or \\r, and the end o
 last one (a test compares the two). Objects the manifests do not list (a page left by an earlier attempt
 of a run) are never read.
 
-An object is read whole by one worker, as Spark's reader would; a batch of fewer objects than cores (an
-incremental run) has each object cut into slices of lines, so that validation keeps every core busy.
+An object is read whole by one worker, as Spark's reader would; a batch of fewer objects than cores (a
+small run) has each object cut into slices of lines, so that validation keeps every core busy.
 """
 
 from __future__ import annotations
