@@ -121,7 +121,7 @@ def test_a_run_that_fails_after_the_merge_and_is_retried_equals_one_clean_run(
     assert merge(spark, bronze, retried, checkpoints) == silver.SilverSummary()  # nothing left to merge
 
 
-def test_a_large_validated_batch_is_checkpointed_under_the_run_and_deleted_after_it(
+def test_a_large_validated_batch_is_checkpointed_under_its_dataset_and_run_and_deleted_after_it(
     spark: SparkSession, bronze: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(silver, "CHECKPOINT_ABOVE_RECORDS", 7)  # the fixture's runs hold 8 records
@@ -134,16 +134,24 @@ def test_a_large_validated_batch_is_checkpointed_under_the_run_and_deleted_after
         quarantine_write(spark, rejected, database, dataset)
 
     monkeypatch.setattr(silver, "save_quarantine", look_then_save)
+    # The checkpoint of another dataset's Silver job of the same run, still running (in AWS they run side
+    # by side): its directory must outlive this job.
+    other = checkpoints / "customers-r2" / "0f1e2d3c" / "rdd-3"
+    other.mkdir(parents=True)
+    (other / "part-00000").write_bytes(b"rows")
     database = f"silver_{uuid.uuid4().hex[:8]}"
     summary = merge(spark, bronze, database, checkpoints)
 
     assert summary.records == 8
     (files,) = seen
-    # Spark writes the checkpoint under a directory of its own inside the run's: <root>/<run>/<uuid>/rdd-N.
-    assert files
-    assert {path.relative_to(checkpoints).parts[0] for path in files} == {"r2"}
-    assert any(part.startswith("rdd-") for path in files for part in path.parts)
-    assert list(checkpoints.iterdir()) == []
+    # Spark writes the checkpoint under a directory of its own inside the job's:
+    # <root>/<dataset>-<run>/<uuid>/rdd-N.
+    mine = [path for path in files if path.relative_to(checkpoints).parts[0] != "customers-r2"]
+    assert mine
+    assert {path.relative_to(checkpoints).parts[0] for path in mine} == {"orders-r2"}
+    assert any(part.startswith("rdd-") for path in mine for part in path.parts)
+    assert list(checkpoints.iterdir()) == [checkpoints / "customers-r2"]
+    assert (other / "part-00000").read_bytes() == b"rows"
 
 
 def test_a_failed_run_deletes_its_checkpoint_too(

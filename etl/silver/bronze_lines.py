@@ -2,8 +2,8 @@
 
 Read by Spark's text reader, every line would cross from the JVM to the Python validator as Arrow: at a
 million orders that hand-off cost 1.7 s of a 9 s read-and-validate step on 2 cores, more than reading
-and splitting the objects did (1.2 s; docs/benchmarks.md, "Bronze read in Python"). Here the JVM hands the Python
-workers only numbers: each stands for one slice of one object, and the worker reads the object
+and splitting the objects did (1.2 s; docs/benchmarks.md, "Bronze read in Python"). Here the JVM hands
+the Python workers only numbers: each stands for one slice of one object, and the worker reads the object
 (`ObjectStore.get`, the next one fetched while the current one is validated), unzips it, splits it into
 lines and hands them to validation in the same process. The records cross into the JVM once, typed.
 

@@ -246,7 +246,10 @@ def merge_runs(
         logger.warning("msgspec is not installed here: every record is validated by the rules alone")
     large = sum(m.records for m in manifests) > CHECKPOINT_ABOVE_RECORDS
     validated_rows = validate_records(slices.frame(spark), dataset, lines=slices.read_lines())
-    with kept_once(spark, validated_rows, args.checkpoint_root, manifests[-1].run_id, large) as validated:
+    # Named after the dataset and the run: the Silver jobs of one pipeline run share its run id, and in
+    # AWS they run side by side under one checkpoint root.
+    checkpoint = f"{dataset.name}-{manifests[-1].run_id}"
+    with kept_once(spark, validated_rows, args.checkpoint_root, checkpoint, large) as validated:
         per_run, unknown_fields = count_per_run(validated, manifests)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)

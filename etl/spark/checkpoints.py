@@ -25,13 +25,16 @@ logger = logging.getLogger(__name__)
 
 @contextmanager
 def kept_once(
-    spark: SparkSession, rows: DataFrame, root: str | None, run_id: str, checkpoint: bool
+    spark: SparkSession, rows: DataFrame, root: str | None, name: str, checkpoint: bool
 ) -> Iterator[DataFrame]:
-    """`rows` computed once for the block's several reads: checkpointed under `<root>/<run_id>` (computed
+    """`rows` computed once for the block's several reads: checkpointed under `<root>/<name>` (computed
     now; the plan is cut), or else cached (computed by the first read; the plan is kept, so that a block an
-    executor takes away with it is computed again). Deleted or uncached when the block ends."""
+    executor takes away with it is computed again). Deleted or uncached when the block ends.
+
+    `name` must be the job's own: jobs running side by side under one root (the Silver jobs of the
+    datasets of one pipeline run, in AWS) each delete their directory when they end."""
     if checkpoint:
-        with checkpoint_directory(spark, root, run_id):
+        with checkpoint_directory(spark, root, name):
             yield rows.checkpoint(eager=True)
         return
     cached = rows.persist(StorageLevel.MEMORY_AND_DISK)
@@ -42,8 +45,8 @@ def kept_once(
 
 
 @contextmanager
-def checkpoint_directory(spark: SparkSession, root: str | None, run_id: str) -> Iterator[str]:
-    """Make `<root>/<run_id>` the session's checkpoint directory for the block, then delete it.
+def checkpoint_directory(spark: SparkSession, root: str | None, name: str) -> Iterator[str]:
+    """Make `<root>/<name>` the session's checkpoint directory for the block, then delete it.
 
     Without a root, a temporary local directory serves, which only a local Spark can read back. A
     directory left by a run that died is deleted by the next attempt of the same run, and in AWS by the
@@ -54,7 +57,7 @@ def checkpoint_directory(spark: SparkSession, root: str | None, run_id: str) -> 
             raise ValueError("this Spark is a cluster: pass --checkpoint-root s3://<bucket>/<prefix>")
         directory = tempfile.mkdtemp(prefix="lakehouse-checkpoint-")
     else:
-        directory = f"{root.rstrip('/')}/{run_id}"
+        directory = f"{root.rstrip('/')}/{name}"
     spark.sparkContext.setCheckpointDir(directory)
     try:
         yield directory
