@@ -1,4 +1,4 @@
-"""The Silver job's read of Bronze in Python (etl/silver/bronze_lines.py), without Spark.
+"""The Silver job's read of Bronze in Python (etl/silver/bronze_lines.py), without Spark but for the tasks.
 
 What Spark's text reader makes of the same objects is compared in tests/test_silver_job.py.
 """
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pyspark.sql import SparkSession
 
+from etl.silver import bronze_lines
 from etl.silver.bronze_lines import (
     ArrowFunction,
     ObjectToRead,
@@ -58,7 +60,7 @@ def _land(tmp_path: Path, objects: dict[str, list[str]]) -> list[ObjectToRead]:
     store = LocalStore(tmp_path)
     for key, lines in objects.items():
         store.put(key, gzip.compress("".join(f"{line}\n" for line in lines).encode()))
-    return [ObjectToRead(key, f"run-{key[-1]}", STARTED) for key in objects]
+    return [ObjectToRead(key, f"run-{key[-1]}", STARTED, len(lines)) for key, lines in objects.items()]
 
 
 def _read_all(parts: range, read: ArrowFunction) -> list[dict[str, object]]:
@@ -101,9 +103,24 @@ def test_fewer_objects_than_cores_are_cut_into_slices_that_hold_each_line_once(t
 
 
 def test_a_missing_object_fails_the_read_naming_it(tmp_path: Path) -> None:
-    objects = [*_land(tmp_path, {"o/page-1": ["a"]}), ObjectToRead("o/page-2", "run-2", STARTED)]
+    objects = [*_land(tmp_path, {"o/page-1": ["a"]}), ObjectToRead("o/page-2", "run-2", STARTED, 1)]
 
     slices = bronze_slices(str(tmp_path), objects, cores=1)
 
     with pytest.raises(UnreadableBronzeObject, match="o/page-2 is missing"):
         _read_all(range(slices.parts), slices.read_lines())
+
+
+@pytest.mark.spark
+def test_a_task_per_core_unless_the_batch_is_large(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = _land(tmp_path, {f"o/page-{n}": [f"line {n}.{i}" for i in range(3)] for n in range(1, 9)})
+    cores = spark.sparkContext.defaultParallelism
+
+    slices = bronze_slices(str(tmp_path), objects, cores)
+
+    assert slices.frame(spark).rdd.getNumPartitions() == min(8, cores)
+    monkeypatch.setattr(bronze_lines, "RECORDS_PER_TASK", 6)  # 24 records: 4 tasks
+    assert slices.frame(spark).rdd.getNumPartitions() == min(8, max(cores, 4))
+    assert sorted(row.part for row in slices.frame(spark).collect()) == list(range(8))

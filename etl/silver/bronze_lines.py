@@ -48,11 +48,17 @@ class UnreadableBronzeObject(RuntimeError):
     """A Bronze object the manifests list is missing, or is not gzip-compressed UTF-8 text."""
 
 
+# At most about this many records per task (about 5 s of validation): a large batch gets more tasks than
+# the cores Spark reports when the job starts, which in AWS may be before every executor has joined.
+RECORDS_PER_TASK = 500_000
+
+
 @dataclass(frozen=True)
 class ObjectToRead:
     key: str  # relative to the Bronze root, as the manifest lists it
     run_id: str
     ingested_at: datetime  # the run's start
+    records: int  # as the manifest lists them
 
 
 def split_lines(text: str) -> list[str]:
@@ -92,9 +98,11 @@ class BronzeSlices:
 
         One task per core, not more: each Python task costs about 0.07 s of its own, so four per core
         took twice as long to validate a 1% change of 1M orders (10,000 records) and longer for the
-        full load too (docs/benchmarks.md, "Bronze read in Python")."""
-        cores = spark.sparkContext.defaultParallelism
-        partitions = max(1, min(self.parts, cores))
+        full load too (docs/benchmarks.md, "Bronze read in Python"). Unless the batch is large: then
+        one task per RECORDS_PER_TASK records."""
+        records = sum(obj.records for obj in self.objects)
+        tasks = max(spark.sparkContext.defaultParallelism, -(-records // RECORDS_PER_TASK))
+        partitions = max(1, min(self.parts, tasks))
         return spark.range(0, self.parts, 1, partitions).withColumnRenamed("id", "part")
 
     def read_lines(self) -> ArrowFunction:

@@ -438,7 +438,9 @@ def _start_order(manifest: RunManifest) -> tuple[datetime, str]:
 def bronze_slices_of(spark: SparkSession, bronze_root: str, manifests: Sequence[RunManifest]) -> BronzeSlices:
     """The runs' Bronze objects, as the executors read them (etl/silver/bronze_lines.py)."""
     objects = [
-        ObjectToRead(obj.key, m.run_id, _instant(m.started_at)) for m in manifests for obj in m.objects
+        ObjectToRead(obj.key, m.run_id, _instant(m.started_at), obj.records)
+        for m in manifests
+        for obj in m.objects
     ]
     return bronze_slices(bronze_root, objects, spark.sparkContext.defaultParallelism)
 
