@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
+from etl.bronze.layout import split_lines
 from etl.silver import bronze_lines
 from etl.silver.bronze_lines import (
     ArrowFunction,
@@ -20,7 +21,6 @@ from etl.silver.bronze_lines import (
     UnreadableBronzeObject,
     bronze_slices,
     object_text,
-    split_lines,
 )
 from etl.storage import LocalStore
 

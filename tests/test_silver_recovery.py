@@ -87,7 +87,7 @@ def test_an_invalid_record_delivered_again_by_a_re_ingested_window_is_quarantine
     assert ledger(lake) == [("r1", 4, 1, 3), ("r2", 4, 1, 3)]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "corrupted", "not UTF-8", "missing"])
+@pytest.mark.parametrize("damage", ["truncated", "corrupted", "not UTF-8", "a carriage return", "missing"])
 def test_a_damaged_bronze_object_is_named_with_its_run_and_repaired_losing_nothing_else(
     lake: Lake, damage: str
 ) -> None:
@@ -105,6 +105,9 @@ def test_a_damaged_bronze_object_is_named_with_its_run_and_repaired_losing_nothi
         path.write_bytes(data[:20] + bytes(b ^ 0x5A for b in data[20:30]) + data[30:])
     elif damage == "not UTF-8":  # complete gzip, the listed number of lines
         path.write_bytes(gzip.compress(b"\xff" + gzip.decompress(data)))
+    elif damage == "a carriage return":  # a line end to Spark's text reader and the Silver job: one more line
+        text = gzip.decompress(data)
+        path.write_bytes(gzip.compress(text[:10] + b"\r" + text[10:]))
     else:
         path.unlink()
 

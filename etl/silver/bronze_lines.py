@@ -7,9 +7,9 @@ the Python workers only numbers: each stands for one slice of one object, and th
 (`ObjectStore.get`, the next one fetched while the current one is validated), unzips it, splits it into
 lines and hands them to validation in the same process. The records cross into the JVM once, typed.
 
-Lines end as Spark's text reader ends them: at \\n, \\r\\n or \\r, and the end of the object ends the
-last one (a test compares the two). Objects the manifests do not list (a page left by an earlier attempt
-of a run) are never read.
+Lines end as Spark's text reader ends them (`split_lines`, etl/bronze/layout.py: at \\n, \\r\\n or
+\\r, and the end of the object ends the last one; a test compares the two). Objects the manifests do not
+list (a page left by an earlier attempt of a run) are never read.
 
 An object is read whole by one worker, as Spark's reader would; a batch of fewer objects than cores (a
 small run) has each object cut into slices of lines, so that validation keeps every core busy.
@@ -18,7 +18,6 @@ small run) has each object cut into slices of lines, so that validation keeps ev
 from __future__ import annotations
 
 import gzip
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,13 +25,13 @@ from datetime import datetime
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
+from etl.bronze.layout import split_lines
 from etl.bronze.prefetch import Prefetched
 from etl.storage import ObjectStore, open_store
 
 # What the Arrow functions of validation take and give (pyspark's mapInArrow).
 ArrowFunction = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
 RAW_ARROW_SCHEMA = pa.schema(
     [
         ("raw_record", pa.string()),
@@ -59,15 +58,6 @@ class ObjectToRead:
     run_id: str
     ingested_at: datetime  # the run's start
     records: int  # as the manifest lists them
-
-
-def split_lines(text: str) -> list[str]:
-    """The lines of an object's text, as Spark's text reader ends them."""
-    # A plain split at \n is several times quicker than the regular expression: most objects hold no \r.
-    lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
-    if lines[-1] == "":  # the text ended with a line end (or is empty): no line after it
-        lines.pop()
-    return lines
 
 
 def object_text(key: str, data: bytes | None) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl.bronze.layout import MAX_CLOCK_SKEW, BronzeObject, RunManifest
+from etl.bronze.layout import MAX_CLOCK_SKEW, BronzeObject, RunManifest, split_lines
 from etl.dataset import Dataset
-from etl.silver.bronze_lines import UnreadableBronzeObject, object_text, split_lines
+from etl.silver.bronze_lines import UnreadableBronzeObject, object_text
 from etl.silver.records import check_batches
 from etl.storage import ObjectStore
 from etl.timestamps import require_rfc3339
