@@ -1,11 +1,12 @@
 """The lines of the Bronze objects to merge, read where they are validated: in the executors' Python.
 
 Read by Spark's text reader, every line would cross from the JVM to the Python validator as Arrow: at a
-million orders that hand-off cost 1.7 s of a 9 s read-and-validate step on 2 cores, more than reading
-and splitting the objects did (1.2 s; docs/benchmarks.md, "Bronze read in Python"). Here the JVM hands
-the Python workers only numbers: each stands for one slice of one object, and the worker reads the object
-(`ObjectStore.get`, the next one fetched while the current one is validated), unzips it, splits it into
-lines and hands them to validation in the same process. The records cross into the JVM once, typed.
+million orders that hand-off cost 1.7 s of an 8 to 9 s read, validate and checkpoint step on 2 cores, more
+than reading and splitting the objects did (1.2 s; docs/benchmarks.md, "Bronze read in Python"). Here the
+JVM hands the Python workers only numbers: each stands for one slice of one object, and the worker reads
+the object (`ObjectStore.get`, the next one fetched while the current one is validated), unzips it, splits
+it into lines and hands them to validation in the same process. The records cross into the JVM once,
+typed.
 
 Lines end as Spark's text reader ends them (`split_lines`, etl/bronze/layout.py: at \\n, \\r\\n or
 \\r, and the end of the object ends the last one; a test compares the two). Objects the manifests do not
@@ -86,8 +87,8 @@ class BronzeSlices:
     def frame(self, spark: SparkSession) -> DataFrame:
         """The part numbers in order, in one partition per core: what the executors are handed to read.
 
-        One task per core, not more: each Python task costs about 0.07 s of its own, so four per core
-        took twice as long to validate a 1% change of 1M orders (10,000 records) and longer for the
+        One task per core, not more: each Python task costs about 0.07 to 0.1 s of its own, so four per
+        core took twice as long to validate a 1% change of 1M orders (10,000 records) and longer for the
         full load too (docs/benchmarks.md, "Bronze read in Python"). Unless the batch is large: then
         one task per RECORDS_PER_TASK records."""
         records = sum(obj.records for obj in self.objects)
