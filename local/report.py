@@ -198,6 +198,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
+# Characters that would break a table's row or move the terminal's cursor, shown as Python escapes them
+# (\r, \x1b, \u2028): one row stays one line. `--format json` gives the exact text.
+_ESCAPED = {code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)}
+
+
 def _text(value: Any, thousands: bool) -> str:
     if value is None:
         return "NULL"
@@ -205,7 +210,7 @@ def _text(value: Any, thousands: bool) -> str:
         return _utc(value)
     if thousands and isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    return str(value)
+    return str(value).translate(_ESCAPED)
 
 
 def _json_value(value: Any) -> str:

@@ -53,6 +53,13 @@ def test_json_lines_keep_decimal_digits_and_write_utc() -> None:
     assert line == '{"a":10.10,"t":"2026-01-01T08:00:00Z","d":"2026-01-01","n":null,"f":"NaN","b":"AA=="}'
 
 
+def test_a_text_table_row_stays_one_line_whatever_its_text_holds() -> None:
+    table = text_table(["name", "n"], [["José\rPérez\n\x1b[2J", 1], ["Zoë\u2028東京", 2]])
+
+    first, second = "José\\rPérez\\n\\x1b[2J", "Zoë\\u2028東京"  # 20 and 11 characters
+    assert table.splitlines()[2:] == [f"{first}  1", f"{second}{' ' * 9}  2"]
+
+
 def test_text_tables_align_numbers_right() -> None:
     table = text_table(["name", "n"], [["a", 5], ["bb", 12345]], thousands=True)
     assert table.splitlines() == ["name       n", "----  ------", "a          5", "bb    12,345"]
