@@ -33,6 +33,7 @@ from etl.storage import ObjectStore, open_store
 # What the Arrow functions of validation take and give (pyspark's mapInArrow).
 ArrowFunction = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
+# etl/silver/records.py's RAW_SCHEMA as Arrow: mapInArrow refuses batches that do not match it.
 RAW_ARROW_SCHEMA = pa.schema(
     [
         ("raw_record", pa.string()),
