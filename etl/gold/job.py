@@ -1,6 +1,7 @@
 """Gold job: bring each declared Gold model (datasets/gold) up to date with Silver, one commit per table.
 
-    main -> load_silver_views -> for each model: plan_refresh -> transform (its SQL) -> save (one commit)
+    main -> load_silver_views -> for each model: plan_refresh -> transform (its SQL)
+         -> the models side by side: save (one commit per table)
 
 A table whose Silver input changed is rebuilt in full by default (`--refresh full`). With
 `--refresh incremental`, a model that declares its `key` and `touched` SQL (etl/dataset.py) gets only the
@@ -32,7 +33,7 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -56,6 +57,7 @@ from etl.spark.jobs import (
     parse_job_arguments,
 )
 from etl.spark.maintenance import MaintenancePolicy, maintain
+from etl.spark.side_by_side import side_by_side
 from etl.tables import TableDefinition
 
 
@@ -145,6 +147,8 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     incremental: dict[str, int] = {}
     full_rebuilds: dict[str, str] = {}
     changes = SilverChanges(spark, args.silver_database, snapshots)
+    rebuilds: list[Rebuild] = []
+    # Planned one model at a time: the plans read the catalog and set the session's temporary views.
     for model in models:
         table = model.table
         identifier = table_identifier(args.gold_database, table.name)
@@ -164,23 +168,54 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
         )
         if isinstance(plan, str):
             full_rebuilds[table.name] = plan
+            plan = None
         elif plan is not None:
             aggregate = refresh_touched(spark.table(identifier), aggregate, plan, model.key)
-            incremental[table.name] = plan.count()
-        rows[table.name] = save(aggregate, table, args.gold_database, source)
-        if isinstance(plan, DataFrame):
-            plan.unpersist()
+        rebuilds.append(Rebuild(table, aggregate, source, plan))
+    # Each rebuild writes its own table: they run side by side (etl/spark/side_by_side.py).
+    saved = side_by_side(
+        [partial(rebuild.save, args.gold_database) for rebuild in rebuilds], MODELS_AT_ONCE, "gold"
+    )
+    for rebuild, (written, touched) in zip(rebuilds, saved, strict=True):
+        name = rebuild.table.name
+        rows[name] = written
+        if touched is not None:
+            incremental[name] = touched
         if args.branch is None:
-            maintenance += maintain(spark, args.gold_database, table.name, args.maintenance, compact=False)
+            maintenance += maintain(spark, args.gold_database, name, args.maintenance, compact=False)
     changes.release()
     return GoldSummary(
-        rows=rows,
+        rows={model.table.name: rows[model.table.name] for model in models},
         up_to_date=tuple(up_to_date),
         maintenance=tuple(maintenance),
         schema_changes=schema_changes,
         incremental=incremental,
         full_rebuilds=full_rebuilds,
     )
+
+
+# Gold models rebuilt at once. Each is a few Spark jobs over Silver; more at once than there are cores
+# mostly adds memory for their shuffles (docs/benchmarks.md, "Gold models side by side").
+MODELS_AT_ONCE = 3
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """A planned rebuild of one Gold table: its rows, what they are built from, and for an incremental
+    refresh the keys recomputed (cached: unpersisted once the table is written)."""
+
+    table: TableDefinition
+    rows: DataFrame
+    source: str
+    touched: DataFrame | None = None
+
+    def save(self, database: str) -> tuple[int, int | None]:
+        """Write the table; its rows after the commit, and how many keys were recomputed (None: all)."""
+        touched = None if self.touched is None else self.touched.count()
+        written = save(self.rows, self.table, database, self.source)
+        if self.touched is not None:
+            self.touched.unpersist()
+        return written, touched
 
 
 class SilverChanges:
