@@ -207,6 +207,29 @@ def test_a_run_with_silver_unchanged_keeps_every_table_and_a_change_rebuilds_wha
     assert "FR" in countries and "DE" not in countries
 
 
+def test_a_model_failing_as_it_is_written_leaves_the_others_written_and_the_next_run_builds_only_it(
+    spark: SparkSession, databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    silver_db, gold_db = databases
+    args = gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db])
+    sql = registry.gold_sql
+    # Planned without error; fails on the executors, while the other models are being written.
+    broken = "SELECT * FROM ({}) WHERE raise_error('daily_sales broke') IS NULL"
+    monkeypatch.setattr(
+        registry, "gold_sql", lambda model: broken.format(sql(model)) if model is DAILY_SALES else sql(model)
+    )
+    with pytest.raises(Exception, match="daily_sales broke"):
+        gold.run(spark, args)
+    assert spark.table(f"{gold_db}.customer_summary").count() == 3
+    assert spark.table(f"{gold_db}.sales_by_country").count() == 3
+    assert spark.sql(f"SELECT * FROM {gold_db}.daily_sales.snapshots").count() == 0
+
+    monkeypatch.setattr(registry, "gold_sql", sql)
+    fixed = gold.run(spark, args)
+    assert sorted(fixed.up_to_date) == ["customer_summary", "sales_by_country"]
+    assert fixed.rows == {"daily_sales": 3, "customer_summary": 3, "sales_by_country": 3}
+
+
 def test_on_a_branch_only_a_rebuilt_table_gets_the_branch_and_a_kept_one_costs_no_spark_job(
     spark: SparkSession, databases: tuple[str, str]
 ) -> None:
