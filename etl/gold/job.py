@@ -158,8 +158,6 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
             rows[table.name] = current[1]
             up_to_date.append(table.name)
             continue
-        if args.branch is not None:
-            create_branch(spark, identifier, args.branch)
         aggregate = transform(spark, model)
         plan = (
             plan_refresh(model, source, current[0] if current else None, changes)
@@ -173,9 +171,8 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
             aggregate = refresh_touched(spark.table(identifier), aggregate, plan, model.key)
         rebuilds.append(Rebuild(table, aggregate, source, plan))
     # Each rebuild writes its own table: they run side by side (etl/spark/side_by_side.py).
-    saved = side_by_side(
-        [partial(rebuild.save, args.gold_database) for rebuild in rebuilds], MODELS_AT_ONCE, "gold"
-    )
+    saves = [partial(rebuild.save, args.gold_database, args.branch) for rebuild in rebuilds]
+    saved = side_by_side(saves, MODELS_AT_ONCE, "gold")
     for rebuild, (written, touched) in zip(rebuilds, saved, strict=True):
         name = rebuild.table.name
         rows[name] = written
@@ -209,8 +206,12 @@ class Rebuild:
     source: str
     touched: DataFrame | None = None
 
-    def save(self, database: str) -> tuple[int, int | None]:
-        """Write the table; its rows after the commit, and how many keys were recomputed (None: all)."""
+    def save(self, database: str, branch: str | None) -> tuple[int, int | None]:
+        """Write the table (to `branch`, created here, when there is one); its rows after the commit, and
+        how many keys were recomputed (None: all)."""
+        if branch is not None:
+            # Until now the session read the table's `main`, where the branch starts.
+            create_branch(self.rows.sparkSession, table_identifier(database, self.table.name), branch)
         touched = None if self.touched is None else self.touched.count()
         written = save(self.rows, self.table, database, self.source)
         if self.touched is not None:
