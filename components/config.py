@@ -226,6 +226,20 @@ class _Reader:
             self.problem(name, f"must be {bounds}; got {value}")
         return value
 
+    def percentage(self, name: str) -> float:
+        """A number from 0 to 100, decimals allowed (declared as a string in Pulumi.yaml)."""
+        raw = self._raw(name)
+        if raw is None:
+            return 0.0
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value <= 100:  # NaN too
+            self.problem(name, f"must be a number from 0 to 100 (decimals allowed); got {raw!r}")
+            return 0.0
+        return value
+
     def boolean(self, name: str) -> bool:
         raw = self._raw(name)
         if raw is None:
@@ -488,8 +502,10 @@ def _read_monitoring(reader: _Reader) -> MonitoringConfig:
 
 
 def _read_audits(reader: _Reader) -> AuditThresholds:
-    values = {
-        f.name: reader.integer(audit_key(f.name), 0, 100 if f.name == "max_quarantine_percent" else None)
+    values: dict[str, Any] = {
+        f.name: reader.percentage(audit_key(f.name))
+        if f.name == "max_quarantine_percent"
+        else reader.integer(audit_key(f.name), 0)
         for f in fields(AuditThresholds)
     }
     return AuditThresholds(**values) if not reader.has_problem(*map(audit_key, values)) else AuditThresholds()

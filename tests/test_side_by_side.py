@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -19,7 +20,8 @@ def test_the_tasks_run_at_once_and_their_results_come_in_the_tasks_order() -> No
         meeting.wait()  # passes only once all three tasks are running
         return n * 10
 
-    assert side_by_side([lambda n=n: task(n) for n in range(3)], at_once=3, name="t") == [0, 10, 20]
+    tasks = [functools.partial(task, n) for n in range(3)]
+    assert side_by_side(tasks, at_once=3, name="t") == [0, 10, 20]
 
 
 def test_no_more_than_at_once_run_together() -> None:
@@ -69,7 +71,7 @@ def test_each_thread_inherits_the_callers_spark_local_properties_and_runs_spark_
         def task(n: int) -> tuple[str | None, int]:
             return context.getLocalProperty("spark.job.description"), spark.range(n).count()
 
-        results = side_by_side([lambda n=n: task(n) for n in (3, 5)], at_once=2, name="t")
+        results = side_by_side([functools.partial(task, n) for n in (3, 5)], at_once=2, name="t")
     finally:
         context.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
     assert results == [("gold step", 3), ("gold step", 5)]

@@ -223,7 +223,9 @@ def test_gold_refreshes_in_full_unless_the_stack_asks_for_incremental(configure:
 def test_the_audit_defaults_are_the_local_runs_own() -> None:
     keys = declared_keys()
     for field in fields(AuditThresholds):
-        assert keys[audit_key(field.name)].default == getattr(AuditThresholds(), field.name), field.name
+        # Pulumi.yaml declares the percentage with decimals as a string ("5").
+        declared = keys[audit_key(field.name)].default
+        assert float(declared) == getattr(AuditThresholds(), field.name), field.name
 
 
 def test_the_audit_thresholds_reach_the_config_and_a_wrong_one_is_refused_naming_its_key(
@@ -231,6 +233,12 @@ def test_the_audit_thresholds_reach_the_config_and_a_wrong_one_is_refused_naming
 ) -> None:
     configure({**stack_config("dev"), "lakehouse:auditMaxQuarantinePercent": "2"})
     assert load_stack_config("lakehouse", "dev").audits == AuditThresholds(max_quarantine_percent=2)
-    config = {**stack_config("dev"), "lakehouse:auditMaxQuarantinePercent": "101"}
-    (problem,) = _problems(configure, config)
-    assert problem == "lakehouse:auditMaxQuarantinePercent: must be between 0 and 100; got 101"
+    configure({**stack_config("dev"), "lakehouse:auditMaxQuarantinePercent": "0.5"})
+    assert load_stack_config("lakehouse", "dev").audits == AuditThresholds(max_quarantine_percent=0.5)
+    for wrong in ("101", "-1", "nan", "five"):
+        config = {**stack_config("dev"), "lakehouse:auditMaxQuarantinePercent": wrong}
+        (problem,) = _problems(configure, config)
+        assert problem == (
+            "lakehouse:auditMaxQuarantinePercent: must be a number from 0 to 100 (decimals allowed); "
+            f"got {wrong!r}"
+        )
