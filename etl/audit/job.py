@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import reduce
+from functools import partial
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -61,6 +61,7 @@ from etl.spark.branches import (
 )
 from etl.spark.jobs import add_maintenance_arguments, glue_session, maintenance_policy, parse_job_arguments
 from etl.spark.maintenance import MaintenancePolicy, maintain
+from etl.spark.side_by_side import side_by_side
 from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import utc_now
 
@@ -256,8 +257,8 @@ def measure(
 
     The tables are read at their snapshots (`VERSION AS OF`), not through `spark.wap.branch`: Iceberg
     refuses time travel in a session that names a branch, and the audits compare the branch with `main`.
-    Each audit asks for the aggregates it needs (`Measurements`), all of them are computed in one Spark
-    action, and then each audit judges its values.
+    Each audit asks for the aggregates it needs (`Measurements`), all of them are computed together (one
+    aggregation per table version, side by side), and then each audit judges its values.
     """
     now = now or utc_now()
     versions = TableVersions(spark, branch)
@@ -293,8 +294,10 @@ def publish_branch(spark: SparkSession, silver_database: str, gold_database: str
 
 class Measurements:
     """The aggregates the audits ask for, computed together: one aggregation per table version read (the
-    audits of a table share its scan, and an aggregate asked twice is computed once), the aggregations
-    cross-joined into one row, so the whole set costs one Spark action instead of one or two per audit."""
+    audits of a table share its scan, and an aggregate asked twice is computed once), each one Spark
+    action, run side by side (etl/spark/side_by_side.py). Cross-joined into one row and one action, the
+    aggregations ran one after the other, each a small job waiting on the last (docs/benchmarks.md,
+    "The Audit step's measures side by side")."""
 
     def __init__(self) -> None:
         # source -> (its rows, aggregate expression -> (column name, aggregate))
@@ -313,17 +316,26 @@ class Measurements:
         return lambda: self.value(name)
 
     def compute(self) -> None:
-        one_row_each = [
-            frame.agg(*(aggregate.alias(name) for name, aggregate in aggregates.values()))
+        aggregations = [
+            partial(_one_row, frame.agg(*(aggregate.alias(name) for name, aggregate in aggregates.values())))
             for frame, aggregates in self._sources.values()
         ]
-        row = reduce(DataFrame.crossJoin, one_row_each).first() if one_row_each else None
-        self._values = row.asDict() if row is not None else {}
+        rows = side_by_side(aggregations, MEASURED_AT_ONCE, "audit")
+        self._values = {name: value for row in rows for name, value in row.items()}
 
     def value(self, name: str) -> Any:
         if self._values is None:
             raise RuntimeError("the measurements are not computed yet")
         return self._values[name]
+
+
+# Aggregations run at once: small jobs, mostly waiting on the driver and the Parquet footers.
+MEASURED_AT_ONCE = 4
+
+
+def _one_row(aggregation: DataFrame) -> dict[str, Any]:
+    row = aggregation.first()
+    return row.asDict() if row is not None else {}
 
 
 class TableVersions:
