@@ -3,8 +3,8 @@
 One generic job for every dataset: `--dataset NAME` picks the declaration (etl/registry.py) that says how
 its records are checked, typed, keyed and versioned.
 
-    main -> load_pending_runs -> read Bronze and validate (one step) -> count -> de-duplicate
-         -> save_quarantine and save_latest (MERGE), side by side -> save_ledger
+    main -> load_pending_runs -> read Bronze and validate (one step) -> de-duplicate
+         -> save_quarantine -> save_latest (MERGE) -> save_ledger
 
 Runs that only re-deliver records already merged (what a run over a source with nothing new receives:
 the records at the watermark again) are recognised on the driver and only recorded in the ledger
@@ -31,10 +31,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, Row, SparkSession, Window
@@ -74,7 +73,6 @@ from etl.spark.jobs import (
     parse_job_arguments,
 )
 from etl.spark.maintenance import MaintenancePolicy, maintain
-from etl.spark.side_by_side import side_by_side
 from etl.storage import ObjectStore, open_store
 from etl.tables import SILVER_INGESTION_RUNS
 from etl.timestamps import format_rfc3339, require_rfc3339
@@ -255,19 +253,10 @@ def merge_runs(
         per_run, unknown_fields = count_per_run(validated, manifests)
         accepted = accepted_records(validated, dataset)
         latest = latest_versions(accepted, dataset)
-        # Counted (and held against the manifests) before anything is written. Known before the quarantine
-        # is written: a batch without a rejected record costs no MERGE.
-        writes: list[Callable[[], MergeCounts | None]] = [
-            partial(save_latest, spark, latest, args.silver_database, dataset)
-        ]
+        # Known before the quarantine is written: a batch without a rejected record costs no MERGE.
         if any(counts.quarantined for counts in per_run.values()):
-            rejected = quarantined_records(validated)
-            writes.append(partial(save_quarantine, spark, rejected, args.silver_database, dataset))
-        # Two tables, two commits: side by side (etl/spark/side_by_side.py). Should one fail, the ledger is
-        # not written and the run is merged again, which neither MERGE repeats.
-        merged, *_ = side_by_side(writes, len(writes), "silver")
-        assert merged is not None
-        inserted, updated = merged
+            save_quarantine(spark, quarantined_records(validated), args.silver_database, dataset)
+        inserted, updated = save_latest(spark, latest, args.silver_database, dataset)
         save_ledger(spark, manifests, per_run, unknown_fields, args.silver_database, store)
     # On a branch the maintenance waits for the publishing (the Audit step), which must find `main`
     # unchanged: a compaction commits to `main`.
