@@ -295,9 +295,9 @@ def publish_branch(spark: SparkSession, silver_database: str, gold_database: str
 class Measurements:
     """The aggregates the audits ask for, computed together: one aggregation per table version read (the
     audits of a table share its scan, and an aggregate asked twice is computed once), each one Spark
-    action, run side by side (etl/spark/side_by_side.py). Cross-joined into one row and one action, the
-    aggregations ran one after the other, each a small job waiting on the last (docs/benchmarks.md,
-    "The Audit step's measures side by side")."""
+    action, run side by side (etl/spark/side_by_side.py). Cross-joined into one row and one action, they
+    ran one after the other (docs/benchmarks.md, "Side by side: Gold's models and the Audit step's
+    measures")."""
 
     def __init__(self) -> None:
         # source -> (its rows, aggregate expression -> (column name, aggregate))

@@ -191,8 +191,8 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
     )
 
 
-# Gold models rebuilt at once. Each is a few Spark jobs over Silver; more at once than there are cores
-# mostly adds memory for their shuffles (docs/benchmarks.md, "Gold models side by side").
+# Gold models rebuilt at once: each is a few Spark jobs over Silver, which leave cores idle while the driver
+# plans and commits them (docs/benchmarks.md, "Side by side: Gold's models and the Audit step's measures").
 MODELS_AT_ONCE = 3
 
 
