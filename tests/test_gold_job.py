@@ -207,6 +207,22 @@ def test_a_run_with_silver_unchanged_keeps_every_table_and_a_change_rebuilds_wha
     assert "FR" in countries and "DE" not in countries
 
 
+def test_a_model_whose_sql_does_not_compile_is_named_and_nothing_is_written(
+    spark: SparkSession, databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    silver_db, gold_db = databases
+    args = gold.parse_args(["--silver-database", silver_db, "--gold-database", gold_db, "--branch", "run-1"])
+    sql = registry.gold_sql
+    broken = {CUSTOMER_SUMMARY.table.name: " GROUP BY"}  # a dangling GROUP BY: a syntax error
+    monkeypatch.setattr(registry, "gold_sql", lambda model: sql(model) + broken.get(model.table.name, ""))
+    named = r"gold\.customer_summary \(datasets/gold/customer_summary\.sql\) failed: \[PARSE_SYNTAX_ERROR\]"
+    with pytest.raises(gold.GoldModelFailed, match=named):
+        gold.run(spark, args)
+    for table in ("daily_sales", "customer_summary", "sales_by_country"):
+        assert spark.sql(f"SELECT * FROM {gold_db}.{table}.snapshots").count() == 0
+        assert branch_snapshots(spark, f"{gold_db}.{table}") == {}  # not even the run's branch
+
+
 def test_a_model_failing_as_it_is_written_leaves_the_others_written_and_the_next_run_builds_only_it(
     spark: SparkSession, databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,7 +234,8 @@ def test_a_model_failing_as_it_is_written_leaves_the_others_written_and_the_next
     monkeypatch.setattr(
         registry, "gold_sql", lambda model: broken.format(sql(model)) if model is DAILY_SALES else sql(model)
     )
-    with pytest.raises(Exception, match="daily_sales broke"):
+    named = r"gold\.daily_sales \(datasets/gold/daily_sales\.sql\) failed: .*daily_sales broke"
+    with pytest.raises(gold.GoldModelFailed, match=named):
         gold.run(spark, args)
     assert spark.table(f"{gold_db}.customer_summary").count() == 3
     assert spark.table(f"{gold_db}.sales_by_country").count() == 3

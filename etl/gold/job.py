@@ -31,7 +31,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial, reduce
 
@@ -158,26 +159,28 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
             rows[table.name] = current[1]
             up_to_date.append(table.name)
             continue
-        aggregate = transform(spark, model)
-        plan = (
-            plan_refresh(model, source, current[0] if current else None, changes)
-            if args.incremental
-            else None
-        )
-        if isinstance(plan, str):
-            full_rebuilds[table.name] = plan
-            plan = None
-        elif plan is not None:
-            aggregate = refresh_touched(spark.table(identifier), aggregate, plan, model.key)
+        with failing_model(table):
+            aggregate = transform(spark, model)
+            plan = (
+                plan_refresh(model, source, current[0] if current else None, changes)
+                if args.incremental
+                else None
+            )
+            if isinstance(plan, str):
+                full_rebuilds[table.name] = plan
+                plan = None
+            elif plan is not None:
+                aggregate = refresh_touched(spark.table(identifier), aggregate, plan, model.key)
+                # Counted here, one model at a time: this fills the caches of the Silver change, which
+                # models written side by side would otherwise each compute at once.
+                incremental[table.name] = plan.count()
         rebuilds.append(Rebuild(table, aggregate, source, plan))
     # Each rebuild writes its own table: they run side by side (etl/spark/side_by_side.py).
     saves = [partial(rebuild.save, args.gold_database, args.branch) for rebuild in rebuilds]
     saved = side_by_side(saves, MODELS_AT_ONCE, "gold")
-    for rebuild, (written, touched) in zip(rebuilds, saved, strict=True):
+    for rebuild, written in zip(rebuilds, saved, strict=True):
         name = rebuild.table.name
         rows[name] = written
-        if touched is not None:
-            incremental[name] = touched
         if args.branch is None:
             maintenance += maintain(spark, args.gold_database, name, args.maintenance, compact=False)
     changes.release()
@@ -206,17 +209,34 @@ class Rebuild:
     source: str
     touched: DataFrame | None = None
 
-    def save(self, database: str, branch: str | None) -> tuple[int, int | None]:
-        """Write the table (to `branch`, created here, when there is one); its rows after the commit, and
-        how many keys were recomputed (None: all)."""
-        if branch is not None:
-            # Until now the session read the table's `main`, where the branch starts.
-            create_branch(self.rows.sparkSession, table_identifier(database, self.table.name), branch)
-        touched = None if self.touched is None else self.touched.count()
-        written = save(self.rows, self.table, database, self.source)
+    def save(self, database: str, branch: str | None) -> int:
+        """Write the table (to `branch`, created here, when there is one); its rows after the commit."""
+        with failing_model(self.table):
+            if branch is not None:
+                # Until now the session read the table's `main`, where the branch starts.
+                create_branch(self.rows.sparkSession, table_identifier(database, self.table.name), branch)
+            written = save(self.rows, self.table, database, self.source)
         if self.touched is not None:
             self.touched.unpersist()
-        return written, touched
+        return written
+
+
+class GoldModelFailed(RuntimeError):
+    """A Gold model's SQL failed to compile or to run: names the model and its SQL file."""
+
+
+@contextmanager
+def failing_model(table: TableDefinition) -> Iterator[None]:
+    """Raise what fails in the block as GoldModelFailed, naming the model (with the models side by side,
+    Spark's own message does not say whose SQL it was)."""
+    try:
+        yield
+    except Exception as error:
+        java = getattr(error, "java_exception", None)  # a Py4JJavaError: its JVM message, not the py4j dump
+        cause = str(java.toString()) if java is not None else str(error)
+        raise GoldModelFailed(
+            f"gold.{table.name} (datasets/gold/{table.name}.sql) failed: {cause.strip()}"
+        ) from error
 
 
 class SilverChanges:
