@@ -28,6 +28,7 @@ from etl.audit.job import AuditFailed, AuditSummary, measure
 from etl.audit.kept_branches import BranchWaiting, kept_branches, moved_on
 from etl.bronze.settings import IngestionSettings, SourceSettings
 from etl.catalog import CATALOG, table_identifier
+from etl.gold.job import GoldModelFailed
 from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch, publish
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
@@ -263,6 +264,53 @@ def test_the_gold_audits_catch_null_keys_revenue_that_does_not_add_up_lost_rows_
     assert results[("row_count_drop", "daily_sales")].measured == "60% (5 -> 2 rows)"
     # The other Gold tables were not touched on the branch: they are measured on main, and pass.
     assert results[("sum_matches_silver", "customer_summary")].passed
+
+
+def test_a_gold_table_the_failed_gold_step_left_behind_fails_its_audits_and_is_not_published(
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lakehouse.run([GOOD], run_id="run-1")
+    sql = registry.gold_sql
+    broken = "SELECT * FROM ({}) WHERE raise_error('daily_sales broke') IS NULL"
+    monkeypatch.setattr(
+        registry,
+        "gold_sql",
+        lambda model: broken.format(sql(model)) if model.table.name == "daily_sales" else sql(model),
+    )
+    with pytest.raises(GoldModelFailed, match="daily_sales broke"):
+        lakehouse.run([[order(21, amount=5.0)]], run_id="run-2")
+    monkeypatch.undo()
+    # Silver merged order 21 on the branch; Gold wrote the other two tables there, daily_sales not.
+    results = measure(
+        lakehouse.spark,
+        lakehouse.layout.silver_database,
+        lakehouse.layout.gold_database,
+        "run-2",
+        AuditThresholds(),
+    )
+    behind = [r for r in results if r.table.endswith(".daily_sales")]
+    silver_orders = f"{lakehouse.layout.silver_database}.orders"
+    assert [(r.passed, r.measured) for r in behind] == [
+        (
+            False,
+            f"1 Silver table ({silver_orders} changed since the table was built: "
+            "did the run's Gold step finish?)",
+        )
+    ] * 3
+    others = [r for r in results if r.table.startswith(lakehouse.layout.gold_database) and r not in behind]
+    assert len(others) == 6 and all(r.passed and not r.not_measured for r in others)
+    with pytest.raises(AuditFailed):
+        audit_job.run(
+            lakehouse.spark,
+            audit_job.parse_args(
+                [
+                    "--silver-database", lakehouse.layout.silver_database,
+                    "--gold-database", lakehouse.layout.gold_database,
+                    "--branch", "run-2",
+                ]
+            ),
+        )  # fmt: skip
+    assert "run-2" in lakehouse.heads("silver.orders")  # nothing published
 
 
 def test_a_gold_table_the_run_kept_is_not_measured_again_and_one_it_rebuilt_is(lakehouse: Lakehouse) -> None:

@@ -228,7 +228,7 @@ class AuditResult:
 
 
 # Units written in the plural, and in the singular after 1: "1 record", "2 records".
-PLURAL_UNITS = frozenset({" records", " rows"})
+PLURAL_UNITS = frozenset({" records", " rows", " Silver tables"})
 
 
 def _number(value: float) -> str:

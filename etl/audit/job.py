@@ -51,6 +51,7 @@ from etl.audit.checks import (
 )
 from etl.catalog import table_identifier
 from etl.dataset import Dataset, GoldModel
+from etl.gold.job import BUILT_FROM, silver_snapshots_built_from
 from etl.spark.branches import (
     MAIN,
     branch_snapshots,
@@ -366,6 +367,10 @@ class TableVersions:
         summary = snapshot_summary(iceberg_table(self.spark, identifier).snapshot(snapshot))
         return int(summary.get("total-records", 0))
 
+    def summary(self, identifier: str, snapshot: int) -> dict[str, str]:
+        """A snapshot's summary properties, from the table's metadata on the driver."""
+        return snapshot_summary(iceberg_table(self.spark, identifier).snapshot(snapshot))
+
     def read(self, identifier: str, branch: str) -> tuple[str, DataFrame]:
         """(a name for the table version, its rows) as `branch` has them, else as `main` has them; no
         rows before the table's first snapshot."""
@@ -487,6 +492,22 @@ def _records_ingested(
     return AuditResult(audit.name, table, records, threshold, True, " records")
 
 
+def silver_changed_since_build(
+    versions: TableVersions, identifier: str, model: GoldModel, silver_database: str
+) -> list[str]:
+    """The Silver tables the model reads whose snapshot on the branch is not the one the Gold table's rows
+    were built from (all of them for a table never built, or built before builds were recorded)."""
+    snapshot = versions.snapshot(identifier, versions.branch)
+    record = versions.summary(identifier, snapshot).get(BUILT_FROM) if snapshot is not None else None
+    built = silver_snapshots_built_from(record) if record else {}
+    changed = []
+    for dataset in model.reads:
+        now = versions.snapshot(table_identifier(silver_database, dataset), versions.branch)
+        if built.get(dataset) != ("none" if now is None else str(now)):
+            changed.append(f"{silver_database}.{dataset}")
+    return changed
+
+
 def plan_gold_audit(
     measurements: Measurements,
     versions: TableVersions,
@@ -500,6 +521,12 @@ def plan_gold_audit(
     name, branch = model.table.name, versions.branch
     table, identifier = f"{gold_database}.{name}", table_identifier(gold_database, name)
     if versions.snapshot(identifier, branch) == versions.heads(identifier).get(MAIN):
+        behind = silver_changed_since_build(versions, identifier, model, silver_database)
+        if behind:
+            # The Gold step did not bring the table up to date with the branch's Silver (it failed, or the
+            # branch is audited before it ran): publishing would leave stale rows on `main`.
+            detail = f"{', '.join(behind)} changed since the table was built: did the run's Gold step finish?"
+            return lambda: AuditResult(audit.name, table, len(behind), "= 0", False, " Silver tables", detail)
         # The run kept the table as published (the Gold job rebuilds it whenever a Silver table it reads
         # changed): it was audited when it was published, and measuring it again costs a scan.
         return lambda: AuditResult(audit.name, table, 0, "-", True, not_measured=UNCHANGED_SINCE_PUBLISHED)

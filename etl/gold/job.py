@@ -279,10 +279,10 @@ def plan_refresh(
     if previous is None:
         return "no earlier build recorded"
     fingerprint, *_ = source.split(" ")
-    previous_fingerprint, *built = previous.split(" ")
+    previous_fingerprint, *_ = previous.split(" ")
     if previous_fingerprint != fingerprint:
         return "its definition changed"
-    built_snapshots = dict(part.split("@", 1) for part in built)
+    built_snapshots = silver_snapshots_built_from(previous)
     if sorted(built_snapshots) != sorted(model.reads):
         return "it reads other datasets than at its last build"
     spark = changes.spark
@@ -337,6 +337,12 @@ def built_from(model: GoldModel, snapshots: dict[str, str]) -> str:
         definition += repr(model.key) + repr(model.touched)
     fingerprint = hashlib.sha256(definition.encode()).hexdigest()[:16]
     return " ".join([fingerprint, *(f"{name}@{snapshots[name]}" for name in sorted(model.reads))])
+
+
+def silver_snapshots_built_from(record: str) -> dict[str, str]:
+    """The Silver snapshot of each dataset a build record (`built_from`) names: "none" for an empty table."""
+    _, *built = record.split(" ")
+    return dict(part.split("@", 1) for part in built)
 
 
 def load_current_build(spark: SparkSession, identifier: str) -> tuple[str, int] | None:
