@@ -346,6 +346,7 @@ class TableVersions:
     def __init__(self, spark: SparkSession, branch: str) -> None:
         self.spark, self.branch = spark, branch
         self._heads: dict[str, dict[str, int]] = {}
+        self._summaries: dict[tuple[str, int], dict[str, str]] = {}
         self._read: dict[str, DataFrame] = {}
 
     def heads(self, identifier: str) -> dict[str, int]:
@@ -368,8 +369,11 @@ class TableVersions:
         return int(summary.get("total-records", 0))
 
     def summary(self, identifier: str, snapshot: int) -> dict[str, str]:
-        """A snapshot's summary properties, from the table's metadata on the driver."""
-        return snapshot_summary(iceberg_table(self.spark, identifier).snapshot(snapshot))
+        """A snapshot's summary properties, from the table's metadata on the driver (loaded once)."""
+        if (identifier, snapshot) not in self._summaries:
+            loaded = iceberg_table(self.spark, identifier).snapshot(snapshot)
+            self._summaries[(identifier, snapshot)] = snapshot_summary(loaded)
+        return self._summaries[(identifier, snapshot)]
 
     def read(self, identifier: str, branch: str) -> tuple[str, DataFrame]:
         """(a name for the table version, its rows) as `branch` has them, else as `main` has them; no
