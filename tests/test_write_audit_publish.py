@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from threading import Barrier
@@ -266,21 +267,26 @@ def test_the_gold_audits_catch_null_keys_revenue_that_does_not_add_up_lost_rows_
     assert results[("sum_matches_silver", "customer_summary")].passed
 
 
+@pytest.mark.parametrize("new_table", [False, True], ids=["published-table", "new-table"])
 def test_a_gold_table_the_failed_gold_step_left_behind_fails_its_audits_and_is_not_published(
-    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch, new_table: bool
 ) -> None:
     lakehouse.run([GOOD], run_id="run-1")
-    sql = registry.gold_sql
-    broken = "SELECT * FROM ({}) WHERE raise_error('daily_sales broke') IS NULL"
+    models, sql = registry.gold_models(), registry.gold_sql
+    daily_sales = next(model for model in models if model.table.name == "daily_sales")
+    failing = daily_sales
+    if new_table:  # a model just added: the failed run leaves only the empty start of its branch
+        failing = replace(daily_sales, table=replace(daily_sales.table, name="daily_sales_new"))
+        monkeypatch.setattr(registry, "gold_models", lambda: (*models, failing))
+    broken = "SELECT * FROM ({}) WHERE raise_error('the model broke') IS NULL"
     monkeypatch.setattr(
         registry,
         "gold_sql",
-        lambda model: broken.format(sql(model)) if model.table.name == "daily_sales" else sql(model),
+        lambda model: broken.format(sql(daily_sales)) if model is failing else sql(model),
     )
-    with pytest.raises(GoldModelFailed, match="daily_sales broke"):
+    with pytest.raises(GoldModelFailed, match="the model broke"):
         lakehouse.run([[order(21, amount=5.0)]], run_id="run-2")
-    monkeypatch.undo()
-    # Silver merged order 21 on the branch; Gold wrote the other two tables there, daily_sales not.
+    # Silver merged order 21 on the branch; Gold wrote the other tables there, not the failing one.
     results = measure(
         lakehouse.spark,
         lakehouse.layout.silver_database,
@@ -288,7 +294,7 @@ def test_a_gold_table_the_failed_gold_step_left_behind_fails_its_audits_and_is_n
         "run-2",
         AuditThresholds(),
     )
-    behind = [r for r in results if r.table.endswith(".daily_sales")]
+    behind = [r for r in results if r.table.endswith(f".{failing.table.name}")]
     silver_orders = f"{lakehouse.layout.silver_database}.orders"
     assert [(r.passed, r.measured) for r in behind] == [
         (
@@ -298,7 +304,7 @@ def test_a_gold_table_the_failed_gold_step_left_behind_fails_its_audits_and_is_n
         )
     ] * 3
     others = [r for r in results if r.table.startswith(lakehouse.layout.gold_database) and r not in behind]
-    assert len(others) == 6 and all(r.passed and not r.not_measured for r in others)
+    assert len(others) == (9 if new_table else 6) and all(r.passed and not r.not_measured for r in others)
     with pytest.raises(AuditFailed):
         audit_job.run(
             lakehouse.spark,

@@ -496,6 +496,17 @@ def _records_ingested(
     return AuditResult(audit.name, table, records, threshold, True, " records")
 
 
+def branch_start_of_new_table(versions: TableVersions, identifier: str, snapshot: int) -> bool:
+    """Whether `snapshot` is the empty one a branch starts from on a table `main` has no snapshot of
+    (etl/spark/branches.py, create_branch): a new Gold table whose first build did not happen."""
+    summary = versions.summary(identifier, snapshot)
+    return (
+        MAIN not in versions.heads(identifier)
+        and BUILT_FROM not in summary
+        and summary.get("total-records") == "0"
+    )
+
+
 def silver_changed_since_build(
     versions: TableVersions, identifier: str, model: GoldModel, silver_database: str
 ) -> list[str]:
@@ -524,13 +535,16 @@ def plan_gold_audit(
     """Ask for what the Gold model's audit needs; the function returned judges it once measured."""
     name, branch = model.table.name, versions.branch
     table, identifier = f"{gold_database}.{name}", table_identifier(gold_database, name)
-    if versions.snapshot(identifier, branch) == versions.heads(identifier).get(MAIN):
+    snapshot = versions.snapshot(identifier, branch)
+    kept = snapshot == versions.heads(identifier).get(MAIN)
+    if kept or snapshot is None or branch_start_of_new_table(versions, identifier, snapshot):
         behind = silver_changed_since_build(versions, identifier, model, silver_database)
         if behind:
             # The Gold step did not bring the table up to date with the branch's Silver (it failed, or the
-            # branch is audited before it ran): publishing would leave stale rows on `main`.
+            # branch is audited before it ran): publishing would leave stale or no rows on `main`.
             detail = f"{', '.join(behind)} changed since the table was built: did the run's Gold step finish?"
             return lambda: AuditResult(audit.name, table, len(behind), "= 0", False, " Silver tables", detail)
+    if kept:
         # The run kept the table as published (the Gold job rebuilds it whenever a Silver table it reads
         # changed): it was audited when it was published, and measuring it again costs a scan.
         return lambda: AuditResult(audit.name, table, 0, "-", True, not_measured=UNCHANGED_SINCE_PUBLISHED)
