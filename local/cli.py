@@ -613,6 +613,12 @@ def _quiet(spark: SparkSession, verbose: bool) -> SparkSession:
     """Without --verbose, Spark logs nothing: a failure is reported once, in one line, by main."""
     if not verbose:
         spark.sparkContext.setLogLevel("OFF")
+        # setLogLevel sets the root logger alone: the loggers local/log4j2.properties names keep their
+        # level, and Spark's Utils logs a failing write task's stack trace at ERROR.
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        log4j = jvm.org.apache.logging.log4j
+        log4j.core.config.Configurator.setAllLevels(log4j.LogManager.ROOT_LOGGER_NAME, log4j.Level.OFF)
     return spark
 
 

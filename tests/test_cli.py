@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -343,3 +344,32 @@ def test_a_bad_option_is_one_line_saying_where_the_options_are(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "usage:" not in err
     assert err.startswith("lakehouse") and "--help` lists the options" in err
+
+
+# A Spark write whose task fails, in a session the command has quieted (as `lakehouse run` does without
+# --verbose): Spark's Utils logs such a task's stack trace at ERROR, through a logger of its own.
+FAILING_WRITE = """
+import sys
+from local.cli import _quiet
+from local.session import build_session
+spark = _quiet(build_session(sys.argv[1], app_name="quiet"), verbose=False)
+failing = spark.sql("SELECT CAST(raise_error('the task broke') AS STRING) AS x FROM range(3)")
+try:
+    failing.write.parquet(sys.argv[2])
+except Exception as error:
+    print(type(error).__name__)
+"""
+
+
+@pytest.mark.spark
+def test_without_verbose_a_failing_spark_task_writes_nothing_to_stderr(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_WRITE, str(tmp_path / "warehouse"), str(tmp_path / "out")],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert done.stdout.strip() == "Py4JJavaError"  # the failure reaches the command, to report in one line
+    assert done.stderr == ""
