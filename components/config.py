@@ -22,7 +22,7 @@ from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys
 from components.hardened_bucket import Transition
 from components.ingest_function import FunctionSizing
 from components.spark_job import SparkSizing
-from etl.audit.checks import AuditThresholds
+from etl.audit.checks import AuditThresholds, parse_percentage
 from etl.bronze.settings import (
     SOURCE_ENV,
     SettingsError,
@@ -232,13 +232,10 @@ class _Reader:
         if raw is None:
             return 0.0
         try:
-            value = float(raw)
-        except ValueError:
-            value = float("nan")
-        if not 0 <= value <= 100:  # NaN too
-            self.problem(name, f"must be a number from 0 to 100 (decimals allowed); got {raw!r}")
+            return parse_percentage(raw)
+        except ValueError as error:
+            self.problem(name, str(error))
             return 0.0
-        return value
 
     def boolean(self, name: str) -> bool:
         raw = self._raw(name)

@@ -26,15 +26,24 @@ def _count(text: str) -> int:
     return value
 
 
-def _percentage(text: str) -> float:
-    """A percentage from 0 to 100, decimals allowed; anything else is argparse's one-line error."""
+def parse_percentage(text: str) -> float:
+    """A percentage from 0 to 100, decimals allowed (the job's option and the stack config key); anything
+    else is a ValueError saying so."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not 0 <= value <= 100:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 100 (decimals allowed); got {text!r}")
+        raise ValueError(f"must be a number from 0 to 100 (decimals allowed); got {text!r}")
     return value
+
+
+def _percentage(text: str) -> float:
+    """parse_percentage for argparse: anything else is argparse's one-line error."""
+    try:
+        return parse_percentage(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 @dataclass(frozen=True)

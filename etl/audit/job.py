@@ -365,8 +365,7 @@ class TableVersions:
         snapshot = self.snapshot(identifier, branch)
         if snapshot is None:
             return 0
-        summary = snapshot_summary(iceberg_table(self.spark, identifier).snapshot(snapshot))
-        return int(summary.get("total-records", 0))
+        return int(self.summary(identifier, snapshot).get("total-records", 0))
 
     def summary(self, identifier: str, snapshot: int) -> dict[str, str]:
         """A snapshot's summary properties, from the table's metadata on the driver (loaded once)."""
