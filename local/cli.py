@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from etl.bronze.layout import BronzeLayout
     from etl.storage import ObjectStore
-    from local.runner import LocalLayout
+    from local.runner import LocalLayout, LocalRunner
 
 
 class NoData(FileNotFoundError):
@@ -180,6 +180,10 @@ def run_command(args: argparse.Namespace) -> int:
             source = f" --source-url {args.source_url}" if args.source_url else ""
             thresholds = AuditThresholds.from_arguments(args).options_changed()
             raise AuditFailed(failure.branch, failure.results, data_dir, source, thresholds) from failure
+        except Exception:
+            if runner.current is not None:
+                print(as_invoked(stopped_run(runner, _data_dir_option(args), args.source_url)), flush=True)
+            raise
     print()
     print(run_summary(result))
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
@@ -188,6 +192,29 @@ def run_command(args: argparse.Namespace) -> int:
     example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
     print(f'Query it with: {command} query "{example}"{data_dir}')
     return 0
+
+
+def stopped_run(runner: LocalRunner, data_dir: str = "", source_url: str | None = None) -> str:
+    """What a run that failed before publishing left, and the way forward: printed before its error.
+    `data_dir`: the " --data-dir DIR" option the suggested commands need, `source_url` the run's own."""
+    assert runner.current is not None
+    run_id = runner.current.run_id
+    try:
+        branch = runner.kept_branch()
+    except Exception:  # the session itself failed: the error says so, and the way forward is unknown
+        return f"Run {run_id} stopped."
+    source = f" --source-url {source_url}" if source_url else ""
+    again = f"`lakehouse run{data_dir}{source}`"
+    if branch is None:
+        return (
+            f"Run {run_id} stopped before writing to any table; main is unchanged: fix the cause, then "
+            f"{again}."
+        )
+    return (
+        f"Run {run_id} stopped: what it wrote waits on branch {branch}, not published to main. Nothing is "
+        f"lost: fix the cause and {again} (a new run, which merges this one's records again); "
+        f"`lakehouse audits --drop-branch {branch} --even-if-waiting{data_dir}` drops the branch."
+    )
 
 
 def query_command(args: argparse.Namespace) -> int:

@@ -28,13 +28,14 @@ from etl.audit.checks import SWITCHED_OFF, AuditThresholds, Freshness
 from etl.audit.job import AuditFailed, AuditSummary, measure
 from etl.audit.kept_branches import BranchWaiting, kept_branches, moved_on
 from etl.bronze.settings import IngestionSettings, SourceSettings
+from etl.bronze.source import SourceError
 from etl.catalog import CATALOG, table_identifier
 from etl.gold.job import GoldModelFailed
 from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch, publish
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
 from etl.timestamps import utc_now
-from local.cli import _parser
+from local.cli import _parser, stopped_run
 from local.report import run_summary
 from local.runner import LocalLayout, LocalRunner, PipelineRun
 from tests.fixed_api import FixedPagesApi
@@ -90,6 +91,7 @@ class Lakehouse:
             runner = LocalRunner(
                 self.layout, settings, spark_factory=lambda: self.spark, audits=audits, **options
             )
+            self.runner = runner  # the last run's, to see what a failed run left
             return runner.run(run_id=run_id)
 
     def table(self, name: str) -> str:
@@ -317,6 +319,40 @@ def test_a_gold_table_the_failed_gold_step_left_behind_fails_its_audits_and_is_n
             ),
         )  # fmt: skip
     assert "run-2" in lakehouse.heads("silver.orders")  # nothing published
+
+
+def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SourceError):  # the first dataset's page is not JSON: the run stops in its Bronze
+        lakehouse.run([GOOD], run_id="run-0", customers=[["{"]])
+    assert stopped_run(lakehouse.runner, " --data-dir d") == (
+        "Run run-0 stopped before writing to any table; main is unchanged: fix the cause, then "
+        "`lakehouse run --data-dir d`."
+    )
+    lakehouse.run([GOOD], run_id="run-1")
+    assert lakehouse.runner.kept_branch() is None  # published, and the branch dropped
+    sql = registry.gold_sql
+    broken = "SELECT * FROM ({}) WHERE raise_error('the model broke') IS NULL"
+    monkeypatch.setattr(
+        registry,
+        "gold_sql",
+        lambda model: broken.format(sql(model)) if model.table.name == "daily_sales" else sql(model),
+    )
+
+    with pytest.raises(GoldModelFailed):
+        lakehouse.run([[order(21, amount=5.0)]], run_id="run-2")
+
+    assert lakehouse.runner.kept_branch() == "run-2"
+    assert stopped_run(lakehouse.runner, " --data-dir d", "http://127.0.0.1:1") == (
+        "Run run-2 stopped: what it wrote waits on branch run-2, not published to main. Nothing is lost: "
+        "fix the cause and `lakehouse run --data-dir d --source-url http://127.0.0.1:1` (a new run, which "
+        "merges this one's records again); `lakehouse audits --drop-branch run-2 --even-if-waiting "
+        "--data-dir d` drops the branch."
+    )
+    assert "run-2" in lakehouse.heads("silver.orders")
+    daily_sales = lakehouse.heads("gold.daily_sales")
+    assert daily_sales["run-2"] == daily_sales[MAIN]  # its branch was made, its write failed
 
 
 def test_a_gold_table_the_run_kept_is_not_measured_again_and_one_it_rebuilt_is(lakehouse: Lakehouse) -> None:
