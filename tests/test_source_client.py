@@ -125,6 +125,13 @@ def test_jitter_spreads_the_backoff_below_its_ceiling(small_source: SampleSource
     assert sleep.delays == [0.5, 0.75, 0.75]  # ceilings 2, 4 -> capped at 3, 3; times 0.25
 
 
+def test_one_attempt_that_fails_is_said_once(small_source: SampleSource) -> None:
+    plan = FaultPlan.of([Fault.SERVER_ERROR])
+    with SampleApiServer(small_source, faults=plan) as server, pytest.raises(SourceError) as error:
+        list(client_for(server, RecordedSleep(), max_attempts=1).pages(SINCE))
+    assert "failed once on page 1;" in str(error.value)
+
+
 def test_gives_up_after_max_attempts_with_a_clear_error(small_source: SampleSource) -> None:
     sleep = RecordedSleep()
     plan = FaultPlan.of([Fault.SERVER_ERROR] * 10)

@@ -123,7 +123,7 @@ class SourceClient:
             except _Transient as problem:
                 if attempt == s.max_attempts:
                     raise SourceError(
-                        f"the source API at {s.url} failed {attempt} times on page {number}; last error: "
+                        f"the source API at {s.url} failed {_times(attempt)} on page {number}; last error: "
                         f"{problem.reason}. {problem.remedy}."
                     ) from problem
                 delay = self._backoff(attempt, problem.retry_after)
@@ -437,3 +437,7 @@ class _DeadlineAdapter(HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
         return manager
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
