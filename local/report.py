@@ -157,13 +157,16 @@ def _describe(result: Any) -> str:
             for table in result.rows
             if table not in result.up_to_date and table not in result.incremental
         ]
-        names = [
-            f"gold.{t}" + (f" ({result.full_rebuilds[t]})" if t in result.full_rebuilds else "")
-            for t in rebuilt
-        ]
-        done = [f"rebuilt {', '.join(names)}"] if rebuilt else []
+        # Tables rebuilt for the same reason share it: "gold.a, gold.b (no earlier build recorded)".
+        by_reason: dict[str | None, list[str]] = {}
+        for table in rebuilt:
+            by_reason.setdefault(result.full_rebuilds.get(table), []).append(f"gold.{table}")
+        groups = [", ".join(names) + (f" ({why})" if why else "") for why, names in by_reason.items()]
+        done = [f"rebuilt {'; '.join(groups)}"] if rebuilt else []
         if result.incremental:
-            keys = ", ".join(f"gold.{table} ({n:,} keys)" for table, n in result.incremental.items())
+            keys = ", ".join(
+                f"gold.{table} ({n:,} key{'' if n == 1 else 's'})" for table, n in result.incremental.items()
+            )
             done.append(f"recomputed the rows Silver changed in {keys}")
         if result.up_to_date:
             kept = ", ".join(f"gold.{table}" for table in result.up_to_date)

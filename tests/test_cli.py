@@ -106,6 +106,28 @@ def test_the_run_summary_says_when_silver_had_nothing_new_and_gold_kept_its_tabl
     )
 
 
+def test_the_run_summary_gives_the_reason_of_tables_rebuilt_in_full_once_for_all_that_share_it() -> None:
+    run = PipelineRun(run_id="r", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    first = "no earlier build recorded"
+    gold = GoldSummary(
+        rows={"a": 1, "b": 1, "c": 1, "d": 1},
+        incremental={"d": 1},
+        full_rebuilds={"a": first, "b": "its definition changed", "c": first},
+    )
+    ingestion = {"records": 1, "pages": 1, "watermark": "2026-01-01T00:00:00Z", "has_more": False}
+    silver = SilverSummary(runs=("r-001",), records=1, accepted=1)
+    run.steps += [
+        StepRun(pipeline.BRONZE, 1.0, ingestion),
+        StepRun(pipeline.SILVER, 1.0, silver),
+        StepRun(pipeline.GOLD, 1.0, gold),
+    ]
+    gold_line = next(line for line in run_summary(run).splitlines() if line.startswith("Gold"))
+    assert gold_line.endswith(
+        "rebuilt gold.a, gold.c (no earlier build recorded); gold.b (its definition changed); "
+        "recomputed the rows Silver changed in gold.d (1 key)"
+    )
+
+
 def cli(*argv: str) -> int:
     """A `lakehouse` command run in this process, its errors raised (main turns them into one line)."""
     args = _parser().parse_args(argv)
