@@ -164,14 +164,7 @@ class IngestionSettings:
         declared = dataset.source
         overrides = {
             name: getattr(declared, name)
-            for name in (
-                "path",
-                "data_field",
-                "next_cursor_field",
-                "since_param",
-                "limit_param",
-                "cursor_param",
-            )
+            for name in DATASET_SOURCE_FIELDS
             if getattr(declared, name) is not None
         }
         return replace(self, dataset=dataset.name, source=replace(self.source, **overrides))
