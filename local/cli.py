@@ -206,10 +206,7 @@ def stopped_run(runner: LocalRunner, data_dir: str = "", source_url: str | None 
     source = f" --source-url {source_url}" if source_url else ""
     again = f"`lakehouse run{data_dir}{source}`"
     if branch is None:
-        return (
-            f"Run {run_id} stopped before writing to any table; main is unchanged: fix the cause, then "
-            f"{again}."
-        )
+        return f"Run {run_id} stopped before writing to any table: fix the cause, then {again}."
     return (
         f"Run {run_id} stopped: what it wrote waits on branch {branch}, not published to main. Nothing is "
         f"lost: fix the cause and {again} (a new run, which merges this one's records again); "
@@ -249,7 +246,7 @@ def query_command(args: argparse.Namespace) -> int:
 
 def audits_command(args: argparse.Namespace) -> int:
     from etl.audit.job import measure
-    from etl.audit.kept_branches import NoSuchBranch, kept_branches, moved_on
+    from etl.audit.kept_branches import NoSuchBranch, kept_branches, moved_on, table_names
     from local.report import audit_table
     from local.runner import LocalLayout
     from local.session import build_session
@@ -282,9 +279,9 @@ def audits_command(args: argparse.Namespace) -> int:
         raise NoSuchBranch(f"no table has a branch {branch!r}; kept branches: {', '.join(kept) or 'none'}")
     if moved[branch]:
         raise CommandRefused(
-            f"branch {branch} is out of date: main of {', '.join(moved[branch])} moved on since it was made "
-            f"(a later run published), so its audits cannot be measured against main; drop it from every "
-            f"table with `lakehouse audits --drop-branch {branch}{_data_dir_option(args)}`"
+            f"branch {branch} is out of date: main of {table_names(moved[branch])} moved on since it was "
+            f"made (a later run published), so its audits cannot be measured against main; drop it from "
+            f"every table with `lakehouse audits --drop-branch {branch}{_data_dir_option(args)}`"
         )
     others = [name for name in kept if name != branch]
     print(

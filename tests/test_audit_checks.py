@@ -11,6 +11,8 @@ import pytest
 from etl import metrics, pipeline, registry
 from etl.audit.checks import DATASET_AUDITS, SWITCHED_OFF, AuditResult, AuditThresholds, shown_percent
 from etl.audit.job import DROP_BRANCH, EVEN_IF_WAITING, AuditArguments, AuditFailed, parse_args, run_metrics
+from etl.audit.kept_branches import dropped_line, table_names
+from etl.catalog import CATALOG
 from etl.spark.branches import BadBranchName, require_branch_name
 from local.report import audit_table
 
@@ -257,3 +259,9 @@ def test_a_count_of_one_is_written_in_the_singular() -> None:
     assert measured(2, " records") == "2 records"
     assert measured(1, " rows") == "1 row"
     assert measured(1, "%") == "1%"
+
+
+def test_the_kept_branch_messages_name_tables_as_users_do_without_the_catalog() -> None:
+    silver, gold = f"{CATALOG}.silver.orders", f"{CATALOG}.gold.daily_sales"
+    assert table_names([silver, gold]) == "silver.orders, gold.daily_sales"
+    assert dropped_line("r", [silver]) == "Dropped branch r from 1 table: silver.orders"

@@ -184,9 +184,18 @@ def test_an_unreachable_source_fails_with_one_clear_message(tmp_path: Path) -> N
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1
     # The first declared dataset (customers) is the first to fail.
-    assert "the source API at http://127.0.0.1:9/v1/customers failed 2 times on page 1" in lines[0]
-    assert "WARNING: Source request for page 1 failed (ConnectionError" in result.stderr
+    assert (
+        "the source API at http://127.0.0.1:9/v1/customers failed 2 times on page 1; last error: "
+        "ConnectionError: [Errno 111] Connection refused. Check that the API is up" in lines[0]
+    )
+    assert "WARNING: Source request for page 1 failed (ConnectionError: [Errno 111]" in result.stderr
+    assert "Max retries" not in result.stderr  # urllib3's own wording: this client retries by itself
     assert "Traceback" not in result.stderr
+    (stopped,) = [line for line in result.stdout.splitlines() if line.startswith("Run ")]
+    assert stopped.endswith(
+        f"stopped before writing to any table: fix the cause, then `lakehouse run --data-dir {tmp_path} "
+        "--source-url http://127.0.0.1:9`."
+    )
 
 
 def test_sample_options_with_another_source_are_refused(tmp_path: Path) -> None:

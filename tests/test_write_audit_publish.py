@@ -327,8 +327,7 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
     with pytest.raises(SourceError):  # the first dataset's page is not JSON: the run stops in its Bronze
         lakehouse.run([GOOD], run_id="run-0", customers=[["{"]])
     assert stopped_run(lakehouse.runner, " --data-dir d") == (
-        "Run run-0 stopped before writing to any table; main is unchanged: fix the cause, then "
-        "`lakehouse run --data-dir d`."
+        "Run run-0 stopped before writing to any table: fix the cause, then `lakehouse run --data-dir d`."
     )
     lakehouse.run([GOOD], run_id="run-1")
     assert lakehouse.runner.kept_branch() is None  # published, and the branch dropped

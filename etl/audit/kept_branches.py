@@ -82,9 +82,13 @@ def drop_branch(
 
 def dropped_line(branch: str, dropped: list[str]) -> str:
     """What `drop_branch` did, in one line naming the tables (database.table)."""
-    tables = [identifier.removeprefix(f"{CATALOG}.") for identifier in dropped]
-    plural = "" if len(tables) == 1 else "s"
-    return f"Dropped branch {branch} from {len(tables)} table{plural}: {', '.join(tables)}"
+    plural = "" if len(dropped) == 1 else "s"
+    return f"Dropped branch {branch} from {len(dropped)} table{plural}: {table_names(dropped)}"
+
+
+def table_names(identifiers: list[str]) -> str:
+    """Tables as the user names them (database.table, without the catalog), comma-separated."""
+    return ", ".join(identifier.removeprefix(f"{CATALOG}.") for identifier in identifiers)
 
 
 def _existing_tables(spark: SparkSession, silver_database: str, gold_database: str) -> list[str]:

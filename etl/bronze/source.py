@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import re
 import socket
 import threading
 import time
@@ -285,7 +286,19 @@ def _stream(response: requests.Response, deadline: _Deadline, limit: int) -> tup
 
 
 def _transient_error(error: requests.RequestException) -> _Transient:
-    return _Transient(f"{type(error).__name__}: {error}")
+    return _Transient(f"{type(error).__name__}: {_socket_error(error) or error}")
+
+
+# urllib3 words a failed connection as its pool's "Max retries exceeded with url: ... (Caused by
+# NewConnectionError(...: [Errno 111] Connection refused))", although this client makes its own retries:
+# the operating system's error at the end is what happened.
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+
+
+def _socket_error(error: requests.RequestException) -> str | None:
+    """The operating system's error a connection failed with ("[Errno 111] Connection refused"), if any."""
+    found = _OS_ERROR.search(str(error))
+    return found.group(0).strip() if found else None
 
 
 # The deadline of the request in progress on this thread, for the connections it uses.
