@@ -186,6 +186,9 @@ def run_command(args: argparse.Namespace) -> int:
             raise
     print()
     print(run_summary(result))
+    leftover = earlier_branches(runner.kept_branches(), _data_dir_option(args))
+    if leftover:
+        print(f"\n{as_invoked(leftover)}")
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
     command = invoked_as()
     data_dir = _data_dir_option(args)
@@ -200,7 +203,7 @@ def stopped_run(runner: LocalRunner, data_dir: str = "", source_url: str | None 
     assert runner.current is not None
     run_id = runner.current.run_id
     try:
-        branch = runner.kept_branch()
+        branch = run_id if run_id in runner.kept_branches() else None
     except Exception:  # the session itself failed: the error says so, and the way forward is unknown
         return f"Run {run_id} stopped."
     source = f" --source-url {source_url}" if source_url else ""
@@ -211,6 +214,19 @@ def stopped_run(runner: LocalRunner, data_dir: str = "", source_url: str | None 
         f"Run {run_id} stopped: what it wrote waits on branch {branch}, not published to main. Nothing is "
         f"lost: fix the cause and {again} (a new run, which merges this one's records again); "
         f"`lakehouse audits --drop-branch {branch} --even-if-waiting{data_dir}` drops the branch."
+    )
+
+
+def earlier_branches(kept: Sequence[str], data_dir: str = "") -> str | None:
+    """After a run that published: the branches earlier runs left (failed, or held back by an audit), which
+    stay until dropped; None when there are none."""
+    if not kept:
+        return None
+    names = ", ".join(kept)
+    which = "A branch an earlier run left is" if len(kept) == 1 else "Branches earlier runs left are"
+    return (
+        f"{which} still kept: {names}. `lakehouse audits{data_dir}` says whether one waits to be published "
+        f"or is out of date; `lakehouse audits --drop-branch <run>{data_dir}` drops one."
     )
 
 

@@ -196,15 +196,14 @@ class LocalRunner:
             pipeline.GOLD_REFRESH: self.gold_refresh,
         }
 
-    def kept_branch(self) -> str | None:
-        """The branch of the run under way or last run, if a table has it: a run that failed after a Spark
-        step wrote to its branch leaves it unpublished (None before any Spark step, or once published)."""
-        if self.current is None or self._spark is None:
-            return None
+    def kept_branches(self) -> list[str]:
+        """The runs' branches the tables keep, oldest first: a run that failed after a Spark step wrote to
+        its branch leaves it unpublished (none known before the first Spark step)."""
+        if self._spark is None:
+            return []
         from etl.audit.kept_branches import kept_branches
 
-        kept = kept_branches(self._spark, self.layout.silver_database, self.layout.gold_database)
-        return self.current.run_id if self.current.run_id in kept else None
+        return kept_branches(self._spark, self.layout.silver_database, self.layout.gold_database)
 
     def _session(self, execution: PipelineRun) -> SparkSession:
         if self._spark is None:

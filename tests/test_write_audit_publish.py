@@ -35,7 +35,7 @@ from etl.spark.branches import MAIN, branch_snapshots, create_branch, on_branch,
 from etl.spark.jobs import ensure_tables
 from etl.spark.maintenance import MaintenancePolicy, expire_snapshots
 from etl.timestamps import utc_now
-from local.cli import _parser, stopped_run
+from local.cli import _parser, earlier_branches, stopped_run
 from local.report import run_summary
 from local.runner import LocalLayout, LocalRunner, PipelineRun
 from tests.fixed_api import FixedPagesApi
@@ -330,7 +330,7 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
         "Run run-0 stopped before writing to any table: fix the cause, then `lakehouse run --data-dir d`."
     )
     lakehouse.run([GOOD], run_id="run-1")
-    assert lakehouse.runner.kept_branch() is None  # published, and the branch dropped
+    assert lakehouse.runner.kept_branches() == []  # published, and the branch dropped
     sql = registry.gold_sql
     broken = "SELECT * FROM ({}) WHERE raise_error('the model broke') IS NULL"
     monkeypatch.setattr(
@@ -342,7 +342,7 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
     with pytest.raises(GoldModelFailed):
         lakehouse.run([[order(21, amount=5.0)]], run_id="run-2")
 
-    assert lakehouse.runner.kept_branch() == "run-2"
+    assert lakehouse.runner.kept_branches() == ["run-2"]
     assert stopped_run(lakehouse.runner, " --data-dir d", "http://127.0.0.1:1") == (
         "Run run-2 stopped: what it wrote waits on branch run-2, not published to main. Nothing is lost: "
         "fix the cause and `lakehouse run --data-dir d --source-url http://127.0.0.1:1` (a new run, which "
@@ -352,6 +352,16 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
     assert "run-2" in lakehouse.heads("silver.orders")
     daily_sales = lakehouse.heads("gold.daily_sales")
     assert daily_sales["run-2"] == daily_sales[MAIN]  # its branch was made, its write failed
+
+    monkeypatch.setattr(registry, "gold_sql", sql)
+    lakehouse.run([[order(22, amount=5.0)]], run_id="run-3")  # published: the next run after the fix
+
+    assert lakehouse.runner.kept_branches() == ["run-2"]
+    assert earlier_branches(lakehouse.runner.kept_branches(), " --data-dir d") == (
+        "A branch an earlier run left is still kept: run-2. `lakehouse audits --data-dir d` says whether "
+        "one waits to be published or is out of date; `lakehouse audits --drop-branch <run> --data-dir d` "
+        "drops one."
+    )
 
 
 def test_a_gold_table_the_run_kept_is_not_measured_again_and_one_it_rebuilt_is(lakehouse: Lakehouse) -> None:
