@@ -182,7 +182,11 @@ def run_command(args: argparse.Namespace) -> int:
             raise AuditFailed(failure.branch, failure.results, data_dir, source, thresholds) from failure
         except Exception:
             if runner.current is not None:
-                print(as_invoked(stopped_run(runner, _data_dir_option(args), args.source_url)), flush=True)
+                if runner.current.steps:  # what the run did before it stopped
+                    print()
+                    print(run_summary(runner.current))
+                stopped = stopped_run(runner, _data_dir_option(args), args.source_url)
+                print(f"\n{as_invoked(stopped)}", flush=True)
             raise
     print()
     print(run_summary(result))

@@ -55,9 +55,12 @@ def _spark_start(run: PipelineRun) -> str:
 
 def run_summary(run: PipelineRun) -> str:
     """The tables printed at the end of `lakehouse run`: the steps, one column of counts per dataset, and
-    the rows of each Gold table."""
-    datasets: list[str | None] = [*run.datasets] or [None]
-    gold: GoldSummary = run.result("Gold")
+    the rows of each Gold table. Of a run that stopped: the steps it finished, the counts of each dataset
+    whose Silver step finished, and the Gold rows only once its Gold step did."""
+    finished = {(step.step.name, step.dataset) for step in run.steps}
+    datasets: list[str | None] = [
+        dataset for dataset in [*run.datasets] or [None] if ("Silver", dataset) in finished
+    ]
     steps = text_table(
         ["step", "seconds", "what it did"],
         [
@@ -74,11 +77,13 @@ def run_summary(run: PipelineRun) -> str:
                 labels.insert(labels.index(before) + 1 if before in labels else len(labels), label)
     figures = [[label, *(column.get(label, 0) for column in columns)] for label in labels]
     headers = ["", *(dataset or "count" for dataset in datasets)]
-    rows = [[f"rows in gold.{table}", count] for table, count in gold.rows.items()]
-    summary = (
-        f"Run {run.run_id}\n\n{steps}\n\n{text_table(headers, figures, thousands=True)}"
-        f"\n\n{text_table(['', 'count'], rows, thousands=True)}"
-    )
+    summary = f"Run {run.run_id}\n\n{steps}"
+    if datasets:
+        summary += f"\n\n{text_table(headers, figures, thousands=True)}"
+    if ("Gold", None) in finished:
+        gold: GoldSummary = run.result("Gold")
+        rows = [[f"rows in gold.{table}", count] for table, count in gold.rows.items()]
+        summary += f"\n\n{text_table(['', 'count'], rows, thousands=True)}"
     audited = [step.result for step in run.steps if isinstance(step.result, AuditSummary)]
     if audited:
         summary += f"\n\n{audit_table(audited[-1].results)}"

@@ -128,6 +128,25 @@ def test_the_run_summary_gives_the_reason_of_tables_rebuilt_in_full_once_for_all
     )
 
 
+def test_the_summary_of_a_run_that_stopped_shows_what_it_finished() -> None:
+    ingestion = {"records": 2, "pages": 1, "watermark": "2026-01-01T00:00:00Z", "has_more": False}
+    run = PipelineRun(run_id="r", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    silver = SilverSummary(runs=("r-001",), records=2, accepted=2, inserted=2)
+    run.steps += [
+        StepRun(pipeline.BRONZE, 1.0, ingestion, dataset="customers"),
+        StepRun(pipeline.SILVER, 1.0, silver, dataset="customers"),
+        StepRun(pipeline.BRONZE, 1.0, ingestion, dataset="orders"),  # its Silver step failed
+    ]
+    summary = run_summary(run)
+    lines = summary.splitlines()
+    steps = [line.split()[:2] for line in lines if re.match(r"(Bronze|Silver|Gold)( \w+)? +[\d.]+ ", line)]
+    assert steps == [["Bronze", "customers"], ["Silver", "customers"], ["Bronze", "orders"]]
+    (header,) = [line for line in lines if line.strip().startswith("customers")]
+    assert header.split() == ["customers"]  # orders has no column: its Silver step did not finish
+    assert re.search(r"\nrecords read by Silver +2\n", summary)
+    assert "rows in gold" not in summary
+
+
 def cli(*argv: str) -> int:
     """A `lakehouse` command run in this process, its errors raised (main turns them into one line)."""
     args = _parser().parse_args(argv)
