@@ -58,9 +58,8 @@ def run_summary(run: PipelineRun) -> str:
     the rows of each Gold table. Of a run that stopped: the steps it finished, the counts of each dataset
     whose Silver step finished, and the Gold rows only once its Gold step did."""
     finished = {(step.step.name, step.dataset) for step in run.steps}
-    datasets: list[str | None] = [
-        dataset for dataset in [*run.datasets] or [None] if ("Silver", dataset) in finished
-    ]
+    ran: list[str | None] = [*run.datasets] or [None]
+    datasets = [dataset for dataset in ran if ("Silver", dataset) in finished]
     steps = text_table(
         ["step", "seconds", "what it did"],
         [
