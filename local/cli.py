@@ -183,8 +183,8 @@ def run_command(args: argparse.Namespace) -> int:
         except Exception:
             if runner.current is not None:
                 if runner.current.steps:  # what the run did before it stopped
-                    print()
-                    print(run_summary(runner.current))
+                    with contextlib.suppress(Exception):  # never in place of the run's own error
+                        print(f"\n{run_summary(runner.current)}")
                 stopped = stopped_run(runner, _data_dir_option(args), args.source_url)
                 print(f"\n{as_invoked(stopped)}", flush=True)
             raise
