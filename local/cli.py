@@ -21,7 +21,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -215,22 +215,33 @@ def stopped_run(runner: LocalRunner, data_dir: str = "", source_url: str | None 
     if branch is None:
         return f"Run {run_id} stopped before writing to any table: fix the cause, then {again}."
     return (
-        f"Run {run_id} stopped: what it wrote waits on branch {branch}, not published to main. Nothing is "
-        f"lost: fix the cause and {again} (a new run, which merges this one's records again); "
-        f"`lakehouse audits --drop-branch {branch} --even-if-waiting{data_dir}` drops the branch."
+        f"Run {run_id} stopped: what it wrote waits on branch {branch}, not published to main; "
+        f"`lakehouse audits --branch {branch}{data_dir}` measures it. Nothing is lost: fix the cause and "
+        f"{again} (a new run, which merges this one's records again); `lakehouse audits --drop-branch "
+        f"{branch} --even-if-waiting{data_dir}` drops the branch."
     )
 
 
-def earlier_branches(kept: Sequence[str], data_dir: str = "") -> str | None:
-    """After a run that published: the branches earlier runs left (failed, or held back by an audit), which
-    stay until dropped; None when there are none."""
+def earlier_branches(kept: Mapping[str, bool], data_dir: str = "") -> str | None:
+    """After a run that published: the branches earlier runs left (failed, or held back by an audit), each
+    out of date (True) or still waiting to be published, which stay until dropped; None when none are."""
     if not kept:
         return None
-    names = ", ".join(kept)
-    which = "A branch an earlier run left is" if len(kept) == 1 else "Branches earlier runs left are"
+    if len(kept) == 1:
+        ((branch, out_of_date),) = kept.items()
+        if out_of_date:
+            return (
+                f"Branch {branch}, left by an earlier run, is out of date (main moved on since it was made): "
+                f"`lakehouse audits --drop-branch {branch}{data_dir}` drops it."
+            )
+        return (
+            f"Branch {branch}, left by an earlier run, still waits to be published: `lakehouse audits "
+            f"--branch {branch}{data_dir}` shows why it was held back."
+        )
+    states = ", ".join(f"{b} ({'out of date' if old else 'waiting'})" for b, old in kept.items())
     return (
-        f"{which} still kept: {names}. `lakehouse audits{data_dir}` says whether one waits to be published "
-        f"or is out of date; `lakehouse audits --drop-branch <run>{data_dir}` drops one."
+        f"Branches left by earlier runs: {states}. `lakehouse audits{data_dir}` shows the newest one "
+        f"waiting; `lakehouse audits --drop-branch <run>{data_dir}` drops one."
     )
 
 

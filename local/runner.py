@@ -196,14 +196,16 @@ class LocalRunner:
             pipeline.GOLD_REFRESH: self.gold_refresh,
         }
 
-    def kept_branches(self) -> list[str]:
-        """The runs' branches the tables keep, oldest first: a run that failed after a Spark step wrote to
-        its branch leaves it unpublished (none known before the first Spark step)."""
+    def kept_branches(self) -> dict[str, bool]:
+        """The runs' branches the tables keep, oldest first, each with whether it is out of date (`main`
+        moved on since it was made): a run that failed after a Spark step wrote to its branch leaves it
+        unpublished (none known before the first Spark step)."""
         if self._spark is None:
-            return []
-        from etl.audit.kept_branches import kept_branches
+            return {}
+        from etl.audit.kept_branches import kept_branches, moved_on
 
-        return kept_branches(self._spark, self.layout.silver_database, self.layout.gold_database)
+        databases = (self._spark, self.layout.silver_database, self.layout.gold_database)
+        return {branch: bool(moved_on(*databases, branch)) for branch in kept_branches(*databases)}
 
     def _session(self, execution: PipelineRun) -> SparkSession:
         if self._spark is None:

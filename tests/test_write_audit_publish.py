@@ -330,7 +330,7 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
         "Run run-0 stopped before writing to any table: fix the cause, then `lakehouse run --data-dir d`."
     )
     lakehouse.run([GOOD], run_id="run-1")
-    assert lakehouse.runner.kept_branches() == []  # published, and the branch dropped
+    assert lakehouse.runner.kept_branches() == {}  # published, and the branch dropped
     sql = registry.gold_sql
     broken = "SELECT * FROM ({}) WHERE raise_error('the model broke') IS NULL"
     monkeypatch.setattr(
@@ -342,12 +342,12 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
     with pytest.raises(GoldModelFailed):
         lakehouse.run([[order(21, amount=5.0)]], run_id="run-2")
 
-    assert lakehouse.runner.kept_branches() == ["run-2"]
+    assert lakehouse.runner.kept_branches() == {"run-2": False}  # waiting: main has not moved on
     assert stopped_run(lakehouse.runner, " --data-dir d", "http://127.0.0.1:1") == (
-        "Run run-2 stopped: what it wrote waits on branch run-2, not published to main. Nothing is lost: "
-        "fix the cause and `lakehouse run --data-dir d --source-url http://127.0.0.1:1` (a new run, which "
-        "merges this one's records again); `lakehouse audits --drop-branch run-2 --even-if-waiting "
-        "--data-dir d` drops the branch."
+        "Run run-2 stopped: what it wrote waits on branch run-2, not published to main; `lakehouse audits "
+        "--branch run-2 --data-dir d` measures it. Nothing is lost: fix the cause and `lakehouse run "
+        "--data-dir d --source-url http://127.0.0.1:1` (a new run, which merges this one's records again); "
+        "`lakehouse audits --drop-branch run-2 --even-if-waiting --data-dir d` drops the branch."
     )
     assert "run-2" in lakehouse.heads("silver.orders")
     daily_sales = lakehouse.heads("gold.daily_sales")
@@ -356,11 +356,18 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
     monkeypatch.setattr(registry, "gold_sql", sql)
     lakehouse.run([[order(22, amount=5.0)]], run_id="run-3")  # published: the next run after the fix
 
-    assert lakehouse.runner.kept_branches() == ["run-2"]
+    assert lakehouse.runner.kept_branches() == {"run-2": True}  # out of date: main moved on
     assert earlier_branches(lakehouse.runner.kept_branches(), " --data-dir d") == (
-        "A branch an earlier run left is still kept: run-2. `lakehouse audits --data-dir d` says whether "
-        "one waits to be published or is out of date; `lakehouse audits --drop-branch <run> --data-dir d` "
-        "drops one."
+        "Branch run-2, left by an earlier run, is out of date (main moved on since it was made): "
+        "`lakehouse audits --drop-branch run-2 --data-dir d` drops it."
+    )
+    assert earlier_branches({"run-2": False}) == (
+        "Branch run-2, left by an earlier run, still waits to be published: `lakehouse audits --branch "
+        "run-2` shows why it was held back."
+    )
+    assert earlier_branches({"run-1": True, "run-2": False}) == (
+        "Branches left by earlier runs: run-1 (out of date), run-2 (waiting). `lakehouse audits` shows the "
+        "newest one waiting; `lakehouse audits --drop-branch <run>` drops one."
     )
 
 
