@@ -234,7 +234,10 @@ def test_a_model_failing_as_it_is_written_leaves_the_others_written_and_the_next
     monkeypatch.setattr(
         registry, "gold_sql", lambda model: broken.format(sql(model)) if model is DAILY_SALES else sql(model)
     )
-    named = r"gold\.daily_sales \(datasets/gold/daily_sales\.sql\) failed: .*daily_sales broke"
+    named = (
+        r"gold\.daily_sales \(datasets/gold/daily_sales\.sql\) failed \(the others written: "
+        r"gold\.customer_summary, gold\.sales_by_country\): .*daily_sales broke"
+    )
     with pytest.raises(gold.GoldModelFailed, match=named):
         gold.run(spark, args)
     assert spark.table(f"{gold_db}.customer_summary").count() == 3

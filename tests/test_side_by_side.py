@@ -42,7 +42,8 @@ def test_no_more_than_at_once_run_together() -> None:
     assert most == 2
 
 
-def test_a_failure_lets_every_other_task_finish_then_the_first_one_is_raised() -> None:
+@pytest.mark.parametrize("at_once", [1, 2])
+def test_a_failure_lets_every_other_task_finish_then_the_first_one_is_raised(at_once: int) -> None:
     finished = []
 
     def fails(message: str) -> None:
@@ -51,7 +52,7 @@ def test_a_failure_lets_every_other_task_finish_then_the_first_one_is_raised() -
     tasks = [lambda: fails("first"), lambda: finished.append("b"), lambda: fails("second")]
     tasks.append(lambda: finished.append("d"))
     with pytest.raises(ValueError, match="first"):
-        side_by_side(tasks, at_once=2, name="t")
+        side_by_side(tasks, at_once=at_once, name="t")
     assert sorted(finished) == ["b", "d"]
 
 

@@ -177,7 +177,11 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
         rebuilds.append(Rebuild(table, aggregate, source, plan))
     # Each rebuild writes its own table: they run side by side (etl/spark/side_by_side.py).
     saves = [partial(rebuild.save, args.gold_database, args.branch) for rebuild in rebuilds]
-    saved = side_by_side(saves, MODELS_AT_ONCE, "gold")
+    try:
+        saved = side_by_side(saves, MODELS_AT_ONCE, "gold")
+    except GoldModelFailed as failure:  # the others ran to their end: say which were written
+        done = written_line([r.table.name for r in rebuilds if r.written], args.branch)
+        raise GoldModelFailed(failure.table, failure.cause, done) from failure
     for rebuild, written in zip(rebuilds, saved, strict=True):
         name = rebuild.table.name
         rows[name] = written
@@ -199,7 +203,7 @@ def run(spark: SparkSession, args: GoldArguments) -> GoldSummary:
 MODELS_AT_ONCE = 3
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rebuild:
     """A planned rebuild of one Gold table: its rows, what they are built from, and for an incremental
     refresh the keys recomputed (cached: unpersisted once the table is written)."""
@@ -208,6 +212,7 @@ class Rebuild:
     rows: DataFrame
     source: str
     touched: DataFrame | None = None
+    written: bool = False  # the commit is made
 
     def save(self, database: str, branch: str | None) -> int:
         """Write the table (to `branch`, created here, when there is one); its rows after the commit."""
@@ -215,14 +220,29 @@ class Rebuild:
             if branch is not None:
                 # Until now the session read the table's `main`, where the branch starts.
                 create_branch(self.rows.sparkSession, table_identifier(database, self.table.name), branch)
-            written = save(self.rows, self.table, database, self.source)
+            rows = save(self.rows, self.table, database, self.source)
+        self.written = True
         if self.touched is not None:
             self.touched.unpersist()
-        return written
+        return rows
+
+
+def written_line(written: Sequence[str], branch: str | None) -> str:
+    """Which of the models a Gold step rebuilt were written before it failed."""
+    if not written:
+        return "no other model written"
+    where = f" on branch {branch}" if branch else ""
+    return f"the others written{where}: {', '.join(f'gold.{name}' for name in written)}"
 
 
 class GoldModelFailed(RuntimeError):
-    """A Gold model's SQL failed to compile or to run: names the model and its SQL file."""
+    """A Gold model's SQL failed to compile or to run: names the model and its SQL file, and what else the
+    step wrote (`written`) when it is known."""
+
+    def __init__(self, table: str, cause: str, written: str = "") -> None:
+        self.table, self.cause = table, cause
+        also = f" ({written})" if written else ""
+        super().__init__(f"gold.{table} (datasets/gold/{table}.sql) failed{also}: {cause}")
 
 
 @contextmanager
@@ -234,9 +254,7 @@ def failing_model(table: TableDefinition) -> Iterator[None]:
     except Exception as error:
         java = getattr(error, "java_exception", None)  # a Py4JJavaError: its JVM message, not the py4j dump
         cause = str(java.toString()) if java is not None else str(error)
-        raise GoldModelFailed(
-            f"gold.{table.name} (datasets/gold/{table.name}.sql) failed: {cause.strip()}"
-        ) from error
+        raise GoldModelFailed(table.name, cause.strip()) from error
 
 
 class SilverChanges:

@@ -22,8 +22,6 @@ def side_by_side(tasks: Sequence[Callable[[], T]], at_once: int, name: str) -> l
     the tasks' order) is raised. Each thread inherits the caller's Spark local properties (its job group,
     scheduler pool), as a thread started by Spark would.
     """
-    if len(tasks) <= 1 or at_once <= 1:
-        return [task() for task in tasks]
     results: dict[int, T] = {}
     failures: dict[int, BaseException] = {}
     waiting = iter(enumerate(tasks))
@@ -41,11 +39,14 @@ def side_by_side(tasks: Sequence[Callable[[], T]], at_once: int, name: str) -> l
                 failures[index] = failure
 
     workers = min(at_once, len(tasks))
-    threads = [InheritableThread(target=work, name=f"{name}-{n}", daemon=True) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if workers <= 1:
+        work()  # in the caller's thread
+    else:
+        threads = [InheritableThread(target=work, name=f"{name}-{n}", daemon=True) for n in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if failures:
         raise failures[min(failures)]
     return [results[index] for index in range(len(tasks))]
