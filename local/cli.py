@@ -190,7 +190,9 @@ def run_command(args: argparse.Namespace) -> int:
             raise
     print()
     print(run_summary(result))
-    leftover = earlier_branches(runner.kept_branches(), _data_dir_option(args))
+    leftover = None
+    with contextlib.suppress(Exception):  # a reminder: it never fails a run that published
+        leftover = earlier_branches(runner.kept_branches(), _data_dir_option(args))
     if leftover:
         print(f"\n{as_invoked(leftover)}")
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
