@@ -7,6 +7,7 @@ On Glue the session is configured by the job's `--conf` (see etl/catalog.py) and
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 # download the Iceberg runtime instead of using the jar installed from PyPI.
 ENV_SPARK_PACKAGES = "LAKEHOUSE_SPARK_PACKAGES"
 ENV_DRIVER_MEMORY = "LAKEHOUSE_SPARK_DRIVER_MEMORY"
+# More options for the local JVM, e.g. -XX:TieredStopAtLevel=1 for quicker small runs (README, "Versions";
+# docs/benchmarks.md, "A fresh run's JVM").
+ENV_JAVA_OPTIONS = "LAKEHOUSE_SPARK_JAVA_OPTIONS"
 ICEBERG_RUNTIME_JAR = "iceberg-spark-runtime-3.5_2.12-"
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -64,6 +68,14 @@ def iceberg_conf() -> dict[str, str]:
     return {"spark.jars": jars[0]}
 
 
+def java_options() -> list[str]:
+    """The local JVM's options: the log configuration, then those of $LAKEHOUSE_SPARK_JAVA_OPTIONS."""
+    return [
+        f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+        *shlex.split(os.environ.get(ENV_JAVA_OPTIONS, "")),
+    ]
+
+
 def build_session(
     warehouse: str, app_name: str = "lakehouse", conf: dict[str, str] | None = None
 ) -> SparkSession:
@@ -86,7 +98,7 @@ def build_session(
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "16",
         "spark.sql.debug.maxToStringFields": "200",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+        "spark.driver.extraJavaOptions": " ".join(java_options()),
         **iceberg_conf(),
         **local_catalog_conf(str(Path(warehouse).resolve())),
         **(conf or {}),
@@ -94,4 +106,10 @@ def build_session(
     builder = SparkSession.builder
     for key, value in settings.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    try:
+        return builder.getOrCreate()
+    except Exception as error:
+        added = os.environ.get(ENV_JAVA_OPTIONS)
+        if added and "JAVA_GATEWAY_EXITED" in str(error):  # the JVM said why on stderr, above
+            raise SparkSetupError(f"Java did not start with {ENV_JAVA_OPTIONS}={added!r}") from error
+        raise
