@@ -128,7 +128,7 @@ def _user_situations() -> tuple[type[Exception], ...]:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from etl import registry
+    from etl import pipeline, registry
     from etl.audit.job import AuditFailed
     from etl.bronze.settings import IngestionSettings
     from local.report import run_summary
@@ -192,7 +192,9 @@ def run_command(args: argparse.Namespace) -> int:
     print(run_summary(result))
     leftover = None
     with contextlib.suppress(Exception):  # a reminder: it never fails a run that published
-        leftover = earlier_branches(runner.kept_branches(), _data_dir_option(args))
+        # Publishing saw every table's branches: only when it saw others are they looked at again.
+        if result.result(pipeline.AUDIT.name).other_branches:
+            leftover = earlier_branches(runner.kept_branches(), _data_dir_option(args))
     if leftover:
         print(f"\n{as_invoked(leftover)}")
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")

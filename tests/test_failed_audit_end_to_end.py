@@ -111,6 +111,23 @@ def test_a_failed_audit_says_what_publishing_anyway_also_does_and_its_suggestion
     holding = sorted(name for name, refs in branches(data_dir).items() if branch in refs)
     assert "silver.orders" in holding
 
+    # The next run that publishes (it merges the held-back records again) names the branch left behind.
+    with FixedPagesApi([[order(9, 10.0)]]) as api:
+        published = lakehouse(
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--source-url",
+            api.url,
+            "--audit-max-quarantine-percent",
+            "50",
+        )
+    assert published.returncode == 0, published.stderr
+    assert (
+        f"Branch {branch}, left by an earlier run, is out of date (main moved on since it was made): "
+        f"`lakehouse audits --drop-branch {branch} --data-dir {data_dir}` drops it."
+    ) in published.stdout
+
     dropped = lakehouse("audits", "--drop-branch", branch, "--even-if-waiting", "--data-dir", str(data_dir))
 
     assert dropped.returncode == 0, dropped.stderr

@@ -329,8 +329,9 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
     assert stopped_run(lakehouse.runner, " --data-dir d") == (
         "Run run-0 stopped before writing to any table: fix the cause, then `lakehouse run --data-dir d`."
     )
-    lakehouse.run([GOOD], run_id="run-1")
+    published = lakehouse.run([GOOD], run_id="run-1")
     assert lakehouse.runner.kept_branches() == {}  # published, and the branch dropped
+    assert published.result("Audit").other_branches == ()
     sql = registry.gold_sql
     broken = "SELECT * FROM ({}) WHERE raise_error('the model broke') IS NULL"
     monkeypatch.setattr(
@@ -354,8 +355,9 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
     assert daily_sales["run-2"] == daily_sales[MAIN]  # its branch was made, its write failed
 
     monkeypatch.setattr(registry, "gold_sql", sql)
-    lakehouse.run([[order(22, amount=5.0)]], run_id="run-3")  # published: the next run after the fix
+    published = lakehouse.run([[order(22, amount=5.0)]], run_id="run-3")  # the next run, after the fix
 
+    assert published.result("Audit").other_branches == ("run-2",)  # as publishing found the tables
     assert lakehouse.runner.kept_branches() == {"run-2": True}  # out of date: main moved on
     assert earlier_branches(lakehouse.runner.kept_branches(), " --data-dir d") == (
         "Branch run-2, left by an earlier run, is out of date (main moved on since it was made): "

@@ -55,8 +55,9 @@ from etl.gold.job import BUILT_FROM, silver_snapshots_built_from
 from etl.spark.branches import (
     MAIN,
     branch_snapshots,
+    heads,
     iceberg_table,
-    publish,
+    publish_loaded,
     require_branch_name,
     snapshot_summary,
 )
@@ -93,6 +94,9 @@ class AuditSummary:
     results: tuple[AuditResult, ...]
     published: tuple[str, ...] = ()  # database.table of every table whose `main` moved to the branch
     maintenance: tuple[str, ...] = ()
+    # Branches earlier runs left on the declared tables (failed, or held back by an audit), as publishing
+    # found them: `lakehouse run` says what to do with them.
+    other_branches: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[AuditResult, ...]:
@@ -236,14 +240,14 @@ def run(spark: SparkSession, args: AuditArguments) -> AuditSummary:
         raise AuditFailed(args.branch, results)
     for result in failed:
         logger.warning("published branch %s anyway (--publish-anyway): %s", args.branch, result.line())
-    published = publish_branch(spark, args.silver_database, args.gold_database, args.branch)
+    published, others = publish_branch(spark, args.silver_database, args.gold_database, args.branch)
     datasets = {f"{args.silver_database}.{dataset.name}" for dataset in registry.datasets()}
     maintenance = []
     for identifier in published:
         database, table = identifier.split(".")
         # Only the datasets' tables take merge-on-read deletes; the others are appended to or overwritten.
         maintenance += maintain(spark, database, table, args.maintenance, compact=identifier in datasets)
-    return AuditSummary(args.branch, tuple(results), tuple(published), tuple(maintenance))
+    return AuditSummary(args.branch, tuple(results), tuple(published), tuple(maintenance), tuple(others))
 
 
 def measure(
@@ -279,15 +283,24 @@ def measure(
     return [judge() for judge in judged]
 
 
-def publish_branch(spark: SparkSession, silver_database: str, gold_database: str, branch: str) -> list[str]:
+def publish_branch(
+    spark: SparkSession, silver_database: str, gold_database: str, branch: str
+) -> tuple[list[str], list[str]]:
     """Fast-forward `main` of every table the run wrote; the ledger last, so that a publishing cut short
-    leaves runs the next run merges again (idempotently) rather than runs listed but not published."""
+    leaves runs the next run merges again (idempotently) rather than runs listed but not published.
+    Returns the tables published and the other branches the tables have (left by earlier runs), sorted."""
     tables = [
         *((silver_database, t.name) for d in registry.datasets() for t in d.tables),
         *((gold_database, t.name) for t in registry.gold_tables()),
         (silver_database, SILVER_INGESTION_RUNS.name),
     ]
-    return [f"{database}.{name}" for database, name in tables if publish(spark, database, name, branch)]
+    published, others = [], set()
+    for database, name in tables:
+        loaded = iceberg_table(spark, table_identifier(database, name))
+        others |= heads(loaded).keys() - {MAIN, branch}
+        if publish_loaded(loaded, branch):
+            published.append(f"{database}.{name}")
+    return published, sorted(others)
 
 
 # -- the measures -----------------------------------------------------------------------------------------

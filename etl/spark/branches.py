@@ -154,7 +154,11 @@ def create_session_branch(spark: SparkSession, identifier: str) -> None:
 def publish(spark: SparkSession, database: str, table: str, branch: str) -> bool:
     """Move the table's `main` to the head of `branch` and drop the branch; False when the table has no
     such branch (the run wrote nothing to it, or it was published already)."""
-    loaded = iceberg_table(spark, table_identifier(database, table))
+    return publish_loaded(iceberg_table(spark, table_identifier(database, table)), branch)
+
+
+def publish_loaded(loaded: Any, branch: str) -> bool:
+    """`publish` for a table loaded with `iceberg_table`."""
     refs = heads(loaded)
     if branch not in refs:
         return False
