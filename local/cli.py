@@ -53,7 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logs(args.verbose)
     try:
         code: int = args.command(args)
+        sys.stdout.flush()  # here, where a reader gone away is caught, rather than at exit
         return code
+    except BrokenPipeError:  # the reader went away (`| head`): it had what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -185,7 +189,8 @@ def run_command(args: argparse.Namespace) -> int:
                 if runner.current.steps:  # what the run did before it stopped
                     with contextlib.suppress(Exception):  # never in place of the run's own error
                         print(f"\n{run_summary(runner.current)}")
-                stopped = stopped_run(runner, _data_dir_option(args), args.source_url)
+                thresholds = AuditThresholds.from_arguments(args).options_changed()
+                stopped = stopped_run(runner, _data_dir_option(args), args.source_url, thresholds)
                 print(f"\n{as_invoked(stopped)}", flush=True)
             raise
     print()
@@ -205,9 +210,12 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def stopped_run(runner: LocalRunner, data_dir: str = "", source_url: str | None = None) -> str:
+def stopped_run(
+    runner: LocalRunner, data_dir: str = "", source_url: str | None = None, thresholds: str = ""
+) -> str:
     """What a run that failed before publishing left, and the way forward: printed before its error.
-    `data_dir`: the " --data-dir DIR" option the suggested commands need, `source_url` the run's own."""
+    `data_dir`: the " --data-dir DIR" option the suggested commands need, `source_url` the run's own,
+    `thresholds` its `--audit-*` options (" --audit-... N", where not the default), to measure as it would."""
     assert runner.current is not None
     run_id = runner.current.run_id
     try:
@@ -215,14 +223,14 @@ def stopped_run(runner: LocalRunner, data_dir: str = "", source_url: str | None 
     except Exception:  # the session itself failed: the error says so, and the way forward is unknown
         return f"Run {run_id} stopped."
     source = f" --source-url {source_url}" if source_url else ""
-    again = f"`lakehouse run{data_dir}{source}`"
+    again = f"`lakehouse run{data_dir}{source}{thresholds}`"
     if branch is None:
         return f"Run {run_id} stopped before writing to any table: fix the cause, then {again}."
     return (
         f"Run {run_id} stopped: what it wrote waits on branch {branch}, not published to main; "
-        f"`lakehouse audits --branch {branch}{data_dir}` measures it. Nothing is lost: fix the cause and "
-        f"{again} (a new run, which merges this one's records again); `lakehouse audits --drop-branch "
-        f"{branch} --even-if-waiting{data_dir}` drops the branch."
+        f"`lakehouse audits --branch {branch}{data_dir}{thresholds}` measures it. Nothing is lost: fix the "
+        f"cause and {again} (a new run, which merges this one's records again); "
+        f"`lakehouse audits --drop-branch {branch} --even-if-waiting{data_dir}` drops the branch."
     )
 
 

@@ -70,10 +70,13 @@ def iceberg_conf() -> dict[str, str]:
 
 def java_options() -> list[str]:
     """The local JVM's options: the log configuration, then those of $LAKEHOUSE_SPARK_JAVA_OPTIONS."""
-    return [
-        f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
-        *shlex.split(os.environ.get(ENV_JAVA_OPTIONS, "")),
-    ]
+    added = shlex.split(os.environ.get(ENV_JAVA_OPTIONS, ""))
+    if any(option.startswith("-Xmx") for option in added):  # spark-submit would refuse it, at length
+        raise SparkSetupError(
+            f"{ENV_JAVA_OPTIONS} sets the heap with -Xmx, which Spark does not take from Java options: "
+            f"set {ENV_DRIVER_MEMORY} (e.g. 8g) instead"
+        )
+    return [f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}", *added]
 
 
 def build_session(
@@ -98,7 +101,8 @@ def build_session(
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "16",
         "spark.sql.debug.maxToStringFields": "200",
-        "spark.driver.extraJavaOptions": " ".join(java_options()),
+        # Quoted as a shell would: Spark splits the string the same way, so an option keeps its spaces.
+        "spark.driver.extraJavaOptions": shlex.join(java_options()),
         **iceberg_conf(),
         **local_catalog_conf(str(Path(warehouse).resolve())),
         **(conf or {}),
@@ -111,5 +115,7 @@ def build_session(
     except Exception as error:
         added = os.environ.get(ENV_JAVA_OPTIONS)
         if added and "JAVA_GATEWAY_EXITED" in str(error):  # the JVM said why on stderr, above
-            raise SparkSetupError(f"Java did not start with {ENV_JAVA_OPTIONS}={added!r}") from error
+            raise SparkSetupError(
+                f"Java did not start with {ENV_JAVA_OPTIONS}={added!r}: fix or unset it"
+            ) from error
         raise

@@ -414,3 +414,20 @@ def test_without_verbose_a_failing_spark_task_writes_nothing_to_stderr(tmp_path:
     )
     assert done.stdout.strip() == "Py4JJavaError"  # the failure reaches the command, to report in one line
     assert done.stderr == ""
+
+
+@pytest.mark.spark
+def test_a_reader_that_stops_early_ends_the_command_without_an_error(tmp_path: Path) -> None:
+    (tmp_path / "warehouse").mkdir()
+    query = subprocess.Popen(
+        [sys.executable, "-m", "local", "query", "SELECT id FROM range(200000)", "--data-dir", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert query.stdout is not None and query.stderr is not None
+    assert query.stdout.readline().split() == ["id"]  # as `| head -1` would: one line, then gone
+    query.stdout.close()
+    assert query.wait(timeout=300) == 1
+    assert query.stderr.read() == ""  # no "error: [Errno 32] Broken pipe", no trace

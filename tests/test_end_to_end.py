@@ -177,6 +177,8 @@ def test_an_unreachable_source_fails_with_one_clear_message(tmp_path: Path) -> N
         "http://127.0.0.1:9",
         "--data-dir",
         str(tmp_path),
+        "--audit-max-row-drop-percent",
+        "20",
         SOURCE_MAX_ATTEMPTS="2",
         SOURCE_BACKOFF_BASE_SECONDS="0.1",
     )
@@ -194,7 +196,7 @@ def test_an_unreachable_source_fails_with_one_clear_message(tmp_path: Path) -> N
     (stopped,) = [line for line in result.stdout.splitlines() if line.startswith("Run ")]
     assert stopped.endswith(
         f"stopped before writing to any table: fix the cause, then `lakehouse run --data-dir {tmp_path} "
-        "--source-url http://127.0.0.1:9`."
+        "--source-url http://127.0.0.1:9 --audit-max-row-drop-percent 20`."  # the run's own options
     )
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 from pyiceberg.table import StaticTable
@@ -48,21 +49,22 @@ def branches(data_dir: Path) -> dict[str, set[str]]:
     return found
 
 
+def run_on(api: FixedPagesApi, data_dir: Path, max_quarantine_percent: str) -> CompletedProcess[str]:
+    """`lakehouse run` against the API, with the quarantine audit's threshold given."""
+    return lakehouse(
+        "run",
+        *("--data-dir", str(data_dir), "--source-url", api.url),
+        *("--audit-max-quarantine-percent", max_quarantine_percent),
+    )
+
+
 def test_a_failed_audit_says_what_publishing_anyway_also_does_and_its_suggestions_measure_as_it_did(
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
     one_in_eight = [*(order(i, 10.0) for i in range(1, 8)), order(8, -1.0)]  # 12.5% quarantined
     with FixedPagesApi([one_in_eight]) as api:
-        failed = lakehouse(
-            "run",
-            "--data-dir",
-            str(data_dir),
-            "--source-url",
-            api.url,
-            "--audit-max-quarantine-percent",
-            "12.4",
-        )
+        failed = run_on(api, data_dir, max_quarantine_percent="12.4")
 
     assert failed.returncode == 1
     assert "--verbose" not in failed.stderr  # the user's situation, not a fault: no trace to ask for
@@ -113,15 +115,7 @@ def test_a_failed_audit_says_what_publishing_anyway_also_does_and_its_suggestion
 
     # The next run that publishes (it merges the held-back records again) names the branch left behind.
     with FixedPagesApi([[order(9, 10.0)]]) as api:
-        published = lakehouse(
-            "run",
-            "--data-dir",
-            str(data_dir),
-            "--source-url",
-            api.url,
-            "--audit-max-quarantine-percent",
-            "50",
-        )
+        published = run_on(api, data_dir, max_quarantine_percent="50")
     assert published.returncode == 0, published.stderr
     assert (
         f"Branch {branch}, left by an earlier run, is out of date (main moved on since it was made): "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local.session import ENV_JAVA_OPTIONS, LOG4J_CONFIG, java_options
+from local.session import ENV_DRIVER_MEMORY, ENV_JAVA_OPTIONS, LOG4J_CONFIG, SparkSetupError, java_options
 
 
 def test_java_options_keep_the_log_configuration_and_add_the_environment_s_own(
@@ -37,14 +37,17 @@ def test_the_environment_s_java_options_reach_the_local_jvm(tmp_path: Path) -> N
     done = subprocess.run(
         [sys.executable, "-c", JVM_ARGUMENTS, str(tmp_path / "warehouse")],
         cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, ENV_JAVA_OPTIONS: "-Dlakehouse.probe=reached -XX:TieredStopAtLevel=1"},
+        env={
+            **os.environ,
+            ENV_JAVA_OPTIONS: "'-Dlakehouse.probe=reached in two words' -XX:TieredStopAtLevel=1",
+        },
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
     probe, *arguments = done.stdout.splitlines()
-    assert probe == "reached"
+    assert probe == "reached in two words"  # quoted, as a shell would
     assert "-XX:TieredStopAtLevel=1" in arguments
     assert f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}" in arguments
 
@@ -63,4 +66,10 @@ def test_an_option_java_refuses_is_named_with_the_variable_that_gave_it(tmp_path
     )
     assert done.returncode != 0
     assert "Invalid thread stack size: -Xss1q" in done.stderr  # Java's own words
-    assert f"error: Java did not start with {ENV_JAVA_OPTIONS}='-Xss1q'" in done.stderr
+    assert f"error: Java did not start with {ENV_JAVA_OPTIONS}='-Xss1q': fix or unset it" in done.stderr
+
+
+def test_the_heap_is_set_by_its_own_variable_not_by_java_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_JAVA_OPTIONS, "-XX:TieredStopAtLevel=1 -Xmx2g")
+    with pytest.raises(SparkSetupError, match=f"sets the heap with -Xmx, .*: set {ENV_DRIVER_MEMORY} "):
+        java_options()

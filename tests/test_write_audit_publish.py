@@ -344,11 +344,14 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
         lakehouse.run([[order(21, amount=5.0)]], run_id="run-2")
 
     assert lakehouse.runner.kept_branches() == {"run-2": False}  # waiting: main has not moved on
-    assert stopped_run(lakehouse.runner, " --data-dir d", "http://127.0.0.1:1") == (
+    thresholds = " --audit-max-quarantine-percent 9"  # the run's own: the commands measure as it would
+    assert stopped_run(lakehouse.runner, " --data-dir d", "http://127.0.0.1:1", thresholds) == (
         "Run run-2 stopped: what it wrote waits on branch run-2, not published to main; `lakehouse audits "
-        "--branch run-2 --data-dir d` measures it. Nothing is lost: fix the cause and `lakehouse run "
-        "--data-dir d --source-url http://127.0.0.1:1` (a new run, which merges this one's records again); "
-        "`lakehouse audits --drop-branch run-2 --even-if-waiting --data-dir d` drops the branch."
+        "--branch run-2 --data-dir d --audit-max-quarantine-percent 9` measures it. Nothing is lost: fix the "
+        "cause and `lakehouse run --data-dir d --source-url http://127.0.0.1:1 "
+        "--audit-max-quarantine-percent 9` (a new run, which merges this one's records again); "
+        "`lakehouse audits --drop-branch run-2 "
+        "--even-if-waiting --data-dir d` drops the branch."
     )
     assert "run-2" in lakehouse.heads("silver.orders")
     daily_sales = lakehouse.heads("gold.daily_sales")
