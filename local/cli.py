@@ -174,23 +174,23 @@ def run_command(args: argparse.Namespace) -> int:
         if args.publish_anyway:
             print("--publish-anyway: this run's branch is published to main even if audits fail", flush=True)
         began = time.perf_counter()
+        # The options the commands a failed run suggests need, to act on the same data and measure as it did.
+        data_dir = _data_dir_option(args)
+        thresholds = AuditThresholds.from_arguments(args).options_changed()
         try:
             result = runner.run()
         except AuditFailed as failure:
             if runner.current is not None:  # what the run did before its branch was held back
                 print()
                 print(run_summary(runner.current), flush=True)
-            data_dir = _data_dir_option(args)
             source = f" --source-url {args.source_url}" if args.source_url else ""
-            thresholds = AuditThresholds.from_arguments(args).options_changed()
             raise AuditFailed(failure.branch, failure.results, data_dir, source, thresholds) from failure
         except Exception:
             if runner.current is not None:
                 if runner.current.steps:  # what the run did before it stopped
                     with contextlib.suppress(Exception):  # never in place of the run's own error
                         print(f"\n{run_summary(runner.current)}")
-                thresholds = AuditThresholds.from_arguments(args).options_changed()
-                stopped = stopped_run(runner, _data_dir_option(args), args.source_url, thresholds)
+                stopped = stopped_run(runner, data_dir, args.source_url, thresholds)
                 print(f"\n{as_invoked(stopped)}", flush=True)
             raise
     print()
@@ -199,12 +199,11 @@ def run_command(args: argparse.Namespace) -> int:
     with contextlib.suppress(Exception):  # a reminder: it never fails a run that published
         # Publishing saw every table's branches: only when it saw others are they looked at again.
         if result.result(pipeline.AUDIT.name).other_branches:
-            leftover = earlier_branches(runner.kept_branches(), _data_dir_option(args))
+            leftover = earlier_branches(runner.kept_branches(), data_dir)
     if leftover:
         print(f"\n{as_invoked(leftover)}")
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
     command = invoked_as()
-    data_dir = _data_dir_option(args)
     example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
     print(f'Query it with: {command} query "{example}"{data_dir}')
     return 0

@@ -350,8 +350,7 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
         "--branch run-2 --data-dir d --audit-max-quarantine-percent 9` measures it. Nothing is lost: fix the "
         "cause and `lakehouse run --data-dir d --source-url http://127.0.0.1:1 "
         "--audit-max-quarantine-percent 9` (a new run, which merges this one's records again); "
-        "`lakehouse audits --drop-branch run-2 "
-        "--even-if-waiting --data-dir d` drops the branch."
+        "`lakehouse audits --drop-branch run-2 --even-if-waiting --data-dir d` drops the branch."
     )
     assert "run-2" in lakehouse.heads("silver.orders")
     daily_sales = lakehouse.heads("gold.daily_sales")
