@@ -60,10 +60,12 @@ def run_summary(run: PipelineRun) -> str:
     finished = {(step.step.name, step.dataset) for step in run.steps}
     ran: list[str | None] = [*run.datasets] or [None]
     datasets = [dataset for dataset in ran if ("Silver", dataset) in finished]
+    spark_start = [["Spark start", round(run.spark_wait_seconds, 1), _spark_start(run)]]
     steps = text_table(
         ["step", "seconds", "what it did"],
         [
-            ["Spark start", round(run.spark_wait_seconds, 1), _spark_start(run)],
+            # A run that stopped before its first Spark step waited for no session.
+            *(spark_start if run.spark_step_reached else []),
             *([_step_name(step), round(step.seconds, 1), _describe(step.result)] for step in run.steps),
         ],
     )

@@ -81,6 +81,7 @@ class PipelineRun:
     steps: list[StepRun] = field(default_factory=list)
     spark_start_seconds: float = 0.0  # creating the session, beside the steps before the first Spark one
     spark_wait_seconds: float = 0.0  # what of it the first Spark step waited for
+    spark_step_reached: bool = False  # a Spark step began (it may have failed)
 
     def result(self, step_name: str, dataset: str | None = None) -> Any:
         """The result of the step's last run (as the state machine keeps it), of one dataset if given."""
@@ -178,6 +179,7 @@ class LocalRunner:
     def _run_step(self, step: Step, execution: PipelineRun, iteration: int, dataset: str | None) -> Any:
         inputs = resolve_inputs(step, execution, iteration, dataset)
         if step.kind is StepKind.SPARK_JOB:
+            execution.spark_step_reached = True
             spark = self._session(execution)
             began = time.perf_counter()
             result = run_spark_job(step, spark, {**self.step_settings(), **inputs})

@@ -147,6 +147,19 @@ def test_the_summary_of_a_run_that_stopped_shows_what_it_finished() -> None:
     assert "rows in gold" not in summary
 
 
+def test_the_summary_shows_spark_start_only_for_a_run_that_reached_a_spark_step() -> None:
+    ingestion = {"records": 2, "pages": 1, "watermark": "2026-01-01T00:00:00Z", "has_more": False}
+    run = PipelineRun(run_id="r", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    run.steps.append(StepRun(pipeline.BRONZE, 1.0, ingestion, dataset="customers"))  # then it failed
+    assert "Spark start" not in run_summary(run)
+    run.spark_step_reached, run.spark_wait_seconds, run.spark_start_seconds = True, 2.5, 4.0
+    (line,) = [line for line in run_summary(run).splitlines() if line.startswith("Spark start")]
+    assert line.split(None, 3)[2:] == [
+        "2.5",
+        "one session for every Spark step; 1.5 s of its start ran beside the ingestion",
+    ]
+
+
 def cli(*argv: str) -> int:
     """A `lakehouse` command run in this process, its errors raised (main turns them into one line)."""
     args = _parser().parse_args(argv)
