@@ -100,7 +100,7 @@ def _user_situations() -> tuple[type[Exception], ...]:
     from etl.silver.job import BronzeGap, DamagedBronzeObject, SilverTableMissing
     from etl.spark.branches import BadBranchName
     from etl.spark.schema_evolution import SchemaChangeRefused
-    from local.query import NotOneStatement, WriteRefused
+    from local.query import NotOneStatement, QueryFailed, WriteRefused
     from local.rebuild import RebuildRefused
     from local.repair import RepairRefused
     from local.run_lock import RunInProgress
@@ -122,6 +122,7 @@ def _user_situations() -> tuple[type[Exception], ...]:
         BranchWaiting,
         NoSuchBranch,
         NotOneStatement,
+        QueryFailed,
         WriteRefused,
         RebuildRefused,
         RepairRefused,
@@ -265,18 +266,11 @@ def query_command(args: argparse.Namespace) -> int:
     if not layout.warehouse.is_dir():
         raise NoData(f"no tables in {layout.data_dir} yet: run `lakehouse run` first")
     spark = _quiet(build_session(str(layout.warehouse), app_name="lakehouse-query"), args.verbose)
+    from local.query import read_rows, refuse_writes
+
     if not args.allow_writes:
-        from local.query import refuse_writes
-
         refuse_writes(spark, args.sql)
-    from pyspark.errors import AnalysisException
-
-    try:
-        frame = spark.sql(args.sql)
-        headers = frame.columns
-        rows = [tuple(row) for row in frame.collect()]
-    except AnalysisException as error:  # a table or column that is not there, a type that does not fit
-        raise CommandRefused((str(error).strip().splitlines() or [""])[0]) from error
+    headers, rows = read_rows(spark, args.sql)
     if args.format == "json":
         for row in rows:
             print(json_line(headers, row))

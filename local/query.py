@@ -1,4 +1,4 @@
-"""Which SQL statements `lakehouse query` runs without `--allow-writes`: those that only read.
+"""What `lakehouse query` runs: without `--allow-writes`, only statements that read.
 
 The statement is parsed by the session's own parser (Spark's, with Iceberg's extensions), and its plan,
 not its text, decides: a comment, odd casing or a CTE in front of a write changes nothing, and text that
@@ -29,6 +29,34 @@ class WriteRefused(ValueError):
 
 class NotOneStatement(ValueError):
     """The text is not exactly one SQL statement."""
+
+
+class QueryFailed(ValueError):
+    """The statement names something that is not there, or does not fit: the user's to fix."""
+
+
+# Iceberg's words when `VERSION AS OF` names no snapshot, branch or tag of the table.
+_NO_SUCH_VERSION = "Cannot find matching snapshot ID or reference name for version"
+
+
+def read_rows(spark: SparkSession, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The statement's column names and rows; QueryFailed, in one line, for what the statement got wrong."""
+    from pyspark.errors import AnalysisException, IllegalArgumentException
+
+    try:
+        frame = spark.sql(sql)
+        return frame.columns, [tuple(row) for row in frame.collect()]
+    except (AnalysisException, IllegalArgumentException) as error:  # no such table, column or snapshot
+        raise QueryFailed((str(error).strip().splitlines() or [""])[0]) from error
+    except Exception as error:  # Iceberg's ValidationException reaches Python as a Py4JJavaError
+        java = getattr(error, "java_exception", None)
+        message = str(java.getMessage() or "") if java is not None else ""
+        if not message.startswith(_NO_SUCH_VERSION):
+            raise
+        raise QueryFailed(
+            f"{message}: the table has no snapshot, branch or tag of that name (`SELECT * FROM "
+            "<table>.refs` lists its branches and tags; a run's branch is dropped once it is published)"
+        ) from error
 
 
 def refuse_writes(spark: SparkSession, sql: str) -> None:
