@@ -252,6 +252,42 @@ def test_a_local_run_takes_its_audit_thresholds_from_the_command_line() -> None:
     assert AuditThresholds.from_arguments(_parser().parse_args(["audits"])) == AuditThresholds()
 
 
+@pytest.mark.parametrize("command", ["run", "audits"])
+def test_the_help_says_what_each_audit_threshold_bounds_with_its_default(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    section = " ".join(text[text.index("audit thresholds:") :].split())  # as one line, unwrapped
+    assert section.startswith("audit thresholds: what a run's branch must meet to be published (README:")
+    options = re.findall(r"(--audit-\S+ [A-Z]+) (.+?\(default [\d.]+\))", section)
+    assert options == [
+        (
+            "--audit-min-records N",
+            "records each dataset's ingestion must deliver in a run; 0: none (default 0)",
+        ),
+        (
+            "--audit-empty-after-runs N",
+            "an empty run after N non-empty ones in a row fails (the source went quiet); 0: never "
+            "(default 3)",
+        ),
+        (
+            "--audit-max-quarantine-percent PERCENT",
+            "quarantined records, as a percentage of the records the run delivered; decimals allowed "
+            "(default 5)",
+        ),
+        (
+            "--audit-max-row-drop-percent PERCENT",
+            "rows a Gold table may lose in one run, as a percentage of its published rows (default 10)",
+        ),
+        (
+            "--audit-max-staleness-hours HOURS",
+            "how old the newest version in a Silver table may be at the audit; 0: not checked (default 0)",
+        ),
+    ]
+
+
 @pytest.mark.parametrize("value", ["0.5", "0", "100", "12.25"])
 def test_a_quarantine_threshold_takes_decimals_from_0_to_100(value: str) -> None:
     from etl.audit.checks import AuditThresholds

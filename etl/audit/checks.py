@@ -50,20 +50,41 @@ def _percentage(text: str) -> float:
 class AuditThresholds:
     """The bounds every audit is held to; each field is a job argument and a stack config key."""
 
-    # Records a dataset's ingestion must deliver in a run (0: an empty run passes this bound).
-    min_records: int = 0
-    # An empty run after this many non-empty ones in a row fails (the source suddenly returned nothing);
-    # 0: never.
-    empty_after_runs: int = 3
-    # Quarantined records, as a percentage of the records the run delivered; decimals allowed (0.5).
-    max_quarantine_percent: float = field(default=5, metadata={"type": _percentage})
-    # Rows a Gold table may lose in one run, as a percentage of its published rows. Gold aggregates an
-    # upsert-only Silver, so its tables do not shrink on their own; they grow freely (a backfill, a first
-    # load), and revenue that appears twice is caught by the sums.
-    max_row_drop_percent: int = 10
-    # How old, in hours, the newest version in a Silver table may be when the run audits it; 0: not
-    # checked (the bundled sample's records are dated 2024 and 2025).
-    max_staleness_hours: int = 0
+    # Each field's help is what `lakehouse run --help` says of its option.
+    min_records: int = field(
+        default=0, metadata={"help": "records each dataset's ingestion must deliver in a run; 0: none"}
+    )
+    empty_after_runs: int = field(
+        default=3,
+        metadata={
+            "help": "an empty run after N non-empty ones in a row fails (the source went quiet); 0: never"
+        },
+    )
+    max_quarantine_percent: float = field(
+        default=5,
+        metadata={
+            "type": _percentage,
+            "metavar": "PERCENT",
+            "help": "quarantined records, as a percentage of the records the run delivered; decimals allowed",
+        },
+    )
+    # Gold aggregates an upsert-only Silver, so its tables do not shrink on their own; they grow freely (a
+    # backfill, a first load), and revenue that appears twice is caught by the sums.
+    max_row_drop_percent: int = field(
+        default=10,
+        metadata={
+            "metavar": "PERCENT",
+            "help": "rows a Gold table may lose in one run, as a percentage of its published rows",
+        },
+    )
+    # 0 by default: the bundled sample's records are dated 2024 and 2025.
+    max_staleness_hours: int = field(
+        default=0,
+        metadata={
+            "metavar": "HOURS",
+            "help": "how old the newest version in a Silver table may be at the audit; 0: not checked",
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("min_records", "empty_after_runs", "max_row_drop_percent", "max_staleness_hours"):
@@ -89,15 +110,19 @@ class AuditThresholds:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         defaults = cls()
+        thresholds = parser.add_argument_group(
+            "audit thresholds",
+            "what a run's branch must meet to be published (README: Write, audit, publish)",
+        )
         for f in fields(cls):
             parse: Callable[[str], float] = f.metadata.get("type", _count)  # a whole number unless said
-            parser.add_argument(
+            thresholds.add_argument(
                 argument_name(f.name),
                 dest=f.name,
                 type=parse,
                 default=getattr(defaults, f.name),
-                metavar="N",
-                help=f"audit threshold (default {getattr(defaults, f.name)}; README: Write, audit, publish)",
+                metavar=f.metadata.get("metavar", "N"),
+                help=f"{f.metadata['help']} (default {getattr(defaults, f.name)})",
             )
 
     @classmethod
