@@ -242,7 +242,7 @@ def test_the_gold_audits_catch_null_keys_revenue_that_does_not_add_up_lost_rows_
     with on_branch(lakehouse.spark, "tampered"):
         # A row with a null key and revenue no order has; every other row gone.
         lakehouse.spark.sql(f"DELETE FROM {daily_sales} WHERE order_date > DATE '2026-05-01'")
-        lakehouse.spark.sql(f"INSERT INTO {daily_sales} VALUES (NULL, 'EUR', 1, 100.00, 0, 0)")
+        lakehouse.spark.sql(f"INSERT INTO {daily_sales} VALUES (NULL, 'EUR', 1, 1000.00, 0, 0)")
     results = {
         (r.audit, r.table.split(".")[1]): r
         for r in measure(
@@ -263,7 +263,9 @@ def test_the_gold_audits_catch_null_keys_revenue_that_does_not_add_up_lost_rows_
         ("sum_matches_silver", "daily_sales"),
     ]
     assert results[("no_null_keys", "daily_sales")].value == 1
-    assert results[("sum_matches_silver", "daily_sales")].value == 20  # 100 added, 80 of 100 gone
+    assert results[("sum_matches_silver", "daily_sales")].measured == (  # 1,000 added, 80 of 100 gone
+        f"920 apart (sum of gross_revenue 1,020.00, {lakehouse.layout.silver_database}.orders 100.00)"
+    )
     assert results[("row_count_drop", "daily_sales")].measured == "60% (5 -> 2 rows)"
     # The other Gold tables were not touched on the branch: they are measured on main, and pass.
     assert results[("sum_matches_silver", "customer_summary")].passed

@@ -447,7 +447,7 @@ def plan_dataset_audit(
                 bad = versions.records(quarantine, versions.branch) - versions.records(quarantine, MAIN)
                 rate = 100.0 * bad / total if total else 0.0
                 bound = thresholds.max_quarantine_percent
-                detail = f"{bad} of {total} records this run newly quarantined"
+                detail = f"{bad:,} of {total:,} records this run newly quarantined"
                 shown = f"<= {threshold_text(bound)}%"  # 0.5 stays 0.5, 5 stays 5 (not 5.0)
                 measured = shown_percent(rate, bound)
                 return AuditResult(audit.name, table, measured, shown, rate <= bound, "%", detail)
@@ -574,7 +574,7 @@ def plan_gold_audit(
         def sum_matches() -> AuditResult:
             gold_sum, silver_sum = gold(), silver()
             difference = abs(gold_sum - silver_sum)
-            detail = f"sum of {audit.column} {gold_sum}, {silver_database}.{audit.dataset} {silver_sum}"
+            detail = f"sum of {audit.column} {gold_sum:,}, {silver_database}.{audit.dataset} {silver_sum:,}"
             return AuditResult(audit.name, table, float(difference), "= 0", difference == 0, " apart", detail)
 
         return sum_matches
@@ -593,7 +593,7 @@ def plan_gold_audit(
             if not rows_before:
                 return AuditResult(audit.name, table, 0, f"<= {bound}%", True, "%", "no published rows yet")
             drop = max(0.0, 100.0 * (rows_before - rows_after) / rows_before)
-            detail = f"{rows_before} -> {rows_after} rows"
+            detail = f"{rows_before:,} -> {rows_after:,} rows"
             shown = shown_percent(drop, bound)
             return AuditResult(audit.name, table, shown, f"<= {bound}%", drop <= bound, "%", detail)
 
