@@ -186,9 +186,16 @@ def test_a_bad_batch_never_reaches_main_and_a_good_one_does(lakehouse: Lakehouse
     assert on_branch_rows.count() == 12
 
 
+def records_ingested(run: PipelineRun) -> dict[str, str]:
+    """What the run's records_ingested audits measured, per dataset."""
+    audit: AuditSummary = run.result("Audit")
+    return {r.table.split(".")[1]: r.measured for r in audit.results if r.audit == "records_ingested"}
+
+
 def test_a_retry_after_a_failed_audit_publishes_what_the_failed_run_held_back(lakehouse: Lakehouse) -> None:
     audits = AuditThresholds(empty_after_runs=1)
-    lakehouse.run([GOOD], run_id="run-1", audits=audits)
+    first = lakehouse.run([GOOD], run_id="run-1", audits=audits)
+    assert records_ingested(first)["orders"] == "10 records"  # one ingestion run: nothing to add
     # The source suddenly returns nothing: an empty run after a non-empty one.
     with pytest.raises(
         AuditFailed, match=r"records_ingested on \S+\.orders FAILED: 0 records \(after 1 runs"
@@ -211,14 +218,17 @@ def test_a_retry_after_a_failed_audit_publishes_what_the_failed_run_held_back(la
     # on when run-3 published.
     assert "run-2" in kept_branches(*databases)
     assert moved_on(*databases, "run-2") == [f"{CATALOG}.{lakehouse.table('silver.ingestion_runs')}"]
-    # The summary says where Silver's records came from: this run's ingestion and the one held back.
     # The summary says where Silver's records came from: this run's ingestion and the one held back
-    # (customers, orders).
+    # (customers, orders); the audit of the records ingested says it judged both.
     assert re.search(
         r"\ningestion runs +1 +1\nrecords ingested +0 +5\nBronze runs read by Silver +2 +2\n"
         r"records read by Silver +0 +5\n",
         run_summary(retry),
     )
+    assert records_ingested(retry) == {
+        "customers": "0 records (in 2 ingestion runs not on main yet)",
+        "orders": "5 records (in 2 ingestion runs not on main yet)",
+    }
     revenue = lakehouse.spark.sql(
         f"SELECT sum(gross_revenue) FROM {lakehouse.table('gold.daily_sales')}"
     ).first()

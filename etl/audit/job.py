@@ -453,8 +453,10 @@ def plan_dataset_audit(
                 return AuditResult(audit.name, table, measured, shown, rate <= bound, "%", detail)
 
             return quarantine_rate
+        # More than one when earlier runs' records were held back (a failed audit): they are judged again.
+        run_count = measurements.ask("new runs", runs, F.count(F.when(mine, F.lit(1))))
         return lambda: _records_ingested(
-            versions.spark, audit, dataset, database, table, int(records()), thresholds
+            versions.spark, audit, dataset, database, table, int(records()), int(run_count()), thresholds
         )
     if isinstance(audit, Freshness):
         bound_hours = thresholds.max_staleness_hours
@@ -487,12 +489,15 @@ def _records_ingested(
     database: str,
     table: str,
     records: int,
+    ingestion_runs: int,
     thresholds: AuditThresholds,
 ) -> AuditResult:
     bound, runs = thresholds.min_records, thresholds.empty_after_runs
     threshold = f">= {bound}" + (f", not empty after {runs} non-empty runs" if runs else "")
+    # The run summary's "records ingested" counts this run's ingestion alone.
+    held_back = f"in {ingestion_runs} ingestion runs not on main yet" if ingestion_runs > 1 else ""
     if records < bound:
-        return AuditResult(audit.name, table, records, threshold, False, " records")
+        return AuditResult(audit.name, table, records, threshold, False, " records", held_back)
     if records == 0 and runs:
         ledger = load_table(spark, table_identifier(database, SILVER_INGESTION_RUNS.name), MAIN)
         before = (
@@ -505,7 +510,7 @@ def _records_ingested(
         if len(before) == runs and all(row["records"] > 0 for row in before):
             detail = f"after {runs} runs that delivered records"
             return AuditResult(audit.name, table, 0, threshold, False, " records", detail)
-    return AuditResult(audit.name, table, records, threshold, True, " records")
+    return AuditResult(audit.name, table, records, threshold, True, " records", held_back)
 
 
 def branch_start_of_new_table(versions: TableVersions, identifier: str, snapshot: int) -> bool:
