@@ -165,7 +165,9 @@ def run_command(args: argparse.Namespace) -> int:
         runner = LocalRunner(
             layout,
             ingestion,
-            spark_factory=lambda: _quiet(build_session(str(layout.warehouse)), args.verbose),
+            spark_factory=lambda: _quiet(
+                build_session(str(layout.warehouse), save_class_archive=True), args.verbose
+            ),
             progress=lambda line: print(line, flush=True),
             function_budget_seconds=args.ingest_budget,
             audits=AuditThresholds.from_arguments(args),
@@ -206,8 +208,25 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"\nDone in {time.perf_counter() - began:.1f} s. Data in {layout.data_dir}")
     command = invoked_as()
     example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
-    print(f'Query it with: {command} query "{example}"{data_dir}')
+    print(f'Query it with: {command} query "{example}"{data_dir}', flush=True)
+    _keep_class_archive(runner)
     return 0
+
+
+def _keep_class_archive(runner: LocalRunner) -> None:
+    """The first run's JVM saves the classes it loaded, for every later JVM to start from."""
+    from local import class_archive
+
+    spark = runner.spark
+    if spark is None or not class_archive.saving():
+        return
+    print(
+        "Saving the classes this run's JVM loaded, for quicker starts of the next ones (once)...", flush=True
+    )
+    began = time.perf_counter()
+    kept = class_archive.keep(spark)
+    outcome = f"kept in {kept}" if kept else "not kept (Java did not write it): the next run tries again"
+    print(f"{outcome} ({time.perf_counter() - began:.1f} s)")
 
 
 def stopped_run(

@@ -6,14 +6,17 @@ On Glue the session is configured by the job's `--conf` (see etl/catalog.py) and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.catalog import local_catalog_conf
+from local import class_archive
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -68,22 +71,45 @@ def iceberg_conf() -> dict[str, str]:
     return {"spark.jars": jars[0]}
 
 
-def java_options() -> list[str]:
-    """The local JVM's options: the log configuration, then those of $LAKEHOUSE_SPARK_JAVA_OPTIONS."""
+def java_options(class_archive: Sequence[str] = ()) -> list[str]:
+    """The local JVM's options: the log configuration, the class archive's, then those of
+    $LAKEHOUSE_SPARK_JAVA_OPTIONS (last, so that they win)."""
     added = shlex.split(os.environ.get(ENV_JAVA_OPTIONS, ""))
     if any(option.startswith("-Xmx") for option in added):  # spark-submit would refuse it, at length
         raise SparkSetupError(
             f"{ENV_JAVA_OPTIONS} sets the heap with -Xmx, which Spark does not take from Java options: "
             f"set {ENV_DRIVER_MEMORY} (e.g. 8g) instead"
         )
-    return [f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}", *added]
+    return [f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}", *class_archive, *added]
+
+
+def spark_jars(iceberg: dict[str, str]) -> list[Path] | None:
+    """The jars the local JVM loads: Spark's and the Iceberg runtime; None when Spark downloads some."""
+    if "spark.jars.packages" in iceberg:
+        return None
+    spark_home = os.environ.get("SPARK_HOME")
+    if spark_home:
+        jars = Path(spark_home) / "jars"
+    else:
+        import pyspark
+
+        jars = Path(pyspark.__file__).parent / "jars"
+    return [*jars.glob("*.jar"), *(Path(jar) for jar in iceberg.get("spark.jars", "").split(",") if jar)]
 
 
 def build_session(
-    warehouse: str, app_name: str = "lakehouse", conf: dict[str, str] | None = None
+    warehouse: str,
+    app_name: str = "lakehouse",
+    conf: dict[str, str] | None = None,
+    save_class_archive: bool = False,
 ) -> SparkSession:
-    """A local SparkSession with the Iceberg catalog `lakehouse` over the warehouse directory."""
-    os.environ["JAVA_HOME"] = java_home()
+    """A local SparkSession with the Iceberg catalog `lakehouse` over the warehouse directory.
+
+    `save_class_archive`: when no class archive is saved yet, this JVM saves one as it exits
+    (`class_archive.keep`); `lakehouse run` does, as a pipeline run loads the classes every command needs.
+    """
+    home = java_home()
+    os.environ["JAVA_HOME"] = home
     # Spark hands timestamps to Python as naive local times: make local time UTC, like the session.
     os.environ["TZ"] = "UTC"
     time.tzset()
@@ -91,8 +117,8 @@ def build_session(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
-    from pyspark.sql import SparkSession
-
+    iceberg = iceberg_conf()
+    prepared = class_archive.prepare(home, spark_jars(iceberg), save_class_archive)
     settings = {
         "spark.master": "local[*]",
         "spark.app.name": app_name,
@@ -102,20 +128,40 @@ def build_session(
         "spark.sql.shuffle.partitions": "16",
         "spark.sql.debug.maxToStringFields": "200",
         # Quoted as a shell would: Spark splits the string the same way, so an option keeps its spaces.
-        "spark.driver.extraJavaOptions": shlex.join(java_options()),
-        **iceberg_conf(),
+        "spark.driver.extraJavaOptions": shlex.join(java_options(prepared.options)),
+        **iceberg,
         **local_catalog_conf(str(Path(warehouse).resolve())),
         **(conf or {}),
     }
-    builder = SparkSession.builder
-    for key, value in settings.items():
-        builder = builder.config(key, value)
     try:
-        return builder.getOrCreate()
+        return _start(settings)
     except Exception as error:
+        class_archive.release()
+        archive = prepared.archive
+        if archive is not None and prepared.options and "JAVA_GATEWAY_EXITED" in str(error):
+            # Java could not start from the archive (damaged since it was saved): without it, then.
+            settings["spark.driver.extraJavaOptions"] = shlex.join(java_options())
+            with contextlib.suppress(Exception):
+                session = _start(settings)
+                archive.discard()
+                print(
+                    f"Java did not start from the class archive in {archive.directory}, and did "
+                    "without it: the archive is removed, and the next `lakehouse run` saves a new one",
+                    file=sys.stderr,
+                )
+                return session
         added = os.environ.get(ENV_JAVA_OPTIONS)
         if added and "JAVA_GATEWAY_EXITED" in str(error):  # the JVM said why on stderr, above
             raise SparkSetupError(
                 f"Java did not start with {ENV_JAVA_OPTIONS}={added!r}: fix or unset it"
             ) from error
         raise
+
+
+def _start(settings: dict[str, str]) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from local.class_archive import ENV_CLASS_ARCHIVES, OFF
 from local.sample_api.generator import SampleSource
 from local.sample_api.server import SampleApiServer
 
@@ -17,6 +19,11 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 EVENTS = Path(__file__).parent / "events"
+
+# Every JVM of the tests starts without a class archive (local/class_archive.py), so that no test depends
+# on which ran first, and the tests leave the virtual environment's archive alone; the tests of the
+# archive set their own directory.
+os.environ[ENV_CLASS_ARCHIVES] = OFF
 
 
 def load_event(name: str) -> dict[str, Any]:

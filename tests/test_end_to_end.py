@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from pyiceberg.table import StaticTable
 
+from local.class_archive import ENV_CLASS_ARCHIVES
 from local.sample_api.customers import CustomerSource
 from local.sample_api.generator import SampleSource, Slot
 from tests.fixed_api import FixedPagesApi
@@ -85,15 +86,34 @@ def assert_tables_match(data_dir: Path, want: Expected) -> None:
 
 def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    # The first run saves the classes its JVM loaded; the second starts from them (-Xshare:on: Java stops
+    # rather than go on without them).
+    archives = {ENV_CLASS_ARCHIVES: str(tmp_path / "class-archives")}
     # Seed 11 at this size serves every kind of record the sample knows (see the check below).
-    first = lakehouse("run", "--data-dir", str(data_dir), "--sample-orders", "600", "--seed", "11")
+    first = lakehouse(
+        "run", "--data-dir", str(data_dir), "--sample-orders", "600", "--seed", "11", **archives
+    )
     assert first.returncode == 0, first.stderr
     assert "rows in gold.daily_sales" in first.stdout
+    saved = first.stdout.splitlines()[-2:]
+    assert (
+        saved[0] == "Saving the classes this run's JVM loaded, for quicker starts of the next ones (once)..."
+    )
+    assert saved[1].startswith(f"kept in {tmp_path / 'class-archives'}/")
 
     # Gold incrementally: the independent computation below is its oracle too.
-    second = lakehouse("run", "--data-dir", str(data_dir), "--gold-refresh", "incremental")
+    second = lakehouse(
+        "run",
+        "--data-dir",
+        str(data_dir),
+        "--gold-refresh",
+        "incremental",
+        **archives,
+        LAKEHOUSE_SPARK_JAVA_OPTIONS="-Xshare:on",
+    )
     assert second.returncode == 0, second.stderr
     assert "recomputed the rows Silver changed in gold.customer_summary" in second.stdout
+    assert second.stdout.splitlines()[-1].startswith("Query it with: ")  # nothing more to save
 
     source = SampleSource(seed=11, initial_orders=600, batches=2)
     served = {source.slot_kind(batch, slot) for batch, slot, _ in source.records()}

@@ -1,0 +1,295 @@
+"""Class data sharing for the local JVM: the classes a pipeline run loads, saved once, mapped by every
+later JVM instead of being loaded from the jars again (docs/benchmarks.md, "A fresh run's JVM").
+
+The first `lakehouse run` in a virtual environment saves the archive as its JVM exits (about 10 s, once,
+after the run's summary); every local JVM after it (runs, queries, audits) starts from it. An archive
+belongs to one JDK and one set of jars: its directory is named by their fingerprint, so an upgrade makes
+a new one. Java checks that an archive matches its JDK and class path and goes on without one that does
+not, in silence; a damaged one (which it does not check) can stop it. So an archive is kept only once a
+JVM has started from it, and a session that cannot start from one starts without it and removes it
+(local/session.py). Nothing but start-up time depends on it: `LAKEHOUSE_SPARK_CLASS_ARCHIVES=off` turns
+it off, a directory keeps the archives there instead of in the virtual environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+ENV_CLASS_ARCHIVES = "LAKEHOUSE_SPARK_CLASS_ARCHIVES"
+OFF = "off"
+# Dynamic archives on top of a base one, written at exit, as JDK 17 has them.
+MIN_JAVA = 17
+# Java reports an archive that does not match (another JDK, a changed jar) and goes on without it: not
+# the user's concern, so not on their terminal.
+QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+# A save whose process is gone without finishing it (a run that failed) is taken over after this long:
+# its JVM has long exited by then.
+ABANDONED_AFTER_SECONDS = 600.0
+# How long a saving run waits for its JVM to write the archive and exit.
+SAVE_TIMEOUT_SECONDS = 300.0
+
+
+def archives_directory() -> Path | None:
+    """Where the archives live: $LAKEHOUSE_SPARK_CLASS_ARCHIVES, else under the virtual environment;
+    None when off, or outside a virtual environment (nothing of this project's to write into)."""
+    configured = os.environ.get(ENV_CLASS_ARCHIVES)
+    if configured:
+        return None if configured == OFF else Path(configured)
+    if sys.prefix == sys.base_prefix:
+        return None
+    return Path(sys.prefix) / "var" / "lakehouse" / "class-archives"
+
+
+def java_major(java_home: str) -> int | None:
+    """The JDK's major version, from its `release` file; None when it cannot be told."""
+    with contextlib.suppress(OSError):
+        found = re.search(r'^JAVA_VERSION="(\d+)', (Path(java_home) / "release").read_text(), re.MULTILINE)
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def fingerprint(java_home: str, jars: Sequence[Path]) -> str:
+    """What an archive depends on: the JDK (its path and release) and every jar's path, size and time."""
+    digest = hashlib.sha256()
+    home = Path(java_home).resolve()
+    digest.update(str(home).encode())
+    with contextlib.suppress(OSError):
+        digest.update((home / "release").read_bytes())
+    for jar in sorted(jars):
+        stat = jar.stat()
+        digest.update(f"\0{jar.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ClassArchive:
+    """The archives of one JDK and one set of jars: a base archive of the JDK's own classes (the JDK
+    installed from PyPI comes without one) and, on top of it, the classes a pipeline run loaded."""
+
+    directory: Path
+    java_home: str
+
+    @property
+    def base(self) -> Path:
+        return self.directory / "base.jsa"
+
+    @property
+    def classes(self) -> Path:
+        return self.directory / "classes.jsa"
+
+    @property
+    def partial(self) -> Path:
+        return self.directory / "classes.jsa.partial"
+
+    @property
+    def saving(self) -> Path:
+        """Held (created exclusively) by the one process saving the archive; it holds its pid."""
+        return self.directory / "saving"
+
+    def use_options(self) -> list[str]:
+        """The options of a JVM that maps the saved classes (nothing before they are saved)."""
+        if self.classes.is_file() and self.base.is_file():
+            return [f"-XX:SharedArchiveFile={self.base}:{self.classes}", *QUIET]
+        return []
+
+    def begin_saving(self) -> list[str]:
+        """The options of a JVM that saves the classes it loaded as it exits, when no other process is
+        saving them; else none. The base archive is written first (about 1 s)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._hold():
+            return []
+        try:
+            if not self.base.is_file():
+                self._dump_base()
+        except (OSError, subprocess.SubprocessError):
+            self.saving.unlink(missing_ok=True)
+            return []
+        self.partial.unlink(missing_ok=True)
+        return [f"-XX:SharedArchiveFile={self.base}", f"-XX:ArchiveClassesAtExit={self.partial}", *QUIET]
+
+    def finish_saving(self, java_exit_code: int | None) -> bool:
+        """Keep the archive the JVM wrote (when it exited cleanly and Java maps it), drop those of other
+        JDKs and jars, and let go of the save; whether the archive was kept."""
+        kept = java_exit_code == 0 and self.partial.is_file() and self._maps(self.partial)
+        try:
+            if kept:
+                os.replace(self.partial, self.classes)
+                for other in self.directory.parent.iterdir():
+                    if other != self.directory and (other / "base.jsa").exists():
+                        _remove_tree(other)
+            else:
+                self.partial.unlink(missing_ok=True)
+        finally:
+            self.saving.unlink(missing_ok=True)
+        return kept
+
+    def discard(self) -> None:
+        """Remove the archives (Java could not start from them): the next saving run writes new ones."""
+        _remove_tree(self.directory)
+
+    def _maps(self, classes: Path) -> bool:
+        """Whether a JVM starts from the base archive and `classes`. Java reads an archive as it was
+        written: a damaged one can crash the JVM that maps it, so none is kept unchecked."""
+        java = str(Path(self.java_home) / "bin" / "java")
+        try:
+            started = subprocess.run(
+                [
+                    java,
+                    f"-XX:SharedArchiveFile={self.base}:{classes}",
+                    *QUIET,
+                    "-XX:ErrorFile=/dev/null",
+                    "-version",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=SAVE_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return started.returncode == 0
+
+    def _hold(self) -> bool:
+        """Take the save, or take over one abandoned by a process that is gone."""
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.saving, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._abandoned():
+                    return False
+                self.saving.unlink(missing_ok=True)
+                continue
+            with os.fdopen(descriptor, "w") as held:
+                held.write(str(os.getpid()))
+            return True
+        return False
+
+    def _abandoned(self) -> bool:
+        try:
+            pid = int(self.saving.read_text() or "0")
+            age = time.time() - self.saving.stat().st_mtime
+        except (OSError, ValueError):
+            return True
+        return age > ABANDONED_AFTER_SECONDS and not _alive(pid)
+
+    def _dump_base(self) -> None:
+        partial = self.base.with_suffix(".partial")
+        java = str(Path(self.java_home) / "bin" / "java")
+        subprocess.run(
+            [java, "-Xshare:dump", f"-XX:SharedArchiveFile={partial}", *QUIET],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=SAVE_TIMEOUT_SECONDS,
+        )
+        os.replace(partial, self.base)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_tree(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        for path in directory.iterdir():
+            path.unlink()
+        directory.rmdir()
+
+
+def class_archive(java_home: str, jars: Sequence[Path]) -> ClassArchive | None:
+    """The archive of this JDK and these jars, or None when archives are off or cannot be used: another
+    JDK than 17 or later, or a directory whose path Java cannot take (a `:` separates archives)."""
+    root = archives_directory()
+    if root is None or ":" in str(root.resolve()) or (java_major(java_home) or 0) < MIN_JAVA:
+        return None
+    return ClassArchive(root.resolve() / fingerprint(java_home, jars), java_home)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a new JVM gets of the class archive: its options, and the archive they name (if any)."""
+
+    archive: ClassArchive | None
+    options: list[str]
+
+
+# The archive this process's JVM saves as it exits, if it is the one saving it.
+_saving: ClassArchive | None = None
+
+
+def prepare(java_home: str, jars: Sequence[Path] | None, save: bool) -> Prepared:
+    """The class archive's options for a new JVM: map the saved classes, or, when none are saved yet and
+    `save`, save those this JVM loads. `jars` None: Spark downloads some, and no archive is used."""
+    global _saving
+    archive = class_archive(java_home, jars) if jars is not None else None
+    if archive is None:
+        return Prepared(None, [])
+    options = archive.use_options()
+    if not options and save:
+        options = archive.begin_saving()
+        _saving = archive if options else None
+    return Prepared(archive, options)
+
+
+def saving() -> bool:
+    """Whether this process's JVM saves the class archive as it exits."""
+    return _saving is not None
+
+
+def release() -> None:
+    """Give up this process's save (its JVM did not start): a later run saves the archive."""
+    global _saving
+    archive, _saving = _saving, None
+    if archive is not None:
+        archive.finish_saving(None)
+
+
+def keep(spark: SparkSession) -> Path | None:
+    """When this process's JVM saves the class archive: stop the session and its JVM, which writes the
+    archive as it exits (about 10 s), and keep it; where it was kept, else None."""
+    global _saving
+    archive, _saving = _saving, None
+    if archive is None:
+        return None
+    return archive.classes if _stop_and_keep(spark, archive) else None
+
+
+def _stop_and_keep(spark: SparkSession, archive: ClassArchive) -> bool:
+    """Stop the session and its JVM, which writes the archive as it exits; whether it was kept."""
+    gateway = spark.sparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    spark.stop()
+    if gateway is None or process is None:  # a JVM this process did not start
+        return archive.finish_saving(None)
+    with contextlib.suppress(Exception):
+        gateway.shutdown()
+    with contextlib.suppress(OSError):
+        process.stdin.close()  # the JVM exits when its standard input closes
+    try:
+        code = process.wait(timeout=SAVE_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = None
+    return archive.finish_saving(code)
