@@ -1,14 +1,15 @@
 """Class data sharing for the local JVM: the classes a pipeline run loads, saved once, mapped by every
 later JVM instead of being loaded from the jars again (docs/benchmarks.md, "A fresh run's JVM").
 
-The first `lakehouse run` in a virtual environment saves the archive as its JVM exits (about 10 s, once,
-after the run's summary); every local JVM after it (runs, queries, audits) starts from it. An archive
-belongs to one JDK and one set of jars: its directory is named by their fingerprint, so an upgrade makes
-a new one. Java checks that an archive matches its JDK and class path and goes on without one that does
-not, in silence; a damaged one (which it does not check) can stop it. So an archive is kept only once a
-JVM has started from it, and a session that cannot start from one starts without it and removes it
-(local/session.py). Nothing but start-up time depends on it: `LAKEHOUSE_SPARK_CLASS_ARCHIVES=off` turns
-it off, a directory keeps the archives there instead of in the virtual environment.
+The first `lakehouse run` in a virtual environment has its JVM save the archive as it exits, in the
+background, after the run's summary (about 15 s); the next JVM to start checks it and keeps it, and every
+local JVM after that (runs, queries, audits) starts from it. An archive belongs to one JDK and one set of
+jars: its directory is named by their fingerprint, so an upgrade makes a new one. Java checks that an
+archive matches its JDK and class path and goes on without one that does not, in silence; a damaged one
+(which it does not check) can stop it. So an archive is kept only once a JVM has started from it, and a
+session that cannot start from one starts without it and removes it (local/session.py). Nothing but
+start-up time depends on it: `LAKEHOUSE_SPARK_CLASS_ARCHIVES=off` turns it off, a directory keeps the
+archives there instead of in the virtual environment.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ MIN_JAVA = 17
 # Java reports an archive that does not match (another JDK, a changed jar) and goes on without it: not
 # the user's concern, so not on their terminal.
 QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
-# A save whose process is gone without finishing it (a run that failed) is taken over after this long:
-# its JVM has long exited by then.
+# A save whose JVM is gone without its run finishing (a crash) is taken over after this long; a saved
+# archive whose JVM's pid is still in use after it is another process's pid.
 ABANDONED_AFTER_SECONDS = 600.0
-# How long a saving run waits for its JVM to write the archive and exit.
-SAVE_TIMEOUT_SECONDS = 300.0
+# How long Java may take to write the base archive, or to start from a saved one.
+JAVA_TIMEOUT_SECONDS = 300.0
 
 
 def archives_directory() -> Path | None:
@@ -97,45 +98,72 @@ class ClassArchive:
 
     @property
     def saving(self) -> Path:
-        """Held (created exclusively) by the one process saving the archive; it holds its pid."""
+        """Held (created exclusively) by the one run saving the archive: its JVM's pid (its own, until
+        the JVM has started)."""
         return self.directory / "saving"
 
+    @property
+    def saved(self) -> Path:
+        """The save of a run that finished: its JVM's pid. The archive is written once that JVM is gone."""
+        return self.directory / "saved"
+
     def use_options(self) -> list[str]:
-        """The options of a JVM that maps the saved classes (nothing before they are saved)."""
+        """The options of a JVM that maps the saved classes (none before they are saved and kept)."""
+        self._keep_saved()
         if self.classes.is_file() and self.base.is_file():
             return [f"-XX:SharedArchiveFile={self.base}:{self.classes}", *QUIET]
         return []
 
     def begin_saving(self) -> list[str]:
-        """The options of a JVM that saves the classes it loaded as it exits, when no other process is
+        """The options of a JVM that saves the classes it loaded as it exits, when no other run is
         saving them; else none. The base archive is written first (about 1 s)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if not self._hold():
+        if self.saved.exists() or not self._hold():  # a finished run's JVM may still be writing
             return []
         try:
             if not self.base.is_file():
                 self._dump_base()
         except (OSError, subprocess.SubprocessError):
-            self.saving.unlink(missing_ok=True)
+            self.release()
             return []
         self.partial.unlink(missing_ok=True)
         return [f"-XX:SharedArchiveFile={self.base}", f"-XX:ArchiveClassesAtExit={self.partial}", *QUIET]
 
-    def finish_saving(self, java_exit_code: int | None) -> bool:
-        """Keep the archive the JVM wrote (when it exited cleanly and Java maps it), drop those of other
-        JDKs and jars, and let go of the save; whether the archive was kept."""
-        kept = java_exit_code == 0 and self.partial.is_file() and self._maps(self.partial)
+    def started(self, jvm_pid: int) -> None:
+        """The saving JVM started: the save is its from now on."""
+        self.saving.write_text(str(jvm_pid))
+
+    def finished(self) -> None:
+        """The saving run finished: its JVM writes the archive as it exits, and the next JVM to start
+        keeps it."""
+        os.replace(self.saving, self.saved)
+
+    def release(self) -> None:
+        """Give up the save (a run that failed): a later run saves the archive."""
+        self.saving.unlink(missing_ok=True)
+
+    def _keep_saved(self) -> None:
+        """Keep the archive a finished run's JVM wrote, once that JVM is gone and Java maps it; drop
+        those of other JDKs and jars."""
         try:
-            if kept:
+            pid = int(self.saved.read_text() or "0")
+            age = time.time() - self.saved.stat().st_mtime
+        except (OSError, ValueError):
+            return
+        if running(pid) and age < ABANDONED_AFTER_SECONDS:  # still writing (or a pid used again, later)
+            return
+        try:
+            if self.partial.is_file() and self._maps(self.partial):
                 os.replace(self.partial, self.classes)
                 for other in self.directory.parent.iterdir():
                     if other != self.directory and (other / "base.jsa").exists():
                         _remove_tree(other)
             else:
                 self.partial.unlink(missing_ok=True)
+        except OSError:  # another JVM starting kept it first
+            pass
         finally:
-            self.saving.unlink(missing_ok=True)
-        return kept
+            self.saved.unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Remove the archives (Java could not start from them): the next saving run writes new ones."""
@@ -156,7 +184,7 @@ class ClassArchive:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                timeout=SAVE_TIMEOUT_SECONDS,
+                timeout=JAVA_TIMEOUT_SECONDS,
                 check=False,
             )
         except (OSError, subprocess.SubprocessError):
@@ -184,7 +212,7 @@ class ClassArchive:
             age = time.time() - self.saving.stat().st_mtime
         except (OSError, ValueError):
             return True
-        return age > ABANDONED_AFTER_SECONDS and not _alive(pid)
+        return age > ABANDONED_AFTER_SECONDS and not running(pid)
 
     def _dump_base(self) -> None:
         partial = self.base.with_suffix(".partial")
@@ -194,12 +222,13 @@ class ClassArchive:
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            timeout=SAVE_TIMEOUT_SECONDS,
+            timeout=JAVA_TIMEOUT_SECONDS,
         )
         os.replace(partial, self.base)
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether the process runs: it exists and has not exited (a zombie, not reaped yet, has)."""
     if pid <= 0:
         return False
     try:
@@ -208,6 +237,9 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        # Linux: the state follows the command's name in parentheses.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 
@@ -253,43 +285,27 @@ def prepare(java_home: str, jars: Sequence[Path] | None, save: bool) -> Prepared
     return Prepared(archive, options)
 
 
-def saving() -> bool:
-    """Whether this process's JVM saves the class archive as it exits."""
-    return _saving is not None
+def started(spark: SparkSession) -> None:
+    """Hand this process's save to its JVM, which writes the archive as it exits."""
+    if _saving is not None:
+        process = getattr(spark.sparkContext._gateway, "proc", None)
+        _saving.started(process.pid if process is not None else os.getpid())
 
 
 def release() -> None:
-    """Give up this process's save (its JVM did not start): a later run saves the archive."""
+    """Give up this process's save (its run failed, or its JVM did not start): a later run saves it."""
     global _saving
     archive, _saving = _saving, None
     if archive is not None:
-        archive.finish_saving(None)
+        archive.release()
 
 
-def keep(spark: SparkSession) -> Path | None:
-    """When this process's JVM saves the class archive: stop the session and its JVM, which writes the
-    archive as it exits (about 10 s), and keep it; where it was kept, else None."""
+def finished() -> bool:
+    """This process's run finished: its JVM saves the archive as it exits (when this process ends).
+    Whether it does."""
     global _saving
     archive, _saving = _saving, None
     if archive is None:
-        return None
-    return archive.classes if _stop_and_keep(spark, archive) else None
-
-
-def _stop_and_keep(spark: SparkSession, archive: ClassArchive) -> bool:
-    """Stop the session and its JVM, which writes the archive as it exits; whether it was kept."""
-    gateway = spark.sparkContext._gateway
-    process = getattr(gateway, "proc", None)
-    spark.stop()
-    if gateway is None or process is None:  # a JVM this process did not start
-        return archive.finish_saving(None)
-    with contextlib.suppress(Exception):
-        gateway.shutdown()
-    with contextlib.suppress(OSError):
-        process.stdin.close()  # the JVM exits when its standard input closes
-    try:
-        code = process.wait(timeout=SAVE_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = None
-    return archive.finish_saving(code)
+        return False
+    archive.finished()
+    return True

@@ -136,6 +136,7 @@ def run_command(args: argparse.Namespace) -> int:
     from etl import pipeline, registry
     from etl.audit.job import AuditFailed
     from etl.bronze.settings import IngestionSettings
+    from local import class_archive
     from local.report import run_summary
     from local.run_lock import hold_data_dir
     from local.runner import LocalLayout, LocalRunner
@@ -183,12 +184,14 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             result = runner.run()
         except AuditFailed as failure:
+            class_archive.release()  # only a run that finished saves the classes its JVM loaded
             if runner.current is not None:  # what the run did before its branch was held back
                 print()
                 print(run_summary(runner.current), flush=True)
             source = f" --source-url {args.source_url}" if args.source_url else ""
             raise AuditFailed(failure.branch, failure.results, data_dir, source, thresholds) from failure
         except Exception:
+            class_archive.release()
             if runner.current is not None:
                 if runner.current.steps:  # what the run did before it stopped
                     with contextlib.suppress(Exception):  # never in place of the run's own error
@@ -209,24 +212,12 @@ def run_command(args: argparse.Namespace) -> int:
     command = invoked_as()
     example = "SELECT * FROM gold.daily_sales ORDER BY order_date DESC LIMIT 10"
     print(f'Query it with: {command} query "{example}"{data_dir}', flush=True)
-    _keep_class_archive(runner)
+    if class_archive.finished():
+        print(
+            "Java saves the classes this run loaded as it exits, in the background (once, about 15 s): "
+            "later runs and queries start quicker"
+        )
     return 0
-
-
-def _keep_class_archive(runner: LocalRunner) -> None:
-    """The first run's JVM saves the classes it loaded, for every later JVM to start from."""
-    from local import class_archive
-
-    spark = runner.spark
-    if spark is None or not class_archive.saving():
-        return
-    print(
-        "Saving the classes this run's JVM loaded, for quicker starts of the next ones (once)...", flush=True
-    )
-    began = time.perf_counter()
-    kept = class_archive.keep(spark)
-    outcome = f"kept in {kept}" if kept else "not kept (Java did not write it): the next run tries again"
-    print(f"{outcome} ({time.perf_counter() - began:.1f} s)")
 
 
 def stopped_run(

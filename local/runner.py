@@ -198,11 +198,6 @@ class LocalRunner:
             pipeline.GOLD_REFRESH: self.gold_refresh,
         }
 
-    @property
-    def spark(self) -> SparkSession | None:
-        """The session the Spark steps ran in; None before the first of them."""
-        return self._spark
-
     def kept_branches(self) -> dict[str, bool]:
         """The runs' branches the tables keep, oldest first, each with whether it is out of date (`main`
         moved on since it was made): a run that failed after a Spark step wrote to its branch leaves it

@@ -105,8 +105,9 @@ def build_session(
 ) -> SparkSession:
     """A local SparkSession with the Iceberg catalog `lakehouse` over the warehouse directory.
 
-    `save_class_archive`: when no class archive is saved yet, this JVM saves one as it exits
-    (`class_archive.keep`); `lakehouse run` does, as a pipeline run loads the classes every command needs.
+    `save_class_archive`: when no class archive is saved yet, this JVM saves one as it exits, once the
+    caller says its work `class_archive.finished()`; `lakehouse run` does, as a pipeline run loads the
+    classes every command needs.
     """
     home = java_home()
     os.environ["JAVA_HOME"] = home
@@ -134,7 +135,9 @@ def build_session(
         **(conf or {}),
     }
     try:
-        return _start(settings)
+        session = _start(settings)
+        class_archive.started(session)
+        return session
     except Exception as error:
         class_archive.release()
         archive = prepared.archive

@@ -19,6 +19,7 @@ from local.class_archive import (
     archives_directory,
     class_archive,
     fingerprint,
+    running,
 )
 from local.session import java_home
 
@@ -111,24 +112,53 @@ def test_one_process_saves_at_a_time_and_an_abandoned_save_is_taken_over(tmp_pat
     assert archive.begin_saving() == options
 
 
-def test_a_save_is_let_go_without_an_archive_when_java_failed_or_wrote_none(
+def a_pid_that_is_gone() -> int:
+    return int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout
+    )
+
+
+def test_a_failed_run_lets_go_of_the_save_and_a_finished_one_s_archive_waits_for_its_jvm(
     tmp_path: Path, jdk: Path
 ) -> None:
     archive = saving_archive(tmp_path, jdk)
-    archive.begin_saving()
-    archive.partial.write_bytes(b"classes")
-    assert archive.finish_saving(1) is False
-    assert not archive.partial.exists() and not archive.classes.exists() and not archive.saving.exists()
-    assert archive.use_options() == []
-    archive.begin_saving()
-    assert archive.finish_saving(0) is False  # Java wrote nothing (e.g. -Xshare:off among the options)
+    options = archive.begin_saving()
+    archive.release()  # the run failed: what its JVM writes as it exits is not kept
     assert not archive.saving.exists()
+    assert archive.begin_saving() == options  # the next run saves
+    archive.started(os.getpid())  # a JVM that is still running (this process stands in for it)
+    archive.finished()
+    assert archive.saved.read_text() == str(os.getpid()) and not archive.saving.exists()
+    assert archive.begin_saving() == []  # a finished run's JVM is writing the archive: nobody else saves
+    archive.partial.write_bytes(b"written so far")
+    assert archive.use_options() == []  # not before that JVM is gone
+    assert archive.partial.exists() and archive.saved.exists()
+
+
+def test_an_archive_its_jvm_left_unwritten_is_not_kept(tmp_path: Path, jdk: Path) -> None:
+    archive = saving_archive(tmp_path, jdk)
+    archive.begin_saving()
+    archive.started(a_pid_that_is_gone())
+    archive.finished()
+    assert archive.use_options() == []  # Java wrote nothing (e.g. -Xshare:off among the options)
+    assert not archive.saved.exists() and not archive.classes.exists()
+    assert archive.begin_saving() != []  # the next run saves again
 
 
 def java(*options: str) -> subprocess.CompletedProcess[str]:
     """The JDK of the local runs, started with `options` and asked for its version."""
     command = [str(Path(java_home()) / "bin" / "java"), *options, "-XX:ErrorFile=/dev/null", "-version"]
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+
+
+def save_with(archive: ClassArchive, options: list[str]) -> None:
+    """A run's JVM that saves the classes it loaded, as it exits; the run finished."""
+    started = subprocess.Popen(
+        [str(Path(java_home()) / "bin" / "java"), *options, "-version"], stderr=subprocess.DEVNULL
+    )
+    archive.started(started.pid)
+    archive.finished()
+    assert started.wait(timeout=120) == 0
 
 
 def test_java_writes_the_archive_at_exit_and_only_one_java_can_map_is_kept(tmp_path: Path) -> None:
@@ -139,19 +169,20 @@ def test_java_writes_the_archive_at_exit_and_only_one_java_can_map_is_kept(tmp_p
     options = archive.begin_saving()  # writes the base archive: the JDK from PyPI has none
     assert archive.base.stat().st_size > 1_000_000
 
-    assert java(*options).returncode == 0
+    save_with(archive, options)
     written = archive.partial.read_bytes()
     archive.partial.write_bytes(written[: len(written) // 2])  # as a JVM that stopped writing would leave it
-    assert archive.finish_saving(0) is False  # mapping it would crash Java: not kept
-    assert not archive.classes.exists() and stale.directory.exists()
+    assert archive.use_options() == []  # mapping it would crash Java: not kept
+    assert not archive.classes.exists() and not archive.partial.exists() and stale.directory.exists()
 
     assert archive.begin_saving() == options
-    assert java(*options).returncode == 0
-    assert archive.finish_saving(0) is True
-    assert not archive.partial.exists() and not archive.saving.exists()
+    save_with(archive, options)
+    use = archive.use_options()
+    assert use[0] == f"-XX:SharedArchiveFile={archive.base}:{archive.classes}"
+    assert not archive.partial.exists() and not archive.saved.exists()
     assert not stale.directory.exists()  # an archive of other jars is of no use any more
     # -Xshare:on: Java stops rather than going on without the archives.
-    assert java(*archive.use_options(), "-Xshare:on").returncode == 0
+    assert java(*use, "-Xshare:on").returncode == 0
 
 
 # Writes a damaged archive where this JDK's and jars' would be, then starts a session.
@@ -193,3 +224,15 @@ def test_a_session_java_cannot_start_from_its_archive_starts_without_it_and_the_
     assert started.stdout.splitlines()[-1].split() == ["3", "False"]
     assert "Java did not start from the class archive in " in started.stderr
     assert "the next `lakehouse run` saves a new one" in started.stderr
+
+
+def test_a_process_that_exited_is_not_running_even_before_it_is_reaped() -> None:
+    assert running(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 60
+    while running(child.pid):  # a zombie once it exits: this process has not waited for it yet
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert Path(f"/proc/{child.pid}").exists()
+    child.wait()
+    assert not running(child.pid) and not running(a_pid_that_is_gone()) and not running(0)

@@ -49,12 +49,15 @@ def branches(data_dir: Path) -> dict[str, set[str]]:
     return found
 
 
-def run_on(api: FixedPagesApi, data_dir: Path, max_quarantine_percent: str) -> CompletedProcess[str]:
+def run_on(
+    api: FixedPagesApi, data_dir: Path, max_quarantine_percent: str, **environment: str
+) -> CompletedProcess[str]:
     """`lakehouse run` against the API, with the quarantine audit's threshold given."""
     return lakehouse(
         "run",
         *("--data-dir", str(data_dir), "--source-url", api.url),
         *("--audit-max-quarantine-percent", max_quarantine_percent),
+        **environment,
     )
 
 
@@ -63,10 +66,17 @@ def test_a_failed_audit_says_what_publishing_anyway_also_does_and_its_suggestion
 ) -> None:
     data_dir = tmp_path / "data"
     one_in_eight = [*(order(i, 10.0) for i in range(1, 8)), order(8, -1.0)]  # 12.5% quarantined
+    archives = tmp_path / "class-archives"
     with FixedPagesApi([one_in_eight]) as api:
-        failed = run_on(api, data_dir, max_quarantine_percent="12.4")
+        failed = run_on(
+            api, data_dir, max_quarantine_percent="12.4", LAKEHOUSE_SPARK_CLASS_ARCHIVES=str(archives)
+        )
 
     assert failed.returncode == 1
+    # Only a run that finished keeps the classes its JVM loaded; this one leaves the save to the next run
+    # (its JVM may still write them as it exits, but they are not kept).
+    assert "Saving the classes" not in failed.stdout
+    assert {path.name for path in archives.glob("*/*")} - {"classes.jsa.partial"} == {"base.jsa"}
     assert "--verbose" not in failed.stderr  # the user's situation, not a fault: no trace to ask for
     # What the run did before its branch was held back is still summed up: 8 read, 7 accepted, 1 quarantined.
     (orders_quarantined,) = [row for row in failed.stdout.splitlines() if row.startswith("quarantined ")]
