@@ -5,9 +5,9 @@ The first `lakehouse run` in a virtual environment has its JVM save the archive 
 background, after the run's summary (about 15 s); the next JVM to start checks it and keeps it, and every
 local JVM after that (runs, queries, audits) starts from it. An archive belongs to one JDK and one set of
 jars: its directory is named by their fingerprint, so an upgrade makes a new one. Java checks that an
-archive matches its JDK and class path and goes on without one that does not, in silence; a damaged one
-(which it does not check) can stop it. So an archive is kept only once a JVM has started from it, and a
-session that cannot start from one starts without it and removes it (local/session.py). Nothing but
+archive matches its JDK and class path, and its checksums, and goes on without one that fails, in
+silence. An archive is kept only once a JVM has started from it, and a session that cannot start from one
+anyway starts without it and removes it (local/session.py). Nothing but
 start-up time depends on it: `LAKEHOUSE_SPARK_CLASS_ARCHIVES=off` turns it off, a directory keeps the
 archives there instead of in the virtual environment.
 """
@@ -36,6 +36,11 @@ MIN_JAVA = 17
 # Java reports an archive that does not match (another JDK, a changed jar) and goes on without it: not
 # the user's concern, so not on their terminal.
 QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+# Archives carry checksums, which every JVM checks as it maps them: a damaged one is not used (Java does
+# not check an archive's contents otherwise, and a damaged one crashed it in trials). About 0.1 s a start.
+CHECKED = ["-XX:+VerifySharedSpaces", *QUIET]
+# Spellings of "off" in $LAKEHOUSE_SPARK_CLASS_ARCHIVES (any other value is a directory).
+OFF_VALUES = frozenset({"off", "false", "no", "0"})
 # A save whose JVM is gone without its run finishing (a crash) is taken over after this long; a saved
 # archive whose JVM's pid is still in use after it is another process's pid.
 ABANDONED_AFTER_SECONDS = 600.0
@@ -48,7 +53,7 @@ def archives_directory() -> Path | None:
     None when off, or outside a virtual environment (nothing of this project's to write into)."""
     configured = os.environ.get(ENV_CLASS_ARCHIVES)
     if configured:
-        return None if configured == OFF else Path(configured)
+        return None if configured.strip().lower() in OFF_VALUES else Path(configured)
     if sys.prefix == sys.base_prefix:
         return None
     return Path(sys.prefix) / "var" / "lakehouse" / "class-archives"
@@ -111,7 +116,7 @@ class ClassArchive:
         """The options of a JVM that maps the saved classes (none before they are saved and kept)."""
         self._keep_saved()
         if self.classes.is_file() and self.base.is_file():
-            return [f"-XX:SharedArchiveFile={self.base}:{self.classes}", *QUIET]
+            return [f"-XX:SharedArchiveFile={self.base}:{self.classes}", *CHECKED]
         return []
 
     def begin_saving(self) -> list[str]:
@@ -127,11 +132,11 @@ class ClassArchive:
             self.release()
             return []
         self.partial.unlink(missing_ok=True)
-        return [f"-XX:SharedArchiveFile={self.base}", f"-XX:ArchiveClassesAtExit={self.partial}", *QUIET]
+        return [f"-XX:SharedArchiveFile={self.base}", f"-XX:ArchiveClassesAtExit={self.partial}", *CHECKED]
 
-    def started(self, jvm_pid: int) -> None:
-        """The saving JVM started: the save is its from now on."""
-        self.saving.write_text(str(jvm_pid))
+    def started(self, jvm_pid: int, class_path: str = "") -> None:
+        """The saving JVM started: the save is its from now on (its class path checks the archive)."""
+        self.saving.write_text(f"{jvm_pid}\n{class_path}")
 
     def finished(self) -> None:
         """The saving run finished: its JVM writes the archive as it exits, and the next JVM to start
@@ -146,14 +151,15 @@ class ClassArchive:
         """Keep the archive a finished run's JVM wrote, once that JVM is gone and Java maps it; drop
         those of other JDKs and jars."""
         try:
-            pid = int(self.saved.read_text() or "0")
+            pid, _, class_path = self.saved.read_text().partition("\n")
+            writer = int(pid or "0")
             age = time.time() - self.saved.stat().st_mtime
         except (OSError, ValueError):
             return
-        if running(pid) and age < ABANDONED_AFTER_SECONDS:  # still writing (or a pid used again, later)
+        if running(writer) and age < ABANDONED_AFTER_SECONDS:  # still writing (or a pid used again, later)
             return
         try:
-            if self.partial.is_file() and self._maps(self.partial):
+            if self.partial.is_file() and self._maps(self.partial, class_path):
                 os.replace(self.partial, self.classes)
                 for other in self.directory.parent.iterdir():
                     if other != self.directory and (other / "base.jsa").exists():
@@ -169,16 +175,18 @@ class ClassArchive:
         """Remove the archives (Java could not start from them): the next saving run writes new ones."""
         _remove_tree(self.directory)
 
-    def _maps(self, classes: Path) -> bool:
-        """Whether a JVM starts from the base archive and `classes`. Java reads an archive as it was
-        written: a damaged one can crash the JVM that maps it, so none is kept unchecked."""
+    def _maps(self, classes: Path, class_path: str) -> bool:
+        """Whether a JVM starts from the base archive and `classes`, checksums checked. With the class
+        path of the JVM that wrote it, `-Xshare:on`: Java stops rather than go on without the archive."""
         java = str(Path(self.java_home) / "bin" / "java")
+        strict = ["-Xshare:on", "-cp", class_path] if class_path else []
         try:
             started = subprocess.run(
                 [
                     java,
                     f"-XX:SharedArchiveFile={self.base}:{classes}",
-                    *QUIET,
+                    *strict,
+                    *CHECKED,
                     "-XX:ErrorFile=/dev/null",
                     "-version",
                 ],
@@ -218,7 +226,7 @@ class ClassArchive:
         partial = self.base.with_suffix(".partial")
         java = str(Path(self.java_home) / "bin" / "java")
         subprocess.run(
-            [java, "-Xshare:dump", f"-XX:SharedArchiveFile={partial}", *QUIET],
+            [java, "-Xshare:dump", f"-XX:SharedArchiveFile={partial}", *CHECKED],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -289,7 +297,9 @@ def started(spark: SparkSession) -> None:
     """Hand this process's save to its JVM, which writes the archive as it exits."""
     if _saving is not None:
         process = getattr(spark.sparkContext._gateway, "proc", None)
-        _saving.started(process.pid if process is not None else os.getpid())
+        jvm = spark.sparkContext._jvm
+        class_path = str(jvm.System.getProperty("java.class.path")) if jvm is not None else ""
+        _saving.started(process.pid if process is not None else os.getpid(), class_path)
 
 
 def release() -> None:

@@ -530,9 +530,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (`{command} --help` lists the options)\n")
 
 
+VERBOSE_HELP = "show logs and full error traces"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lakehouse", description="Run the medallion pipeline on this machine.")
-    parser.add_argument("--verbose", "-v", action="store_true", help="show logs and full error traces")
+    parser.add_argument("--verbose", "-v", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="ingest, merge into Silver, rebuild Gold")
@@ -650,6 +653,11 @@ def _parser() -> argparse.ArgumentParser:
         "diagram", help="print the architecture as a Mermaid flowchart, drawn from the pipeline and datasets"
     )
     diagram.set_defaults(command=diagram_command)
+    # Also after the command (`lakehouse run --verbose`), where the error line's hint leads users to put it.
+    for command in [*commands.choices.values(), *bronze_commands.choices.values()]:
+        command.add_argument(
+            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     return parser
 
 

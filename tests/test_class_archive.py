@@ -47,8 +47,9 @@ def test_archives_live_in_the_directory_named_by_the_variable_or_under_the_virtu
 ) -> None:
     monkeypatch.setenv(ENV_CLASS_ARCHIVES, str(tmp_path))
     assert archives_directory() == tmp_path
-    monkeypatch.setenv(ENV_CLASS_ARCHIVES, "off")
-    assert archives_directory() is None
+    for off in ("off", "OFF", "false", "0", "no"):
+        monkeypatch.setenv(ENV_CLASS_ARCHIVES, off)
+        assert archives_directory() is None
     monkeypatch.delenv(ENV_CLASS_ARCHIVES)
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
     monkeypatch.setattr(sys, "base_prefix", "/usr")
@@ -128,7 +129,7 @@ def test_a_failed_run_lets_go_of_the_save_and_a_finished_one_s_archive_waits_for
     assert archive.begin_saving() == options  # the next run saves
     archive.started(os.getpid())  # a JVM that is still running (this process stands in for it)
     archive.finished()
-    assert archive.saved.read_text() == str(os.getpid()) and not archive.saving.exists()
+    assert archive.saved.read_text() == f"{os.getpid()}\n" and not archive.saving.exists()
     assert archive.begin_saving() == []  # a finished run's JVM is writing the archive: nobody else saves
     archive.partial.write_bytes(b"written so far")
     assert archive.use_options() == []  # not before that JVM is gone
@@ -151,14 +152,22 @@ def java(*options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
 
 
-def save_with(archive: ClassArchive, options: list[str]) -> None:
+def save_with(archive: ClassArchive, options: list[str], class_path: Path) -> None:
     """A run's JVM that saves the classes it loaded, as it exits; the run finished."""
+    java = str(Path(java_home()) / "bin" / "java")
     started = subprocess.Popen(
-        [str(Path(java_home()) / "bin" / "java"), *options, "-version"], stderr=subprocess.DEVNULL
+        [java, *options, "-cp", str(class_path), "-version"], stderr=subprocess.DEVNULL
     )
-    archive.started(started.pid)
+    archive.started(started.pid, str(class_path))
     archive.finished()
     assert started.wait(timeout=120) == 0
+
+
+def damage(archive: Path) -> None:
+    """4 KB of other bytes in the middle, the size unchanged, as a bad disk or a stray write would."""
+    with archive.open("r+b") as written:
+        written.seek(archive.stat().st_size // 2)
+        written.write(os.urandom(4096))
 
 
 def test_java_writes_the_archive_at_exit_and_only_one_java_can_map_is_kept(tmp_path: Path) -> None:
@@ -169,20 +178,27 @@ def test_java_writes_the_archive_at_exit_and_only_one_java_can_map_is_kept(tmp_p
     options = archive.begin_saving()  # writes the base archive: the JDK from PyPI has none
     assert archive.base.stat().st_size > 1_000_000
 
-    save_with(archive, options)
-    written = archive.partial.read_bytes()
-    archive.partial.write_bytes(written[: len(written) // 2])  # as a JVM that stopped writing would leave it
-    assert archive.use_options() == []  # mapping it would crash Java: not kept
-    assert not archive.classes.exists() and not archive.partial.exists() and stale.directory.exists()
+    for harm in (
+        lambda partial: partial.write_bytes(partial.read_bytes()[: partial.stat().st_size // 2]),
+        damage,
+    ):
+        save_with(archive, options, tmp_path)
+        harm(archive.partial)  # half written, or damaged
+        assert archive.use_options() == []  # not kept: mapping it could crash Java
+        assert not archive.classes.exists() and not archive.partial.exists() and stale.directory.exists()
+        assert archive.begin_saving() == options
 
-    assert archive.begin_saving() == options
-    save_with(archive, options)
+    save_with(archive, options, tmp_path)
     use = archive.use_options()
     assert use[0] == f"-XX:SharedArchiveFile={archive.base}:{archive.classes}"
     assert not archive.partial.exists() and not archive.saved.exists()
     assert not stale.directory.exists()  # an archive of other jars is of no use any more
     # -Xshare:on: Java stops rather than going on without the archives.
-    assert java(*use, "-Xshare:on").returncode == 0
+    assert java(*use, "-cp", str(tmp_path), "-Xshare:on").returncode == 0
+    # Damaged after it was kept: its checksums fail, and Java goes on without it (no crash).
+    damage(archive.classes)
+    assert java(*use, "-cp", str(tmp_path), "-Xshare:on").returncode == 1
+    assert java(*use, "-cp", str(tmp_path)).returncode == 0
 
 
 # Writes a damaged archive where this JDK's and jars' would be, then starts a session.

@@ -252,6 +252,20 @@ def test_a_local_run_takes_its_audit_thresholds_from_the_command_line() -> None:
     assert AuditThresholds.from_arguments(_parser().parse_args(["audits"])) == AuditThresholds()
 
 
+@pytest.mark.parametrize(
+    ("argv", "verbose"),
+    [
+        (["run"], False),
+        (["--verbose", "run"], True),
+        (["run", "--verbose"], True),  # after the command, where the error line's hint leads users
+        (["query", "SELECT 1", "-v"], True),
+        (["bronze", "rewind", "--to", "2026-01-01T00:00:00Z", "--dataset", "orders", "--verbose"], True),
+    ],
+)
+def test_verbose_goes_before_or_after_the_command(argv: list[str], verbose: bool) -> None:
+    assert _parser().parse_args(argv).verbose is verbose
+
+
 @pytest.mark.parametrize("command", ["run", "audits"])
 def test_the_help_says_what_each_audit_threshold_bounds_with_its_default(
     command: str, capsys: pytest.CaptureFixture[str]
@@ -274,7 +288,7 @@ def test_the_help_says_what_each_audit_threshold_bounds_with_its_default(
         ),
         (
             "--audit-max-quarantine-percent PERCENT",
-            "quarantined records, as a percentage of the records the run delivered; decimals allowed "
+            "records the run newly quarantined, as a percentage of those it delivered; decimals allowed "
             "(default 5)",
         ),
         (

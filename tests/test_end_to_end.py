@@ -107,8 +107,8 @@ def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: P
         "Java saves the classes this run loaded as it exits, in the background (once, about 15 s): later "
         "runs and queries start quicker"
     )
-    (saved,) = (tmp_path / "class-archives").glob("*/saved")  # the pid of the JVM writing them
-    wait_for_exit(int(saved.read_text()))
+    (saved,) = (tmp_path / "class-archives").glob("*/saved")  # the pid of the JVM writing them, first
+    wait_for_exit(int(saved.read_text().splitlines()[0]))
 
     # Gold incrementally: the independent computation below is its oracle too.
     second = lakehouse(
@@ -123,6 +123,7 @@ def test_two_runs_on_the_sample_api_match_an_independent_computation(tmp_path: P
     assert second.returncode == 0, second.stderr
     assert "recomputed the rows Silver changed in gold.customer_summary" in second.stdout
     assert second.stdout.splitlines()[-1].startswith("Query it with: ")  # nothing more to save
+    assert sorted(path.name for path in saved.parent.iterdir()) == ["base.jsa", "classes.jsa"]
 
     source = SampleSource(seed=11, initial_orders=600, batches=2)
     served = {source.slot_kind(batch, slot) for batch, slot, _ in source.records()}

@@ -65,7 +65,9 @@ class AuditThresholds:
         metadata={
             "type": _percentage,
             "metavar": "PERCENT",
-            "help": "quarantined records, as a percentage of the records the run delivered; decimals allowed",
+            "help": (
+                "records the run newly quarantined, as a percentage of those it delivered; decimals allowed"
+            ),
         },
     )
     # Gold aggregates an upsert-only Silver, so its tables do not shrink on their own; they grow freely (a
