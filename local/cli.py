@@ -261,10 +261,9 @@ def earlier_branches(kept: Mapping[str, bool], data_dir: str = "") -> str | None
             f"--branch {branch}{data_dir}` shows why it was held back."
         )
     states = ", ".join(f"{b} ({'out of date' if old else 'waiting'})" for b, old in kept.items())
-    return (
-        f"Branches left by earlier runs: {states}. `lakehouse audits{data_dir}` shows the newest one "
-        f"waiting; `lakehouse audits --drop-branch <run>{data_dir}` drops one."
-    )
+    waiting = f"`lakehouse audits{data_dir}` shows the newest one waiting; " if not all(kept.values()) else ""
+    drop = f"`lakehouse audits --drop-branch <run>{data_dir}` drops one."
+    return f"Branches left by earlier runs: {states}. {waiting}{drop}"
 
 
 def query_command(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from etl.audit.checks import DATASET_AUDITS, SWITCHED_OFF, AuditResult, AuditThr
 from etl.audit.job import DROP_BRANCH, EVEN_IF_WAITING, AuditArguments, AuditFailed, parse_args, run_metrics
 from etl.audit.kept_branches import dropped_line, table_names
 from etl.catalog import CATALOG
-from etl.spark.branches import BadBranchName, require_branch_name
+from etl.spark.branches import WAP_BRANCH, BadBranchName, on_branch, require_branch_name
 from local.report import audit_table
 
 
@@ -265,3 +266,41 @@ def test_the_kept_branch_messages_name_tables_as_users_do_without_the_catalog() 
     silver, gold = f"{CATALOG}.silver.orders", f"{CATALOG}.gold.daily_sales"
     assert table_names([silver, gold]) == "silver.orders, gold.daily_sales"
     assert dropped_line("r", [silver]) == "Dropped branch r from 1 table: silver.orders"
+
+
+class _Conf:
+    """A session's settings; `broken` as a session whose JVM died."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.broken = False
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: str) -> None:
+        if self.broken:
+            raise ConnectionRefusedError(111, "Connection refused")
+        self.values[key] = value
+
+    def unset(self, key: str) -> None:
+        if self.broken:
+            raise ConnectionRefusedError(111, "Connection refused")
+        self.values.pop(key, None)
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.conf = _Conf()
+
+
+def test_on_a_branch_the_setting_is_restored_and_a_dead_session_does_not_hide_the_error_that_stopped_it() -> (
+    None
+):
+    session: Any = _Session()
+    with on_branch(session, "run-1"):
+        assert session.conf.values == {WAP_BRANCH: "run-1"}
+    assert session.conf.values == {}
+    with pytest.raises(RuntimeError, match="the JVM died"), on_branch(session, "run-2"):
+        session.conf.broken = True
+        raise RuntimeError("the JVM died")

@@ -385,6 +385,10 @@ def test_a_run_that_fails_says_where_what_it_wrote_waits_and_the_way_forward(
         "Branches left by earlier runs: run-1 (out of date), run-2 (waiting). `lakehouse audits` shows the "
         "newest one waiting; `lakehouse audits --drop-branch <run>` drops one."
     )
+    assert earlier_branches({"run-1": True, "run-2": True}) == (  # none waits: nothing to show
+        "Branches left by earlier runs: run-1 (out of date), run-2 (out of date). `lakehouse audits "
+        "--drop-branch <run>` drops one."
+    )
 
 
 def test_a_gold_table_the_run_kept_is_not_measured_again_and_one_it_rebuilt_is(lakehouse: Lakehouse) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from etl.catalog import table_identifier
@@ -51,8 +51,12 @@ def on_branch(spark: SparkSession, branch: str | None) -> Iterator[None]:
     _set(spark, branch)
     try:
         yield
-    finally:
-        _set(spark, before)
+    except BaseException:
+        # A session whose JVM died cannot be reset: the error that stopped the block says why.
+        with suppress(Exception):
+            _set(spark, before)
+        raise
+    _set(spark, before)
 
 
 def _set(spark: SparkSession, branch: str | None) -> None:
