@@ -150,12 +150,10 @@ class ClassArchive:
     def _keep_saved(self) -> None:
         """Keep the archive a finished run's JVM wrote, once that JVM is gone and Java maps it; drop
         those of other JDKs and jars."""
-        try:
-            pid, _, class_path = self.saved.read_text().partition("\n")
-            writer = int(pid or "0")
-            age = time.time() - self.saved.stat().st_mtime
-        except (OSError, ValueError):
+        held = _holder(self.saved)
+        if held is None:
             return
+        writer, age, class_path = held
         if running(writer) and age < ABANDONED_AFTER_SECONDS:  # still writing (or a pid used again, later)
             return
         try:
@@ -215,12 +213,8 @@ class ClassArchive:
         return False
 
     def _abandoned(self) -> bool:
-        try:
-            pid = int(self.saving.read_text() or "0")
-            age = time.time() - self.saving.stat().st_mtime
-        except (OSError, ValueError):
-            return True
-        return age > ABANDONED_AFTER_SECONDS and not running(pid)
+        held = _holder(self.saving)
+        return held is None or (held[1] > ABANDONED_AFTER_SECONDS and not running(held[0]))
 
     def _dump_base(self) -> None:
         partial = self.base.with_suffix(".partial")
@@ -233,6 +227,16 @@ class ClassArchive:
             timeout=JAVA_TIMEOUT_SECONDS,
         )
         os.replace(partial, self.base)
+
+
+def _holder(path: Path) -> tuple[int, float, str] | None:
+    """Of a `saving` or `saved` file: the pid it names, its age in seconds and the class path after the
+    pid (`ClassArchive.started`); None when it cannot be read."""
+    try:
+        pid, _, class_path = path.read_text().partition("\n")
+        return int(pid or "0"), time.time() - path.stat().st_mtime, class_path
+    except (OSError, ValueError):
+        return None
 
 
 def running(pid: int) -> bool:

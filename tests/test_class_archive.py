@@ -100,6 +100,8 @@ def test_one_process_saves_at_a_time_and_an_abandoned_save_is_taken_over(tmp_pat
     ]
     assert archive.saving.read_text() == str(os.getpid())
     assert archive.begin_saving() == []  # held by this process, alive
+    archive.started(os.getpid(), "/jars/spark-core.jar")  # its JVM (this process stands in) started
+    assert archive.begin_saving() == []  # still held
     # A process that is gone, long ago: its save is taken over.
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
